@@ -1,1 +1,15 @@
-pub fn x(){}
+//! The ABI between the eBPF programs tracer generates and tracer's userspace.
+//!
+//! The compiler (`tracer-lang` + `tracer-ebpf`) writes records and map entries in the layouts
+//! described here; the runtime (`tracer-cli`) reads them back with the same descriptions. A
+//! layout has one home: this crate. It holds no logic beyond encoding and decoding.
+
+pub mod agg;
+pub mod record;
+pub mod script;
+pub mod value;
+
+pub use agg::{AggDesc, AggFunc};
+pub use record::{ActionDesc, ActionKind, ClauseDesc, Field, FieldType, RecordHeader};
+pub use script::{Attach, CompiledScript, MapNames, Options, ProbeDesc, ProgramDesc};
+pub use value::Value;

@@ -1,0 +1,145 @@
+//! What the compiler hands to the runtime: the ELF, where each program attaches, and the
+//! descriptions needed to decode records and aggregations.
+
+use crate::agg::AggDesc;
+use crate::record::ClauseDesc;
+use serde::{Deserialize, Serialize};
+
+/// Well-known map names in every generated object.
+pub struct MapNames;
+
+impl MapNames {
+    /// BPF_MAP_TYPE_RINGBUF carrying clause records; sized from `bufsize`.
+    pub const EVENTS: &'static str = "events";
+    /// PERCPU_ARRAY of u64 counters indexed by [`Stat`].
+    pub const STATS: &'static str = "stats";
+    /// PERCPU_ARRAY, one large entry: per-firing scratch (records, strings, keys, `this->`).
+    pub const SCRATCH: &'static str = "scratch";
+    /// ARRAY, one entry: global scalar variables.
+    pub const GLOBALS: &'static str = "globals";
+    /// ARRAY of speculation slots, nspec + 1 entries of u64 state.
+    pub const SPECS: &'static str = "specs";
+}
+
+/// Indexes into the `stats` map. The runtime reports every non-zero counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Stat {
+    /// A record did not fit in the ring buffer: `N drops on CPU k`.
+    Drops = 0,
+    /// A dynamic (associative or thread-local) variable could not be stored.
+    DynDrops = 1,
+    /// An aggregation key could not be stored.
+    AggDrops = 2,
+    /// `speculation()` found no free buffer.
+    SpecUnavail = 3,
+    /// A speculative record was dropped.
+    SpecDrops = 4,
+    /// Errors inside ERROR clauses.
+    ErrorDrops = 5,
+}
+
+pub const NSTATS: u32 = 6;
+
+/// A probe as DTrace names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeDesc {
+    /// DTrace probe ID (BEGIN=1, END=2, ERROR=3, then in order).
+    pub id: u32,
+    pub provider: String,
+    pub module: String,
+    pub function: String,
+    pub name: String,
+}
+
+impl ProbeDesc {
+    /// `provider:module:function:name`.
+    pub fn full_name(&self) -> String {
+        format!("{}:{}:{}:{}", self.provider, self.module, self.function, self.name)
+    }
+}
+
+/// How a program attaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Attach {
+    /// BEGIN/END/ERROR: a uprobe on one of tracer's own trigger functions, fired by calling it.
+    Trigger { symbol: String },
+    Tracepoint { category: String, name: String },
+    RawTracepoint { name: String },
+    /// profile-N (every CPU) or tick-N (one CPU), a CPU-clock perf event.
+    Perf { period_ns: Option<u64>, frequency: Option<u64>, all_cpus: bool },
+    Kprobe { function: String, offset: u64, ret: bool },
+    Uprobe { path: String, offset: u64, ret: bool, pid: Option<u32>, ref_ctr_offset: Option<u64> },
+}
+
+/// One eBPF program in the object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgramDesc {
+    /// Symbol name of the program in the ELF.
+    pub name: String,
+    /// Index into `CompiledScript::probes`.
+    pub probe: u32,
+    pub attach: Attach,
+}
+
+/// Options that reach the runtime (`-x`, `#pragma D option`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Options {
+    pub quiet: bool,
+    pub bufsize: u64,
+    pub aggsize: u64,
+    pub strsize: u32,
+    pub dynvarsize: u64,
+    pub nspec: u32,
+    pub specsize: u64,
+    pub switchrate_ns: u64,
+    pub aggrate_ns: u64,
+    pub aggsortkey: bool,
+    pub aggsortrev: bool,
+    pub aggsortpos: u32,
+    pub aggsortkeypos: u32,
+    pub destructive: bool,
+    pub stackframes: u32,
+    pub ustackframes: u32,
+    pub flowindent: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            quiet: false,
+            bufsize: 4 << 20,
+            aggsize: 4 << 20,
+            strsize: 256,
+            dynvarsize: 1 << 20,
+            nspec: 1,
+            specsize: 4 << 20,
+            switchrate_ns: 1_000_000_000,
+            aggrate_ns: 1_000_000_000,
+            aggsortkey: false,
+            aggsortrev: false,
+            aggsortpos: 0,
+            aggsortkeypos: 0,
+            destructive: false,
+            stackframes: 20,
+            ustackframes: 100,
+            flowindent: false,
+        }
+    }
+}
+
+/// The compiler's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompiledScript {
+    /// The ELF object that aya loads.
+    pub elf: Vec<u8>,
+    pub programs: Vec<ProgramDesc>,
+    /// Every probe enabled by the script, in ID order.
+    pub probes: Vec<ProbeDesc>,
+    /// Indexed by `epid`.
+    pub clauses: Vec<ClauseDesc>,
+    pub aggs: Vec<AggDesc>,
+    pub options: Options,
+    /// Map sizes the runtime sets at load time (name, max_entries).
+    pub map_sizes: Vec<(String, u32)>,
+}
