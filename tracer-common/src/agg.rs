@@ -203,3 +203,99 @@ mod tests {
         assert_eq!(b, vec![4, 6, 8, 12, 16]);
     }
 }
+
+/// An aggregation's merged value, as printed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AggValue {
+    /// count, sum, min, max: the value itself.
+    Scalar(i64),
+    /// avg: sum / count (integer division, as DTrace).
+    Avg { count: u64, sum: i64 },
+    /// stddev over the values seen.
+    Stddev { count: u64, sum: i64, sumsq: u128 },
+    /// Buckets of quantize/lquantize/llquantize, all of them.
+    Hist(Vec<i64>),
+}
+
+impl AggValue {
+    /// Merge the per-CPU accumulators of one key (each `func.value_size()` bytes).
+    pub fn merge<'a>(func: &AggFunc, per_cpu: impl IntoIterator<Item = &'a [u8]>) -> AggValue {
+        let words = |b: &'a [u8]| -> Vec<i64> {
+            b.chunks_exact(8).map(|c| i64::from_ne_bytes(c.try_into().unwrap())).collect()
+        };
+        let mut acc: Option<Vec<i64>> = None;
+        let mut sumsq: u128 = 0;
+        for bytes in per_cpu {
+            let w = words(bytes);
+            if w.len() < func.words() as usize {
+                continue;
+            }
+            if matches!(func, AggFunc::Stddev) {
+                sumsq = sumsq.wrapping_add((w[2] as u64 as u128) | ((w[3] as u64 as u128) << 64));
+            }
+            acc = Some(match (acc, func) {
+                (None, _) => w,
+                (Some(a), AggFunc::Min) | (Some(a), AggFunc::Max) => {
+                    if w[0] == 0 {
+                        a
+                    } else if a[0] == 0 {
+                        w
+                    } else {
+                        let better = if matches!(func, AggFunc::Min) { w[1] < a[1] } else { w[1] > a[1] };
+                        vec![a[0] + w[0], if better { w[1] } else { a[1] }]
+                    }
+                }
+                (Some(a), _) => a.iter().zip(&w).map(|(x, y)| x.wrapping_add(*y)).collect(),
+            });
+        }
+        let a = acc.unwrap_or_else(|| vec![0; func.words() as usize]);
+        match func {
+            AggFunc::Count | AggFunc::Sum => AggValue::Scalar(a[0]),
+            AggFunc::Min | AggFunc::Max => AggValue::Scalar(a[1]),
+            AggFunc::Avg => AggValue::Avg { count: a[0] as u64, sum: a[1] },
+            AggFunc::Stddev => AggValue::Stddev { count: a[0] as u64, sum: a[1], sumsq },
+            _ => AggValue::Hist(a),
+        }
+    }
+
+    /// The single number DTrace prints and sorts by (histograms: the sum of their counts).
+    pub fn scalar(&self) -> i64 {
+        match self {
+            AggValue::Scalar(v) => *v,
+            AggValue::Avg { count, sum } => if *count == 0 { 0 } else { sum / *count as i64 },
+            AggValue::Stddev { count, sum, sumsq } => stddev(*count, *sum, *sumsq) as i64,
+            AggValue::Hist(b) => b.iter().sum(),
+        }
+    }
+}
+
+/// DTrace's integer standard deviation: sqrt(E[x²] − E[x]²).
+pub fn stddev(count: u64, sum: i64, sumsq: u128) -> u64 {
+    if count == 0 {
+        return 0;
+    }
+    let n = count as i128;
+    let mean = sum as i128 / n;
+    let var = (sumsq as i128 / n) - mean * mean;
+    if var <= 0 {
+        0
+    } else {
+        (var as f64).sqrt() as u64
+    }
+}
+
+/// One key of an aggregation with its merged value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggEntry {
+    pub keys: Vec<crate::value::Value>,
+    pub value: AggValue,
+}
+
+/// A point-in-time copy of one aggregation, ready to print.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggSnapshot {
+    pub desc: AggDesc,
+    pub entries: Vec<AggEntry>,
+    /// `normalize()` factor (1 when not normalized).
+    pub normal: u64,
+}

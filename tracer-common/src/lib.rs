@@ -9,7 +9,7 @@ pub mod record;
 pub mod script;
 pub mod value;
 
-pub use agg::{AggDesc, AggFunc};
+pub use agg::{AggDesc, AggEntry, AggFunc, AggSnapshot, AggValue};
 pub use record::{ActionDesc, ActionKind, ClauseDesc, Field, FieldType, RecordHeader};
 pub use script::{Attach, CompiledScript, MapNames, Options, ProbeDesc, ProgramDesc};
 pub use value::Value;

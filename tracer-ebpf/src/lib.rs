@@ -1,1 +1,7 @@
-pub fn x(){}
+//! The eBPF back end: everything that runs in the kernel is decided here.
+//!
+//! Pipeline inside this crate: [`ir`] (virtual-register IR produced by `tracer-lang`) →
+//! [`regalloc`] → [`emit`] (eBPF instructions) → [`elf`] (the in-memory object aya loads).
+//! [`disasm`] prints instructions for golden tests and verifier diagnostics.
+
+pub mod insn;

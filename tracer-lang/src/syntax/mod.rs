@@ -1,0 +1,3 @@
+//! Lexing and parsing D into the [`ast`].
+
+pub mod ast;
