@@ -4,4 +4,6 @@
 //! [`regalloc`] → [`emit`] (eBPF instructions) → [`elf`] (the in-memory object aya loads).
 //! [`disasm`] prints instructions for golden tests and verifier diagnostics.
 
+pub mod disasm;
+pub mod elf;
 pub mod insn;
