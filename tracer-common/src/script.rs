@@ -19,6 +19,8 @@ impl MapNames {
     pub const GLOBALS: &'static str = "globals";
     /// ARRAY of speculation slots, nspec + 1 entries of u64 state.
     pub const SPECS: &'static str = "specs";
+    /// ARRAY of syscall names (32 bytes each) indexed by number, filled through `map_init`.
+    pub const SYSCALL_NAMES: &'static str = "syscall_names";
 }
 
 /// Indexes into the `stats` map. The runtime reports every non-zero counter.
@@ -142,4 +144,15 @@ pub struct CompiledScript {
     pub options: Options,
     /// Map sizes the runtime sets at load time (name, max_entries).
     pub map_sizes: Vec<(String, u32)>,
+    /// Entries the runtime writes into maps after loading and before attaching (for example
+    /// the syscall-name table behind `probefunc` on `syscall:::entry`).
+    pub map_init: Vec<MapInit>,
+}
+
+/// Initial contents of one map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapInit {
+    pub map: String,
+    /// (key bytes, value bytes)
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
 }

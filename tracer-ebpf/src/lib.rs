@@ -7,3 +7,6 @@
 pub mod disasm;
 pub mod elf;
 pub mod insn;
+pub mod emit;
+pub mod ir;
+pub mod regalloc;

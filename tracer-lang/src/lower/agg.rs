@@ -1,0 +1,324 @@
+//! Aggregations: `@name[keys] = func(args)` updates a per-CPU hash map in place; the runtime
+//! merges the CPUs when it prints.
+
+use super::expr::Val;
+use super::{CompileError, Lower, MapSpec, Result};
+use crate::syntax::ast::{Expr, ExprKind};
+use crate::types::Type;
+use tracer_common::agg::{llquantize_bounds, lquantize_levels, QUANTIZE_ZERO_BUCKET};
+use tracer_common::record::{Field, FieldType};
+use tracer_common::script::Stat;
+use tracer_common::{AggDesc, AggFunc};
+use tracer_ebpf::insn::{helper, map_type, AluOp, JmpOp, Size};
+use tracer_ebpf::ir::{Inst, Operand, VReg};
+
+fn const_int(e: &Expr) -> Option<i64> {
+    match &e.node {
+        ExprKind::Int { value, .. } => Some(*value as i64),
+        ExprKind::Unary { op: crate::syntax::ast::UnOp::Neg, expr } => const_int(expr).map(|v| -v),
+        _ => None,
+    }
+}
+
+impl<'g, 'a> Lower<'g, 'a> {
+    fn agg_func(&self, name: &str, args: &[Expr], span: crate::syntax::ast::Span) -> Result<(AggFunc, usize)> {
+        let need = |n: usize, m: usize| -> Result<()> {
+            if args.len() >= n && args.len() <= m {
+                Ok(())
+            } else {
+                Err(CompileError::new(span, format!("{name}( ) prototype mismatch: {} arguments passed", args.len())))
+            }
+        };
+        let c = |i: usize| -> Result<i64> {
+            const_int(&args[i]).ok_or_else(|| CompileError::new(args[i].span, format!("{name}( ) argument #{} must be an integer constant", i + 1)))
+        };
+        Ok(match name {
+            "count" => {
+                need(0, 0)?;
+                (AggFunc::Count, 0)
+            }
+            "sum" | "avg" | "min" | "max" | "stddev" => {
+                need(1, 1)?;
+                let f = match name {
+                    "sum" => AggFunc::Sum,
+                    "avg" => AggFunc::Avg,
+                    "min" => AggFunc::Min,
+                    "max" => AggFunc::Max,
+                    _ => AggFunc::Stddev,
+                };
+                (f, 1)
+            }
+            "quantize" => {
+                need(1, 2)?;
+                (AggFunc::Quantize, 1)
+            }
+            "lquantize" => {
+                need(3, 5)?;
+                let (low, high) = (c(1)?, c(2)?);
+                let step = if args.len() > 3 { c(3)? } else { 1 };
+                if step <= 0 || high <= low {
+                    return Err(CompileError::new(span, "lquantize( ) needs low < high and a positive step"));
+                }
+                if (high - low) / step > 10_000 {
+                    return Err(CompileError::new(span, "lquantize( ) would have more than 10000 levels"));
+                }
+                (AggFunc::Lquantize { low, high, step }, 1)
+            }
+            "llquantize" => {
+                need(5, 6)?;
+                let (factor, low, high, nsteps) = (c(1)?, c(2)?, c(3)?, c(4)?);
+                if factor < 2 {
+                    return Err(CompileError::new(args[1].span, "llquantize( ) factor must be at least 2"));
+                }
+                if nsteps < factor || nsteps % factor != 0 {
+                    return Err(CompileError::new(args[4].span, "llquantize( ) factor must evenly divide the number of steps"));
+                }
+                if high < low {
+                    return Err(CompileError::new(args[3].span, "llquantize( ) high magnitude must be at least the low magnitude"));
+                }
+                (AggFunc::Llquantize { factor: factor as u16, low: low as u16, high: high as u16, nsteps: nsteps as u16 }, 1)
+            }
+            other => return Err(CompileError::new(span, format!("{other}( ) is not an aggregating function"))),
+        })
+    }
+
+    pub fn aggregate(&mut self, e: &Expr) -> Result<()> {
+        let (name, keys, func, args) = match &e.node {
+            ExprKind::Aggregate { name, keys, func, args } => (name, keys, func, args),
+            _ => unreachable!(),
+        };
+        let (af, nvals) = self.agg_func(&func.node, args, func.span)?;
+        let strsize = self.g.opts.strsize;
+        // Evaluate keys and the value.
+        let mut kvals = Vec::new();
+        for k in keys {
+            kvals.push((self.expr(k)?, k.span));
+        }
+        let value = if nvals > 0 { Some(self.expr(&args[0])?) } else { None };
+        let value = match value {
+            Some(v) => Some(self.int_of(&v, args[0].span)?),
+            None => None,
+        };
+        // Key layout.
+        let mut fields = Vec::new();
+        let mut at = 0u32;
+        for (v, _) in &kvals {
+            let ty = match v {
+                Val::Str(_) => FieldType::Str { size: strsize },
+                Val::Int(_, t) => {
+                    let (size, signed) = t.int_parts();
+                    FieldType::Int { size, signed }
+                }
+            };
+            let sz = if matches!(ty, FieldType::Str { .. }) { strsize.div_ceil(8) * 8 } else { 8 };
+            fields.push(Field { offset: at, ty });
+            at += sz;
+        }
+        let key_size = at.max(8);
+        // Find or declare the aggregation; every use must agree.
+        let idx = match self.g.aggs.iter().position(|a| a.name == name.node) {
+            Some(i) => {
+                let a = &self.g.aggs[i];
+                if a.func != af {
+                    return Err(CompileError::new(func.span, format!("@{} is already a {}( ) aggregation; it cannot also be {}( )", name.node, a.func.name(), af.name())));
+                }
+                if a.keys.iter().map(|f| std::mem::discriminant(&f.ty)).ne(fields.iter().map(|f| std::mem::discriminant(&f.ty))) {
+                    return Err(CompileError::new(e.span, format!("@{} is used with different key types", name.node)));
+                }
+                i
+            }
+            None => {
+                let map = format!("agg_{}", if name.node.is_empty() { "_" } else { &name.node });
+                let vs = af.value_size();
+                let max = (self.g.opts.aggsize / (key_size + vs + 64) as u64).clamp(16, 1 << 20) as u32;
+                self.g.add_map(MapSpec { name: map.clone(), map_type: map_type::PERCPU_HASH, key_size, value_size: vs, max_entries: max });
+                self.g.aggs.push(AggDesc { name: name.node.clone(), func: af.clone(), map, keys: fields.clone(), key_size, max_entries: max });
+                self.g.aggs.len() - 1
+            }
+        };
+        let map = self.g.map(&self.g.aggs[idx].map.clone());
+        // Build the key.
+        let koff = self.temp(key_size);
+        let key = self.scratch_ptr(koff);
+        self.f.push(Inst::MemZero { dst: key, len: key_size });
+        for ((v, _), f) in kvals.iter().zip(&fields) {
+            match v {
+                Val::Str(p) => {
+                    let dst = self.f.alu(AluOp::Add, key, Operand::Imm(f.offset as i64));
+                    self.f.call(helper::PROBE_READ_KERNEL_STR, vec![dst.into(), Operand::Imm(strsize as i64), (*p).into()]);
+                }
+                Val::Int(r, _) => self.f.store(key, f.offset as i16, *r, Size::DW),
+            }
+        }
+        // Find or create the entry.
+        let vs = af.value_size();
+        let have = self.f.label();
+        let drop = self.f.label();
+        let done = self.f.label();
+        let m = self.f.map_ptr(map);
+        let p0 = self.f.call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+        let p = self.f.mov(p0);
+        self.f.branch(JmpOp::Jne, p0, Operand::Imm(0), have);
+        let zoff = self.temp(vs);
+        let zero = self.scratch_ptr(zoff);
+        self.f.push(Inst::MemZero { dst: zero, len: vs });
+        let m = self.f.map_ptr(map);
+        self.f.call(helper::MAP_UPDATE_ELEM, vec![m.into(), key.into(), zero.into(), Operand::Imm(1 /* BPF_NOEXIST */)]);
+        let m = self.f.map_ptr(map);
+        let p1 = self.f.call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+        self.f.push(Inst::Mov { dst: p, src: p1.into() });
+        self.f.branch(JmpOp::Jeq, p1, Operand::Imm(0), drop);
+        self.f.push(Inst::Label(have));
+        // The optional increment of quantize/lquantize/llquantize.
+        let incr = match (&af, args.len()) {
+            (AggFunc::Quantize, 2) | (AggFunc::Lquantize { .. }, 5) | (AggFunc::Llquantize { .. }, 6) => {
+                let e = args.last().unwrap();
+                let v = self.expr(e)?;
+                Operand::Reg(self.int_of(&v, e.span)?)
+            }
+            _ => Operand::Imm(1),
+        };
+        self.update(&af, p, value, incr);
+        self.f.push(Inst::Jump(done));
+        self.f.push(Inst::Label(drop));
+        self.bump_stat(Stat::AggDrops);
+        self.f.push(Inst::Label(done));
+        let _ = Type::INT;
+        Ok(())
+    }
+
+    fn add_at(&mut self, p: VReg, off: i16, v: Operand) {
+        let old = self.f.load(p, off, Size::DW);
+        let new = self.f.alu(AluOp::Add, old, v);
+        self.f.store(p, off, new, Size::DW);
+    }
+
+    fn update(&mut self, af: &AggFunc, p: VReg, value: Option<VReg>, incr: Operand) {
+        match af {
+            AggFunc::Count => self.add_at(p, 0, Operand::Imm(1)),
+            AggFunc::Sum => self.add_at(p, 0, value.unwrap().into()),
+            AggFunc::Avg => {
+                self.add_at(p, 0, Operand::Imm(1));
+                self.add_at(p, 8, value.unwrap().into());
+            }
+            AggFunc::Min | AggFunc::Max => {
+                let v = value.unwrap();
+                let set = self.f.label();
+                let skip = self.f.label();
+                let n = self.f.load(p, 0, Size::DW);
+                self.f.branch(JmpOp::Jeq, n, Operand::Imm(0), set);
+                let cur = self.f.load(p, 8, Size::DW);
+                let better = if matches!(af, AggFunc::Min) { JmpOp::Jslt } else { JmpOp::Jsgt };
+                self.f.branch(better, v, cur, set);
+                self.f.push(Inst::Jump(skip));
+                self.f.push(Inst::Label(set));
+                self.f.store(p, 8, v, Size::DW);
+                self.f.push(Inst::Label(skip));
+                self.add_at(p, 0, Operand::Imm(1));
+            }
+            AggFunc::Stddev => {
+                let v = value.unwrap();
+                self.add_at(p, 0, Operand::Imm(1));
+                self.add_at(p, 8, v.into());
+                // sumsq as u128 in two words: add v² with carry (exact for |v| < 2^32).
+                let sq = self.f.alu(AluOp::Mul, v, v);
+                let lo = self.f.load(p, 16, Size::DW);
+                let nlo = self.f.alu(AluOp::Add, lo, sq);
+                self.f.store(p, 16, nlo, Size::DW);
+                let no_carry = self.f.label();
+                self.f.branch(JmpOp::Jge, nlo, lo, no_carry);
+                self.add_at(p, 24, Operand::Imm(1));
+                self.f.push(Inst::Label(no_carry));
+            }
+            AggFunc::Quantize => {
+                let v = value.unwrap();
+                let b = self.quantize_bucket(v);
+                self.bump_bucket(p, b, AggFunc::Quantize.words(), incr);
+            }
+            AggFunc::Lquantize { low, high, step } => {
+                let v = value.unwrap();
+                let levels = lquantize_levels(*low, *high, *step) as i64;
+                let b = self.f.vreg();
+                let done = self.f.label();
+                let mid = self.f.label();
+                self.f.push(Inst::Mov { dst: b, src: Operand::Imm(0) });
+                self.f.branch(JmpOp::Jslt, v, Operand::Imm(*low), done);
+                self.f.push(Inst::Mov { dst: b, src: Operand::Imm(levels + 1) });
+                self.f.branch(JmpOp::Jslt, v, Operand::Imm(*high), mid);
+                self.f.push(Inst::Jump(done));
+                self.f.push(Inst::Label(mid));
+                let d = self.f.alu(AluOp::Sub, v, Operand::Imm(*low));
+                let q = self.f.alu(AluOp::Div, d, Operand::Imm(*step));
+                let q1 = self.f.alu(AluOp::Add, q, Operand::Imm(1));
+                self.f.push(Inst::Mov { dst: b, src: q1.into() });
+                self.f.push(Inst::Label(done));
+                self.bump_bucket(p, b, af.words(), incr);
+            }
+            AggFunc::Llquantize { factor, low, high, nsteps } => {
+                let v = value.unwrap();
+                let bounds = llquantize_bounds(*factor, *low, *high, *nsteps);
+                // Linear scan from the top: the first bound <= v names the bucket.
+                let b = self.f.imm(0);
+                let done = self.f.label();
+                for (i, bound) in bounds.iter().enumerate().rev() {
+                    let next = self.f.label();
+                    self.f.branch(JmpOp::Jslt, v, Operand::Imm(*bound), next);
+                    self.f.push(Inst::Mov { dst: b, src: Operand::Imm(i as i64 + 1) });
+                    self.f.push(Inst::Jump(done));
+                    self.f.push(Inst::Label(next));
+                }
+                self.f.push(Inst::Label(done));
+                self.bump_bucket(p, b, af.words(), incr);
+            }
+        }
+    }
+
+    /// quantize bucket of a signed value: 63 for 0, 63 ± (floor(log2|v|) + 1) otherwise.
+    fn quantize_bucket(&mut self, v: VReg) -> VReg {
+        let zero = QUANTIZE_ZERO_BUCKET as i64;
+        let out = self.f.imm(zero);
+        let done = self.f.label();
+        self.f.branch(JmpOp::Jeq, v, Operand::Imm(0), done);
+        let mag = self.f.mov(v);
+        let pos = self.f.label();
+        self.f.branch(JmpOp::Jsgt, v, Operand::Imm(0), pos);
+        self.f.push(Inst::Neg { dst: mag, a: v });
+        self.f.push(Inst::Label(pos));
+        // log2 by binary search over shifts.
+        let lg = self.f.imm(0);
+        for shift in [32, 16, 8, 4, 2, 1] {
+            let skip = self.f.label();
+            let hi = self.f.alu(AluOp::Rsh, mag, Operand::Imm(shift));
+            self.f.branch(JmpOp::Jeq, hi, Operand::Imm(0), skip);
+            self.f.push(Inst::Mov { dst: mag, src: hi.into() });
+            let nl = self.f.alu(AluOp::Add, lg, Operand::Imm(shift));
+            self.f.push(Inst::Mov { dst: lg, src: nl.into() });
+            self.f.push(Inst::Label(skip));
+        }
+        let neg = self.f.label();
+        self.f.branch(JmpOp::Jslt, v, Operand::Imm(0), neg);
+        let up = self.f.alu(AluOp::Add, lg, Operand::Imm(zero + 1));
+        self.f.push(Inst::Mov { dst: out, src: up.into() });
+        self.f.push(Inst::Jump(done));
+        self.f.push(Inst::Label(neg));
+        let base = self.f_zero(zero - 1);
+        let down = self.f.alu(AluOp::Sub, base, lg);
+        self.f.push(Inst::Mov { dst: out, src: down.into() });
+        self.f.push(Inst::Label(done));
+        out
+    }
+
+    fn f_zero(&mut self, v: i64) -> VReg {
+        self.f.imm(v)
+    }
+
+    /// `buckets[b] += incr`, with `b` bounded for the verifier.
+    fn bump_bucket(&mut self, p: VReg, b: VReg, nbuckets: u32, incr: Operand) {
+        let skip = self.f.label();
+        self.f.branch(JmpOp::Jgt, b, Operand::Imm(nbuckets as i64 - 1), skip);
+        let off = self.f.alu(AluOp::Lsh, b, Operand::Imm(3));
+        let slot = self.f.alu(AluOp::Add, p, off);
+        self.add_at(slot, 0, incr);
+        self.f.push(Inst::Label(skip));
+    }
+}

@@ -1,0 +1,232 @@
+//! Built-in variables (`pid`, `execname`, `arg0`, …) and macro variables (`$target`, `$1`).
+
+use super::{CompileError, CompileInput, Lower, Result};
+use crate::lower::expr::Val;
+use crate::probes::ArgSource;
+use crate::syntax::ast::Span;
+use crate::types::Type;
+use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
+use tracer_ebpf::ir::{Inst, Operand};
+
+/// The type of a built-in variable, or None when `name` is not one.
+pub fn is_builtin(name: &str) -> Option<Type> {
+    Some(match name {
+        "pid" | "tid" | "ppid" | "cpu" | "errno" => Type::INT,
+        "uid" | "gid" | "epid" | "id" => Type::UINT,
+        "timestamp" | "vtimestamp" | "walltimestamp" => Type::ULONG,
+        "arg0" | "arg1" | "arg2" | "arg3" | "arg4" | "arg5" | "arg6" | "arg7" | "arg8" | "arg9" => Type::LONG,
+        "execname" | "probeprov" | "probemod" | "probefunc" | "probename" => Type::Str,
+        "curthread" => Type::Ptr(Box::new(Type::Void)),
+        _ => return None,
+    })
+}
+
+/// The result type of a subroutine, or None for actions and unknown names.
+pub fn call_type(name: &str) -> Option<Type> {
+    Some(match name {
+        "strlen" => Type::ULONG,
+        "strjoin" | "substr" | "strchr" | "strrchr" | "strstr" | "basename" | "dirname" | "lltostr"
+        | "copyinstr" | "inet_ntoa" | "stringof" => Type::Str,
+        "index" | "rindex" | "speculation" => Type::INT,
+        "rand" => Type::UINT,
+        "htons" | "ntohs" => Type::Int { size: 2, signed: false },
+        "htonl" | "ntohl" => Type::UINT,
+        "htonll" | "ntohll" => Type::ULONG,
+        "stack" => Type::Stack { user: false },
+        "ustack" => Type::Stack { user: true },
+        "copyin" => Type::Ptr(Box::new(Type::Void)),
+        _ => return None,
+    })
+}
+
+/// The text of a macro variable (`target`, `pid`, `1`, …).
+pub fn macro_value(name: &str, input: &CompileInput) -> std::result::Result<String, String> {
+    match name {
+        "target" => input
+            .target
+            .map(|t| t.to_string())
+            .ok_or_else(|| "$target is used, but no target process was given: add -c 'command' or -p PID".to_string()),
+        "pid" => Ok(std::process::id().to_string()),
+        "ppid" => Ok(std::os::unix::process::parent_id().to_string()),
+        "uid" => Ok(unsafe { libc_getuid() }.to_string()),
+        "gid" => Ok(unsafe { libc_getgid() }.to_string()),
+        n if n.chars().all(|c| c.is_ascii_digit()) => {
+            let i: usize = n.parse().map_err(|_| format!("bad macro argument ${n}"))?;
+            input
+                .macro_args
+                .get(i)
+                .cloned()
+                .ok_or_else(|| format!("macro argument ${i} is not defined (pass it after the script)"))
+        }
+        other => Err(format!("unknown macro variable ${other}")),
+    }
+}
+
+extern "C" {
+    #[link_name = "getuid"]
+    fn libc_getuid() -> u32;
+    #[link_name = "getgid"]
+    fn libc_getgid() -> u32;
+}
+
+impl<'g, 'a> Lower<'g, 'a> {
+    pub(crate) fn builtin(&mut self, name: &str, span: Span) -> Result<Val> {
+        let ty = is_builtin(name).ok_or_else(|| CompileError::new(span, format!("failed to resolve {name}: Unknown variable name")))?;
+        let int = |v| Val::Int(v, ty.clone());
+        Ok(match name {
+            "pid" | "tid" => {
+                let v = self.f.call(helper::GET_CURRENT_PID_TGID, vec![]);
+                let r = if name == "pid" {
+                    self.f.alu(AluOp::Rsh, v, Operand::Imm(32))
+                } else {
+                    self.f.alu(AluOp::And, v, Operand::Imm(0xffff_ffff))
+                };
+                int(r)
+            }
+            "uid" | "gid" => {
+                let v = self.f.call(helper::GET_CURRENT_UID_GID, vec![]);
+                let r = if name == "gid" {
+                    self.f.alu(AluOp::Rsh, v, Operand::Imm(32))
+                } else {
+                    self.f.alu(AluOp::And, v, Operand::Imm(0xffff_ffff))
+                };
+                int(r)
+            }
+            "ppid" => {
+                let v = self.read_task_parent_tgid(span)?;
+                int(v)
+            }
+            "cpu" => int(self.f.call(helper::GET_SMP_PROCESSOR_ID, vec![])),
+            "timestamp" | "vtimestamp" => int(self.f.call(helper::KTIME_GET_NS, vec![])),
+            "walltimestamp" => {
+                let t = self.f.call(helper::KTIME_GET_NS, vec![]);
+                int(self.f.alu(AluOp::Add, t, Operand::Imm(self.g.input.boot_to_wall_ns)))
+            }
+            "curthread" => int(self.f.call(helper::GET_CURRENT_TASK, vec![])),
+            "epid" => int(self.f.imm(self.epid as i64 + 1)),
+            "id" => int(self.f.imm(self.probe.desc.id as i64)),
+            "execname" => {
+                let off = self.temp(self.g.opts.strsize);
+                let buf = self.scratch_ptr(off);
+                self.f.push(Inst::MemZero { dst: buf, len: 16 });
+                self.f.call(helper::GET_CURRENT_COMM, vec![buf.into(), Operand::Imm(16)]);
+                Val::Str(buf)
+            }
+            "probeprov" => self.string_literal(&self.probe.desc.provider.clone()),
+            "probemod" => self.string_literal(&self.probe.desc.module.clone()),
+            "probename" => self.string_literal(&self.probe.desc.name.clone()),
+            "probefunc" => {
+                if self.probe.dynamic_func {
+                    self.syscall_name()?
+                } else {
+                    self.string_literal(&self.probe.desc.function.clone())
+                }
+            }
+            "errno" => {
+                let ret = match self.probe.args {
+                    ArgSource::SyscallReturn | ArgSource::RawSyscallReturn => Some(self.f.load(tracer_ebpf::ir::Function::CTX, 16, Size::DW)),
+                    _ => None,
+                };
+                match ret {
+                    Some(r) => {
+                        // errno = ret < 0 ? -ret : 0
+                        let out = self.f.imm(0);
+                        let done = self.f.label();
+                        self.f.branch(JmpOp::Jsge, r, Operand::Imm(0), done);
+                        self.f.push(Inst::Neg { dst: out, a: r });
+                        self.f.push(Inst::Label(done));
+                        int(out)
+                    }
+                    None => int(self.f.imm(0)),
+                }
+            }
+            a if a.starts_with("arg") => {
+                let i: u32 = a[3..].parse().unwrap_or(0);
+                int(self.arg(i))
+            }
+            _ => return Err(CompileError::new(span, format!("{name} is not supported yet"))),
+        })
+    }
+
+    /// `argN` for the current probe (0 when the probe has no such argument).
+    pub(crate) fn arg(&mut self, i: u32) -> tracer_ebpf::ir::VReg {
+        use tracer_ebpf::ir::Function;
+        match &self.probe.args {
+            ArgSource::SyscallEntry { nargs } if i < *nargs => self.f.load(Function::CTX, 16 + 8 * i as i16, Size::DW),
+            ArgSource::RawSyscallEntry if i < 6 => self.f.load(Function::CTX, 16 + 8 * i as i16, Size::DW),
+            ArgSource::SyscallReturn | ArgSource::RawSyscallReturn if i < 2 => self.f.load(Function::CTX, 16, Size::DW),
+            ArgSource::Tracepoint { fields } if (i as usize) < fields.len() => {
+                let fd = fields[i as usize].clone();
+                let size = Size::from_bytes(fd.size.min(8)).unwrap_or(Size::DW);
+                let v = self.f.load(Function::CTX, fd.offset as i16, size);
+                let (sz, signed) = fd.ty.int_parts();
+                self.normalize(v, sz.min(fd.size as u8), signed)
+            }
+            ArgSource::Profile if i < 2 => {
+                // bpf_perf_event_data starts with pt_regs; the sample's ip is in it.
+                let ip = self.f.load(Function::CTX, crate::arch::PT_REGS_IP, Size::DW);
+                let user = self.f.label();
+                let done = self.f.label();
+                let out = self.f.vreg();
+                // A user-mode ip is below the kernel's half of the address space.
+                let top = self.f.alu(AluOp::Rsh, ip, Operand::Imm(63));
+                self.f.branch(JmpOp::Jeq, top, Operand::Imm(0), user);
+                self.f.push(Inst::Mov { dst: out, src: if i == 0 { ip.into() } else { Operand::Imm(0) } });
+                self.f.push(Inst::Jump(done));
+                self.f.push(Inst::Label(user));
+                self.f.push(Inst::Mov { dst: out, src: if i == 1 { ip.into() } else { Operand::Imm(0) } });
+                self.f.push(Inst::Label(done));
+                out
+            }
+            ArgSource::PtRegs { ret } => {
+                let off = if *ret { crate::arch::PT_REGS_RET } else { crate::arch::pt_regs_arg(i) };
+                match off {
+                    Some(off) => self.f.load(Function::CTX, off, Size::DW),
+                    None => self.f.imm(0),
+                }
+            }
+            _ => self.f.imm(0),
+        }
+    }
+
+    /// `probefunc` for a raw_syscalls probe: the name of the syscall number at ctx+8, from
+    /// a table of names compiled into the program as a chain of comparisons would be too long;
+    /// instead the names live in an array map the runtime fills.
+    fn syscall_name(&mut self) -> Result<Val> {
+        use tracer_ebpf::ir::Function;
+        let names = self.g.syscall_names_map();
+        let nr = self.f.load(Function::CTX, 8, Size::DW);
+        let off = self.temp(self.g.opts.strsize);
+        let buf = self.scratch_ptr(off);
+        let keyoff = self.temp(8);
+        let key = self.scratch_ptr(keyoff);
+        self.f.store(key, 0, nr, Size::W);
+        let m = self.f.map_ptr(names);
+        let p = self.f.call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+        let found = self.f.label();
+        let done = self.f.label();
+        self.f.branch(JmpOp::Jne, p, Operand::Imm(0), found);
+        self.f.store(buf, 0, Operand::Imm(0), Size::DW);
+        self.f.push(Inst::Jump(done));
+        self.f.push(Inst::Label(found));
+        self.f.push(Inst::MemCopy { dst: buf, src: p, len: tracer_common::syscalls::NAME_SIZE });
+        self.f.push(Inst::Label(done));
+        Ok(Val::Str(buf))
+    }
+
+    /// `task->real_parent->tgid` through BTF offsets the runtime resolved at compile time.
+    fn read_task_parent_tgid(&mut self, span: Span) -> Result<tracer_ebpf::ir::VReg> {
+        let offs = self.g.input.task_offsets.ok_or_else(|| {
+            CompileError::new(span, "ppid needs kernel BTF (/sys/kernel/btf/vmlinux) to find task_struct offsets")
+        })?;
+        let task = self.f.call(helper::GET_CURRENT_TASK, vec![]);
+        let parent_ptr = self.f.alu(AluOp::Add, task, Operand::Imm(offs.real_parent as i64));
+        let slot = self.temp(8);
+        let dst = self.scratch_ptr(slot);
+        self.f.call(helper::PROBE_READ_KERNEL, vec![dst.into(), Operand::Imm(8), parent_ptr.into()]);
+        let parent = self.f.load(dst, 0, Size::DW);
+        let tgid_ptr = self.f.alu(AluOp::Add, parent, Operand::Imm(offs.tgid as i64));
+        self.f.call(helper::PROBE_READ_KERNEL, vec![dst.into(), Operand::Imm(4), tgid_ptr.into()]);
+        Ok(self.f.load(dst, 0, Size::W))
+    }
+}

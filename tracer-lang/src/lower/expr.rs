@@ -1,0 +1,476 @@
+//! Expressions. Integers live in registers, normalised to their D type (sign- or
+//! zero-extended to 64 bits); strings are pointers to NUL-terminated buffers of `strsize`
+//! bytes in scratch, the globals value or a map value.
+
+use super::{CompileError, Lower, Result};
+use crate::syntax::ast::{self, BinOp, Expr, ExprKind, Span, UnOp};
+use crate::types::Type;
+use tracer_common::record::Fault;
+use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
+use tracer_ebpf::ir::{Inst, Operand, VReg};
+
+#[derive(Debug, Clone)]
+pub enum Val {
+    Int(VReg, Type),
+    Str(VReg),
+}
+
+impl Val {
+    pub fn ty(&self) -> Type {
+        match self {
+            Val::Int(_, t) => t.clone(),
+            Val::Str(_) => Type::Str,
+        }
+    }
+}
+
+/// The type C gives an integer literal.
+pub fn int_literal_type(value: u64, suffix: &str) -> Type {
+    let unsigned = suffix.contains('u');
+    let long = suffix.contains('l');
+    if !long && value <= i32::MAX as u64 && !unsigned {
+        Type::INT
+    } else if !long && unsigned && value <= u32::MAX as u64 {
+        Type::UINT
+    } else if value <= i64::MAX as u64 && !unsigned {
+        Type::LONG
+    } else {
+        Type::ULONG
+    }
+}
+
+impl<'g, 'a> Lower<'g, 'a> {
+    /// Sign- or zero-extend the low `size` bytes of `v`.
+    pub fn normalize(&mut self, v: VReg, size: u8, signed: bool) -> VReg {
+        if size >= 8 {
+            return v;
+        }
+        let shift = 64 - 8 * size as i64;
+        let t = self.f.alu(AluOp::Lsh, v, Operand::Imm(shift));
+        self.f.alu(if signed { AluOp::Arsh } else { AluOp::Rsh }, t, Operand::Imm(shift))
+    }
+
+    fn norm_to(&mut self, v: VReg, ty: &Type) -> VReg {
+        let (size, signed) = ty.int_parts();
+        self.normalize(v, size, signed)
+    }
+
+    pub fn int_of(&mut self, v: &Val, span: Span) -> Result<VReg> {
+        match v {
+            Val::Int(r, _) => Ok(*r),
+            Val::Str(_) => Err(CompileError::new(span, "operand must be an integer, not a string")),
+        }
+    }
+
+    /// 0 or 1 for a predicate or a logical operand.
+    pub fn truth(&mut self, v: &Val, span: Span) -> Result<VReg> {
+        match v {
+            Val::Int(r, _) => Ok(*r),
+            Val::Str(_) => Err(CompileError::new(span, "a predicate must be a scalar, not a string (compare it with == or use strlen())")),
+        }
+    }
+
+    /// Copy a string literal into a scratch buffer.
+    pub fn string_literal(&mut self, s: &str) -> Val {
+        let bytes = s.as_bytes();
+        let len = (bytes.len() + 1).min(self.g.opts.strsize as usize);
+        let off = self.temp(len as u32);
+        let buf = self.scratch_ptr(off);
+        let mut padded = bytes[..len - 1].to_vec();
+        padded.resize(len.div_ceil(8) * 8, 0);
+        for (i, chunk) in padded.chunks(8).enumerate() {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap());
+            self.f.store(buf, (i * 8) as i16, Operand::Imm(word as i64), Size::DW);
+        }
+        Val::Str(buf)
+    }
+
+    /// Record a fault for the runtime and abandon the clause.
+    pub fn fault(&mut self, fault: Fault, addr: Operand) {
+        use tracer_common::record::{FAULT_EPID, FAULT_PAYLOAD_SIZE, HEADER_SIZE};
+        let off = self.temp(HEADER_SIZE + FAULT_PAYLOAD_SIZE);
+        let rec = self.scratch_ptr(off);
+        self.f.store(rec, 0, Operand::Imm(FAULT_EPID as i64), Size::W);
+        let cpu = self.f.call(helper::GET_SMP_PROCESSOR_ID, vec![]);
+        self.f.store(rec, 4, cpu, Size::W);
+        self.f.store(rec, 8, Operand::Imm(0), Size::DW);
+        self.f.store(rec, 16, Operand::Imm(self.epid as i64), Size::W);
+        self.f.store(rec, 20, Operand::Imm(fault as i64), Size::W);
+        self.f.store(rec, 24, addr, Size::DW);
+        self.f.store(rec, 32, Operand::Imm(self.actions.len() as i64 + 1), Size::DW);
+        let m = self.f.map_ptr(self.g.map(tracer_common::MapNames::EVENTS));
+        self.f.call(
+            helper::RINGBUF_OUTPUT,
+            vec![m.into(), rec.into(), Operand::Imm((HEADER_SIZE + FAULT_PAYLOAD_SIZE) as i64), Operand::Imm(0)],
+        );
+        self.f.push(Inst::Jump(self.clause_end));
+    }
+
+    pub fn expr(&mut self, e: &Expr) -> Result<Val> {
+        let span = e.span;
+        match &e.node {
+            ExprKind::Int { value, suffix } => {
+                let ty = int_literal_type(*value, suffix);
+                Ok(Val::Int(self.f.imm(*value as i64), ty))
+            }
+            ExprKind::Char(c) => Ok(Val::Int(self.f.imm(*c as i8 as i64), Type::Int { size: 1, signed: true })),
+            ExprKind::Str(s) => Ok(self.string_literal(s)),
+            ExprKind::Macro(name) => {
+                let text = super::builtins::macro_value(name, self.g.input).map_err(|m| CompileError::new(span, m))?;
+                match parse_int(&text) {
+                    Some(v) => Ok(Val::Int(self.f.imm(v), Type::LONG)),
+                    None => Err(CompileError::new(
+                        span,
+                        format!("macro argument ${name} is \"{text}\", not a number; use $${name} for a string"),
+                    )),
+                }
+            }
+            ExprKind::MacroStr(name) => {
+                let text = super::builtins::macro_value(name, self.g.input).map_err(|m| CompileError::new(span, m))?;
+                Ok(self.string_literal(&text))
+            }
+            ExprKind::Ident(name) => self.ident(name, span),
+            ExprKind::SelfVar(_) | ExprKind::ThisVar(_) => self.load_var(e),
+            ExprKind::Index { base, index } => {
+                if let ExprKind::Ident(n) = &base.node {
+                    if n == "args" {
+                        return self.args_index(index, span);
+                    }
+                }
+                self.load_var(e)
+            }
+            ExprKind::Call { func, args } => self.call_value(&func.node, args, span),
+            ExprKind::Unary { op, expr } => self.unary(*op, expr, span),
+            ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, span),
+            ExprKind::Cond { cond, then, els } => {
+                let c = self.expr(cond)?;
+                let c = self.truth(&c, cond.span)?;
+                let else_l = self.f.label();
+                let done = self.f.label();
+                let out = self.f.vreg();
+                self.f.branch(JmpOp::Jeq, c, Operand::Imm(0), else_l);
+                let a = self.expr(then)?;
+                let ty = a.ty();
+                self.f.push(Inst::Mov { dst: out, src: self.val_reg(&a).into() });
+                self.f.push(Inst::Jump(done));
+                self.f.push(Inst::Label(else_l));
+                let b = self.expr(els)?;
+                if matches!(a, Val::Str(_)) != matches!(b, Val::Str(_)) {
+                    return Err(CompileError::new(span, "both branches of ?: must be strings or both integers"));
+                }
+                let ty = if let (Val::Int(_, ta), Val::Int(_, tb)) = (&a, &b) { Type::arith(ta, tb) } else { ty };
+                self.f.push(Inst::Mov { dst: out, src: self.val_reg(&b).into() });
+                self.f.push(Inst::Label(done));
+                Ok(if ty == Type::Str { Val::Str(out) } else { Val::Int(out, ty) })
+            }
+            ExprKind::Assign { op, lhs, rhs } => self.assign(*op, lhs, rhs, span),
+            ExprKind::IncDec { expr, inc, prefix } => {
+                let old = self.expr(expr)?;
+                let ty = old.ty();
+                let r = self.int_of(&old, expr.span)?;
+                let new = self.f.alu(if *inc { AluOp::Add } else { AluOp::Sub }, r, Operand::Imm(1));
+                let new = self.norm_to(new, &ty);
+                self.store_var(expr, Val::Int(new, ty.clone()))?;
+                Ok(Val::Int(if *prefix { new } else { r }, ty))
+            }
+            ExprKind::Cast { ty, expr } => {
+                let t = Type::from_name(&ty.base, ty.pointers)
+                    .ok_or_else(|| CompileError::new(ty.span, format!("unknown type `{}`", ty.base)))?;
+                let v = self.expr(expr)?;
+                match (&v, &t) {
+                    (Val::Str(p), Type::Ptr(_)) => Ok(Val::Int(*p, t)),
+                    (Val::Str(_), Type::Str) => Ok(v),
+                    (Val::Str(_), _) => Err(CompileError::new(span, format!("cannot cast a string to {t}"))),
+                    (Val::Int(r, _), Type::Str) => Ok(Val::Str(*r)),
+                    (Val::Int(r, _), _) => {
+                        let r = self.norm_to(*r, &t);
+                        Ok(Val::Int(r, t))
+                    }
+                }
+            }
+            ExprKind::SizeofType(ty) => {
+                let t = Type::from_name(&ty.base, ty.pointers)
+                    .ok_or_else(|| CompileError::new(ty.span, format!("unknown type `{}`", ty.base)))?;
+                Ok(Val::Int(self.f.imm(t.storage_size(self.g.opts.strsize) as i64), Type::ULONG))
+            }
+            ExprKind::SizeofExpr(x) => {
+                let t = self.static_type_of(x);
+                Ok(Val::Int(self.f.imm(t.storage_size(self.g.opts.strsize) as i64), Type::ULONG))
+            }
+            ExprKind::Stringof(x) => {
+                let v = self.expr(x)?;
+                match v {
+                    Val::Str(_) => Ok(v),
+                    Val::Int(r, _) => Ok(self.lltostr(r)),
+                }
+            }
+            ExprKind::AggRef(_) => Err(CompileError::new(span, "an aggregation can only be used with printa(), clear(), trunc(), normalize() or denormalize()")),
+            ExprKind::Aggregate { .. } => self.aggregate(e).map(|_| Val::Int(self.f.imm(0), Type::Void)),
+            ExprKind::Member { .. } | ExprKind::Offsetof { .. } => Err(CompileError::new(
+                span,
+                "struct members need kernel types (BTF), which arrive with the fbt provider; not available yet",
+            )),
+        }
+    }
+
+    pub fn val_reg(&self, v: &Val) -> VReg {
+        match v {
+            Val::Int(r, _) | Val::Str(r) => *r,
+        }
+    }
+
+    pub fn static_type_of(&self, e: &Expr) -> Type {
+        let v = &self.g.vars;
+        let globals = v.globals.iter().map(|(k, s)| (k.clone(), s.ty.clone())).collect();
+        let this = v.this.iter().map(|(k, s)| (k.clone(), s.ty.clone())).collect();
+        let thread = v.thread.iter().map(|(k, d)| (k.clone(), (d.keys.clone(), d.value.clone()))).collect();
+        let assocs = v.assocs.iter().map(|(k, d)| (k.clone(), (d.keys.clone(), d.value.clone()))).collect();
+        super::vars::static_type(e, &globals, &this, &thread, &assocs)
+    }
+
+    fn ident(&mut self, name: &str, span: Span) -> Result<Val> {
+        if super::builtins::is_builtin(name).is_some() {
+            return self.builtin(name, span);
+        }
+        if let Some((value, ty)) = self.g.inlines.get(name).cloned() {
+            let v = self.expr(&value)?;
+            return Ok(match (v, &ty) {
+                (Val::Int(r, _), Type::Str) => Val::Str(r),
+                (Val::Int(r, _), t) => {
+                    let r = self.norm_to(r, t);
+                    Val::Int(r, ty)
+                }
+                (s, _) => s,
+            });
+        }
+        if self.g.vars.globals.contains_key(name) {
+            return self.load_var(&Box::new(ast::Spanned { node: ExprKind::Ident(name.to_string()), span }));
+        }
+        if self.g.vars.assocs.contains_key(name) {
+            return Err(CompileError::new(span, format!("{name} is an associative array; index it: {name}[...]")));
+        }
+        Err(CompileError::new(span, format!("failed to resolve {name}: Unknown variable name")))
+    }
+
+    /// `args[i]`: typed tracepoint fields, or the raw arguments.
+    fn args_index(&mut self, index: &[Expr], span: Span) -> Result<Val> {
+        let i = match index {
+            [e] => match &e.node {
+                ExprKind::Int { value, .. } => *value as u32,
+                _ => return Err(CompileError::new(e.span, "args[] needs a constant index")),
+            },
+            _ => return Err(CompileError::new(span, "args[] takes one index")),
+        };
+        let ty = match &self.probe.args {
+            crate::probes::ArgSource::Tracepoint { fields } => match fields.get(i as usize) {
+                Some(f) => f.ty.clone(),
+                None => {
+                    return Err(CompileError::new(
+                        span,
+                        format!("index {i} is out of range for {} args[ ]", self.probe.desc.full_name()),
+                    ))
+                }
+            },
+            _ => Type::LONG,
+        };
+        let r = self.arg(i);
+        Ok(Val::Int(r, ty))
+    }
+
+    fn unary(&mut self, op: UnOp, e: &Expr, span: Span) -> Result<Val> {
+        let v = self.expr(e)?;
+        let ty = v.ty();
+        match op {
+            UnOp::Plus => Ok(v),
+            UnOp::Neg => {
+                let r = self.int_of(&v, e.span)?;
+                let d = self.f.vreg();
+                self.f.push(Inst::Neg { dst: d, a: r });
+                let d = self.norm_to(d, &ty);
+                Ok(Val::Int(d, ty))
+            }
+            UnOp::BitNot => {
+                let r = self.int_of(&v, e.span)?;
+                let d = self.f.alu(AluOp::Xor, r, Operand::Imm(-1));
+                let d = self.norm_to(d, &ty);
+                Ok(Val::Int(d, ty))
+            }
+            UnOp::Not => {
+                let r = self.truth(&v, e.span)?;
+                let d = self.f.imm(1);
+                let done = self.f.label();
+                self.f.branch(JmpOp::Jeq, r, Operand::Imm(0), done);
+                self.f.push(Inst::Mov { dst: d, src: Operand::Imm(0) });
+                self.f.push(Inst::Label(done));
+                Ok(Val::Int(d, Type::INT))
+            }
+            UnOp::Deref => {
+                let r = self.int_of(&v, e.span)?;
+                let pointee = match ty {
+                    Type::Ptr(t) => *t,
+                    _ => return Err(CompileError::new(span, "operand of unary * must be a pointer")),
+                };
+                if pointee == Type::Str || pointee == Type::Void {
+                    return Err(CompileError::new(span, format!("cannot dereference a {pointee} pointer")));
+                }
+                let (size, signed) = pointee.int_parts();
+                let off = self.temp(8);
+                let buf = self.scratch_ptr(off);
+                let rc = self.f.call(helper::PROBE_READ_KERNEL, vec![buf.into(), Operand::Imm(size as i64), r.into()]);
+                let ok = self.f.label();
+                self.f.branch(JmpOp::Jeq, rc, Operand::Imm(0), ok);
+                self.fault(Fault::BadAddr, r.into());
+                self.f.push(Inst::Label(ok));
+                let val = self.f.load(buf, 0, Size::from_bytes(size as u32).unwrap_or(Size::DW));
+                let val = self.normalize(val, size, signed);
+                Ok(Val::Int(val, pointee))
+            }
+            UnOp::AddrOf => Err(CompileError::new(span, "the & operator needs kernel symbols, which tracer does not support yet")),
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, lhs: &Expr, rhs: &Expr, span: Span) -> Result<Val> {
+        match op {
+            BinOp::LogAnd | BinOp::LogOr => {
+                let out = self.f.vreg();
+                let done = self.f.label();
+                let a = self.expr(lhs)?;
+                let a = self.truth(&a, lhs.span)?;
+                let short = if op == BinOp::LogAnd { 0 } else { 1 };
+                self.f.push(Inst::Mov { dst: out, src: Operand::Imm(short) });
+                self.f.branch(if op == BinOp::LogAnd { JmpOp::Jeq } else { JmpOp::Jne }, a, Operand::Imm(0), done);
+                let b = self.expr(rhs)?;
+                let b = self.truth(&b, rhs.span)?;
+                self.f.push(Inst::Mov { dst: out, src: Operand::Imm(1) });
+                self.f.branch(JmpOp::Jne, b, Operand::Imm(0), done);
+                self.f.push(Inst::Mov { dst: out, src: Operand::Imm(0) });
+                self.f.push(Inst::Label(done));
+                return Ok(Val::Int(out, Type::INT));
+            }
+            BinOp::Comma => {
+                self.expr(lhs)?;
+                return self.expr(rhs);
+            }
+            _ => {}
+        }
+        let a = self.expr(lhs)?;
+        let b = self.expr(rhs)?;
+        if let (Val::Str(x), Val::Str(y)) = (&a, &b) {
+            let cond = match op {
+                BinOp::Eq => JmpOp::Jeq,
+                BinOp::Ne => JmpOp::Jne,
+                BinOp::Lt => JmpOp::Jslt,
+                BinOp::Le => JmpOp::Jsle,
+                BinOp::Gt => JmpOp::Jsgt,
+                BinOp::Ge => JmpOp::Jsge,
+                _ => return Err(CompileError::new(span, format!("operator {} cannot be applied to strings", op.symbol()))),
+            };
+            let max = self.literal_bound(lhs).or(self.literal_bound(rhs)).unwrap_or(self.g.opts.strsize);
+            let d = self.f.vreg();
+            self.f.push(Inst::StrCmp { dst: d, a: *x, b: *y, max });
+            return Ok(Val::Int(self.compare(cond, d, Operand::Imm(0)), Type::INT));
+        }
+        let (ta, tb) = (a.ty(), b.ty());
+        let x = self.int_of(&a, lhs.span)?;
+        let y = self.int_of(&b, rhs.span)?;
+        let ty = Type::arith(&ta, &tb);
+        let signed = ty.int_parts().1;
+        let cmp = |s: JmpOp, u: JmpOp| if signed { s } else { u };
+        let result = match op {
+            BinOp::Eq => return Ok(Val::Int(self.compare(JmpOp::Jeq, x, y.into()), Type::INT)),
+            BinOp::Ne => return Ok(Val::Int(self.compare(JmpOp::Jne, x, y.into()), Type::INT)),
+            BinOp::Lt => return Ok(Val::Int(self.compare(cmp(JmpOp::Jslt, JmpOp::Jlt), x, y.into()), Type::INT)),
+            BinOp::Le => return Ok(Val::Int(self.compare(cmp(JmpOp::Jsle, JmpOp::Jle), x, y.into()), Type::INT)),
+            BinOp::Gt => return Ok(Val::Int(self.compare(cmp(JmpOp::Jsgt, JmpOp::Jgt), x, y.into()), Type::INT)),
+            BinOp::Ge => return Ok(Val::Int(self.compare(cmp(JmpOp::Jsge, JmpOp::Jge), x, y.into()), Type::INT)),
+            BinOp::LogXor => {
+                let p = self.compare(JmpOp::Jne, x, Operand::Imm(0));
+                let q = self.compare(JmpOp::Jne, y, Operand::Imm(0));
+                return Ok(Val::Int(self.f.alu(AluOp::Xor, p, q), Type::INT));
+            }
+            BinOp::Add => self.f.alu(AluOp::Add, x, y),
+            BinOp::Sub => self.f.alu(AluOp::Sub, x, y),
+            BinOp::Mul => self.f.alu(AluOp::Mul, x, y),
+            BinOp::BitAnd => self.f.alu(AluOp::And, x, y),
+            BinOp::BitOr => self.f.alu(AluOp::Or, x, y),
+            BinOp::BitXor => self.f.alu(AluOp::Xor, x, y),
+            BinOp::Shl => self.f.alu(AluOp::Lsh, x, y),
+            BinOp::Shr => {
+                let lt = ta.int_parts().1;
+                self.f.alu(if lt { AluOp::Arsh } else { AluOp::Rsh }, x, y)
+            }
+            BinOp::Div | BinOp::Mod => self.divide(op == BinOp::Div, x, y, signed),
+            _ => unreachable!(),
+        };
+        let ty = if matches!(op, BinOp::Shl | BinOp::Shr) { ta } else { ty };
+        let r = self.norm_to(result, &ty);
+        Ok(Val::Int(r, ty))
+    }
+
+    /// A string literal operand bounds a comparison to its length + 1.
+    fn literal_bound(&self, e: &Expr) -> Option<u32> {
+        match &e.node {
+            ExprKind::Str(s) => Some((s.len() as u32 + 1).min(self.g.opts.strsize)),
+            _ => None,
+        }
+    }
+
+    /// 1 if `a cond b`, else 0.
+    pub fn compare(&mut self, cond: JmpOp, a: VReg, b: Operand) -> VReg {
+        let out = self.f.imm(1);
+        let done = self.f.label();
+        self.f.branch(cond, a, b, done);
+        self.f.push(Inst::Mov { dst: out, src: Operand::Imm(0) });
+        self.f.push(Inst::Label(done));
+        out
+    }
+
+    /// D division: a zero divisor is a fault; signed operands divide toward zero.
+    fn divide(&mut self, div: bool, x: VReg, y: VReg, signed: bool) -> VReg {
+        let ok = self.f.label();
+        self.f.branch(JmpOp::Jne, y, Operand::Imm(0), ok);
+        self.fault(Fault::DivZero, Operand::Imm(0));
+        self.f.push(Inst::Label(ok));
+        let op = if div { AluOp::Div } else { AluOp::Mod };
+        if !signed {
+            return self.f.alu(op, x, y);
+        }
+        // |x| op |y|, then fix the sign: quotient negative when signs differ, remainder takes
+        // the dividend's sign.
+        let ax = self.abs(x);
+        let ay = self.abs(y);
+        let q = self.f.alu(op, ax, ay);
+        let sign_src = if div { self.f.alu(AluOp::Xor, x, y) } else { x };
+        let out = self.f.mov(q);
+        let done = self.f.label();
+        self.f.branch(JmpOp::Jsge, sign_src, Operand::Imm(0), done);
+        self.f.push(Inst::Neg { dst: out, a: q });
+        self.f.push(Inst::Label(done));
+        out
+    }
+
+    fn abs(&mut self, x: VReg) -> VReg {
+        let out = self.f.mov(x);
+        let done = self.f.label();
+        self.f.branch(JmpOp::Jsge, x, Operand::Imm(0), done);
+        self.f.push(Inst::Neg { dst: out, a: x });
+        self.f.push(Inst::Label(done));
+        out
+    }
+}
+
+pub fn parse_int(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t),
+    };
+    let v = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()?
+    } else if t.len() > 1 && t.starts_with('0') {
+        u64::from_str_radix(&t[1..], 8).ok()?
+    } else {
+        t.parse::<u64>().ok()?
+    } as i64;
+    Some(if neg { -v } else { v })
+}

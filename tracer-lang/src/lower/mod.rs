@@ -1,0 +1,524 @@
+//! Lowering: a checked D script becomes one IR function per probe, plus the maps, clause
+//! records and aggregation descriptions the runtime needs.
+//!
+//! Per program the layout is fixed: r1 (ctx) is `Function::CTX`; the per-CPU scratch value
+//! holds `this->` variables first, then the record of the clause being run, then temporaries
+//! (strings, keys). Clauses of one probe run in script order inside one program, as DTrace
+//! runs the ECBs of one probe.
+
+mod agg;
+mod builtins;
+mod expr;
+mod stmt;
+mod strings;
+mod vars;
+
+use crate::probes::{ProbeResolver, ResolvedProbe};
+use crate::syntax::ast::{self, Item, Span};
+use crate::types::Type;
+use std::collections::BTreeMap;
+use tracer_common::script::{MapNames, Stat, NSTATS};
+use tracer_common::{AggDesc, ClauseDesc, CompiledScript, Options, ProgramDesc};
+use tracer_ebpf::insn::map_type;
+use tracer_ebpf::ir::{Function, Inst, Label, MapId, Operand, VReg};
+
+pub use vars::VarTable;
+
+/// A compile error at a place in the script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompileError {
+    pub span: Span,
+    pub message: String,
+}
+
+impl CompileError {
+    pub fn new(span: Span, message: impl Into<String>) -> CompileError {
+        CompileError { span, message: message.into() }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, CompileError>;
+
+/// A map the object declares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapSpec {
+    pub name: String,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+}
+
+/// Everything the compiler needs besides the script.
+pub struct CompileInput<'a> {
+    pub script: &'a ast::Script,
+    pub options: Options,
+    /// `$0`, `$1`, … as given on the command line (`$0` is the script name).
+    pub macro_args: Vec<String>,
+    /// `$target`, from `-c` or `-p`.
+    pub target: Option<u32>,
+    /// `-Z`: descriptions that match nothing are not an error.
+    pub allow_zero_matches: bool,
+    /// Maps a span to its 1-based source line (for the verifier line table).
+    pub line_of: &'a dyn Fn(Span) -> u32,
+    /// ns to add to `bpf_ktime_get_ns()` for `walltimestamp`.
+    pub boot_to_wall_ns: i64,
+    /// `task_struct` offsets from kernel BTF (for `ppid`), when BTF is available.
+    pub task_offsets: Option<TaskOffsets>,
+}
+
+/// Offsets inside `struct task_struct` found through BTF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskOffsets {
+    pub real_parent: u32,
+    pub tgid: u32,
+}
+
+/// The compiler's output: the runtime's script plus the IR and machine code for golden tests
+/// and verifier diagnostics.
+pub struct Compiled {
+    pub script: CompiledScript,
+    pub functions: Vec<Function>,
+    pub emitted: Vec<tracer_ebpf::emit::Emitted>,
+    pub maps: Vec<MapSpec>,
+    /// How many probes each description matched, for the `matched N probes` notice.
+    pub matched: usize,
+}
+
+/// One probe and the clauses (indexes into the script's clause list) that fire on it.
+struct ProbePlan {
+    probe: ResolvedProbe,
+    clauses: Vec<usize>,
+}
+
+pub(crate) struct Globals<'a> {
+    pub input: &'a CompileInput<'a>,
+    pub opts: Options,
+    pub vars: VarTable,
+    pub maps: Vec<MapSpec>,
+    pub aggs: Vec<AggDesc>,
+    pub clauses: Vec<ClauseDesc>,
+    pub inlines: BTreeMap<String, (ast::Expr, Type)>,
+    /// Largest scratch extent any program needs.
+    pub scratch_size: u32,
+}
+
+impl<'a> Globals<'a> {
+    pub fn map(&self, name: &str) -> MapId {
+        MapId(self.maps.iter().position(|m| m.name == name).expect("map declared") as u32)
+    }
+
+    /// The syscall-name table, declared on first use (filled by the runtime via `map_init`).
+    pub fn syscall_names_map(&mut self) -> MapId {
+        if let Some(i) = self.maps.iter().position(|m| m.name == MapNames::SYSCALL_NAMES) {
+            return MapId(i as u32);
+        }
+        let n = tracer_common::syscalls::table().len() as u32;
+        self.add_map(MapSpec {
+            name: MapNames::SYSCALL_NAMES.into(),
+            map_type: map_type::ARRAY,
+            key_size: 4,
+            value_size: tracer_common::syscalls::NAME_SIZE,
+            max_entries: n,
+        })
+    }
+
+    pub fn add_map(&mut self, spec: MapSpec) -> MapId {
+        self.maps.push(spec);
+        MapId(self.maps.len() as u32 - 1)
+    }
+}
+
+/// Apply `#pragma D option` lines to the options.
+pub fn apply_pragmas(script: &ast::Script, opts: &mut Options) -> Result<()> {
+    for item in &script.items {
+        if let Item::Pragma { words, span } = item {
+            if words.first().map(String::as_str) == Some("D")
+                && words.get(1).map(String::as_str) == Some("option")
+            {
+                let rest = words[2..].join("");
+                let (name, value) = match rest.split_once('=') {
+                    Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                    None => (rest.clone(), None),
+                };
+                crate::options::set_option(opts, &name, value.as_deref())
+                    .map_err(|e| CompileError::new(*span, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Expand `$target`, `$pid` and `$N` inside a probe description.
+fn expand_description(text: &str, input: &CompileInput) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + 1..];
+        let n = tail.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(tail.len());
+        let name = &tail[..n];
+        out.push_str(&builtins::macro_value(name, input)?);
+        rest = &tail[n..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result<Compiled> {
+    let mut opts = input.options.clone();
+    apply_pragmas(input.script, &mut opts)?;
+    let clauses: Vec<&ast::Clause> = input
+        .script
+        .items
+        .iter()
+        .filter_map(|i| if let Item::Clause(c) = i { Some(c) } else { None })
+        .collect();
+
+    // Resolve probes; a probe matched by several clauses gets one program running them in order.
+    let mut plans: Vec<ProbePlan> = Vec::new();
+    let mut matched = 0;
+    for (ci, clause) in clauses.iter().enumerate() {
+        for desc in &clause.probes {
+            let text = expand_description(&desc.node, input).map_err(|e| CompileError::new(desc.span, e))?;
+            let found = resolver.resolve(&text).map_err(|e| CompileError::new(desc.span, e))?;
+            if found.is_empty() && !input.allow_zero_matches {
+                return Err(CompileError::new(
+                    desc.span,
+                    format!("probe description {} does not match any probes", full_description(&text)),
+                ));
+            }
+            matched += found.len();
+            for p in found {
+                match plans.iter_mut().find(|pl| pl.probe.desc.full_name() == p.desc.full_name()) {
+                    Some(pl) => {
+                        if !pl.clauses.contains(&ci) {
+                            pl.clauses.push(ci)
+                        }
+                    }
+                    None => plans.push(ProbePlan { probe: p, clauses: vec![ci] }),
+                }
+            }
+        }
+    }
+    // DTrace's IDs: BEGIN 1, END 2, ERROR 3, then the others in order.
+    let order = |p: &ProbePlan| match p.probe.desc.name.as_str() {
+        "BEGIN" if p.probe.desc.provider == "dtrace" => 0,
+        "END" if p.probe.desc.provider == "dtrace" => 1,
+        "ERROR" if p.probe.desc.provider == "dtrace" => 2,
+        _ => 3,
+    };
+    plans.sort_by_key(order);
+    let mut next_id = 4;
+    for p in plans.iter_mut() {
+        p.probe.desc.id = match order(p) {
+            0 => 1,
+            1 => 2,
+            2 => 3,
+            _ => {
+                next_id += 1;
+                next_id - 1
+            }
+        };
+    }
+
+    let mut g = Globals {
+        input,
+        opts: opts.clone(),
+        vars: VarTable::default(),
+        maps: Vec::new(),
+        aggs: Vec::new(),
+        clauses: Vec::new(),
+        inlines: BTreeMap::new(),
+        scratch_size: 0,
+    };
+    let nbuf = (opts.bufsize.next_power_of_two().max(4096)) as u32;
+    g.add_map(MapSpec { name: MapNames::EVENTS.into(), map_type: map_type::RINGBUF, key_size: 0, value_size: 0, max_entries: nbuf });
+    g.add_map(MapSpec { name: MapNames::STATS.into(), map_type: map_type::PERCPU_ARRAY, key_size: 4, value_size: 8, max_entries: NSTATS });
+    g.add_map(MapSpec { name: MapNames::SCRATCH.into(), map_type: map_type::PERCPU_ARRAY, key_size: 4, value_size: 8, max_entries: 1 });
+    g.add_map(MapSpec { name: MapNames::GLOBALS.into(), map_type: map_type::ARRAY, key_size: 4, value_size: 8, max_entries: 1 });
+    g.add_map(MapSpec { name: MapNames::SPECS.into(), map_type: map_type::ARRAY, key_size: 4, value_size: 8, max_entries: opts.nspec + 1 });
+    vars::declare_all(&mut g, input.script, &clauses)?;
+
+    let mut functions = Vec::new();
+    let mut programs = Vec::new();
+    let mut probes = Vec::new();
+    for (pi, plan) in plans.iter().enumerate() {
+        let name = format!("p{}", plan.probe.desc.id);
+        let f = lower_probe(&mut g, &name, plan, pi as u32, &clauses)?;
+        functions.push(f);
+        programs.push(ProgramDesc { name, probe: pi as u32, attach: plan.probe.attach.clone() });
+        probes.push(plan.probe.desc.clone());
+    }
+
+    // Sizes known only now.
+    let scratch_size = g.scratch_size.max(8).div_ceil(8) * 8;
+    if scratch_size > 32 * 1024 {
+        return Err(CompileError::new(
+            Span::default(),
+            format!("the script needs {scratch_size} bytes of per-CPU scratch; the kernel allows 32768 (lower strsize)"),
+        ));
+    }
+    let scratch = g.map(MapNames::SCRATCH).0 as usize;
+    g.maps[scratch].value_size = scratch_size;
+    let globals = g.map(MapNames::GLOBALS).0 as usize;
+    g.maps[globals].value_size = g.vars.globals_size().max(8);
+
+    let mut emitted = Vec::new();
+    for f in &functions {
+        emitted.push(tracer_ebpf::emit::emit(f).map_err(|e| CompileError::new(Span::default(), e))?);
+    }
+    let elf = write_elf(&g.maps, &functions, &emitted, &programs)?;
+    let map_sizes = g.maps.iter().map(|m| (m.name.clone(), m.max_entries)).collect();
+    let mut map_init = Vec::new();
+    if g.maps.iter().any(|m| m.name == MapNames::SYSCALL_NAMES) {
+        map_init.push(tracer_common::MapInit {
+            map: MapNames::SYSCALL_NAMES.into(),
+            entries: tracer_common::syscalls::map_entries(),
+        });
+    }
+    let script = CompiledScript {
+        elf,
+        programs,
+        probes,
+        clauses: g.clauses,
+        aggs: g.aggs,
+        options: opts,
+        map_sizes,
+        map_init,
+    };
+    Ok(Compiled { script, functions, emitted, maps: g.maps, matched })
+}
+
+/// `BEGIN` → `:::BEGIN` style for messages, as DTrace prints descriptions.
+fn full_description(text: &str) -> String {
+    let parts = text.matches(':').count();
+    if parts >= 3 || text.contains('/') {
+        text.to_string()
+    } else {
+        format!("{}{}", ":".repeat(3 - parts), text)
+    }
+}
+
+fn write_elf(
+    maps: &[MapSpec],
+    functions: &[Function],
+    emitted: &[tracer_ebpf::emit::Emitted],
+    programs: &[ProgramDesc],
+) -> Result<Vec<u8>> {
+    use tracer_common::Attach;
+    use tracer_ebpf::elf::{write_object, MapDef, ProgramCode};
+    let defs: Vec<MapDef> = maps
+        .iter()
+        .map(|m| MapDef {
+            name: m.name.clone(),
+            map_type: m.map_type,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+            flags: 0,
+        })
+        .collect();
+    let mut progs = Vec::new();
+    for ((f, e), p) in functions.iter().zip(emitted).zip(programs) {
+        let section = match &p.attach {
+            Attach::Trigger { .. } => "uprobe",
+            Attach::Uprobe { ret: false, .. } => "uprobe",
+            Attach::Uprobe { ret: true, .. } => "uretprobe",
+            Attach::Kprobe { ret: false, .. } => "kprobe",
+            Attach::Kprobe { ret: true, .. } => "kretprobe",
+            Attach::Tracepoint { .. } => "tracepoint",
+            Attach::RawTracepoint { .. } => "raw_tracepoint",
+            Attach::Perf { .. } => "perf_event",
+        };
+        progs.push(ProgramCode {
+            name: f.name.clone(),
+            section: format!("{section}/{}", f.name),
+            insns: e.insns.clone(),
+            map_relocs: e.map_relocs.iter().map(|(i, m)| (*i, m.0 as usize)).collect(),
+        });
+    }
+    write_object(&defs, &progs).map_err(|e| CompileError::new(Span::default(), format!("{e:?}")))
+}
+
+/// Per-program lowering state.
+pub(crate) struct Lower<'g, 'a> {
+    pub g: &'g mut Globals<'a>,
+    pub f: Function,
+    pub probe: ResolvedProbe,
+    pub probe_index: u32,
+    /// Pointer to the per-CPU scratch value.
+    pub scratch: VReg,
+    /// Pointer to the globals value.
+    pub globals: VReg,
+    /// Offset in scratch where this clause's record starts, and the bump offset inside it.
+    pub rec_base: u32,
+    pub rec_len: u32,
+    /// Temporaries bump allocator (offset in scratch), reset per clause.
+    pub temp_base: u32,
+    pub temp_top: u32,
+    /// The current clause's actions.
+    pub actions: Vec<tracer_common::ActionDesc>,
+    pub epid: u32,
+    /// Speculation id register, when `speculate()` ran in this clause.
+    pub spec: Option<VReg>,
+    /// Where a fault or a failed predicate sends control: the end of the clause.
+    pub clause_end: Label,
+    /// Any non-aggregation statement recorded data (decides whether the record is sent).
+    pub records: bool,
+}
+
+/// Bytes reserved for one clause's record.
+pub(crate) const RECORD_CAP: u32 = 12 * 1024;
+
+fn lower_probe(
+    g: &mut Globals,
+    name: &str,
+    plan: &ProbePlan,
+    probe_index: u32,
+    clauses: &[&ast::Clause],
+) -> Result<Function> {
+    let mut f = Function::new(name);
+    // Scratch and globals pointers, null-checked once.
+    let out = f.label();
+    let zero_key = f.stack_buffer(8);
+    let key = f.stack_addr(zero_key);
+    f.store(key, 0, Operand::Imm(0), tracer_ebpf::insn::Size::DW);
+    let m = f.map_ptr(g.map(MapNames::SCRATCH));
+    let scratch = f.call(tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+    f.branch(tracer_ebpf::insn::JmpOp::Jeq, scratch, Operand::Imm(0), out);
+    let m = f.map_ptr(g.map(MapNames::GLOBALS));
+    let globals = f.call(tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+    f.branch(tracer_ebpf::insn::JmpOp::Jeq, globals, Operand::Imm(0), out);
+
+    let this_size = g.vars.this_size();
+    let mut l = Lower {
+        f,
+        probe: plan.probe.clone(),
+        probe_index,
+        scratch,
+        globals,
+        rec_base: this_size,
+        rec_len: 0,
+        temp_base: this_size + RECORD_CAP,
+        temp_top: this_size + RECORD_CAP,
+        actions: Vec::new(),
+        epid: 0,
+        spec: None,
+        clause_end: Label(0),
+        records: false,
+        g,
+    };
+    for &ci in &plan.clauses {
+        l.lower_clause(clauses[ci])?;
+    }
+    l.f.push(Inst::Label(out));
+    l.f.push(Inst::Ret(Operand::Imm(0)));
+    Ok(l.f)
+}
+
+impl<'g, 'a> Lower<'g, 'a> {
+    pub fn line(&mut self, span: Span) {
+        let line = (self.g.input.line_of)(span);
+        self.f.push(Inst::Line(line));
+    }
+
+    /// A pointer `scratch + off`.
+    pub fn scratch_ptr(&mut self, off: u32) -> VReg {
+        self.f.alu(tracer_ebpf::insn::AluOp::Add, self.scratch, Operand::Imm(off as i64))
+    }
+
+    /// Reserve `len` bytes of scratch for a temporary in this clause.
+    pub fn temp(&mut self, len: u32) -> u32 {
+        let off = self.temp_top;
+        self.temp_top += len.div_ceil(8) * 8;
+        self.g.scratch_size = self.g.scratch_size.max(self.temp_top);
+        off
+    }
+
+    /// Increment a `stats` counter.
+    pub fn bump_stat(&mut self, stat: Stat) {
+        use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
+        let slot = self.temp(8);
+        let key = self.scratch_ptr(slot);
+        self.f.store(key, 0, Operand::Imm(stat as i64), Size::W);
+        let m = self.f.map_ptr(self.g.map(MapNames::STATS));
+        let p = self.f.call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+        let skip = self.f.label();
+        self.f.branch(JmpOp::Jeq, p, Operand::Imm(0), skip);
+        let v = self.f.load(p, 0, Size::DW);
+        let v2 = self.f.alu(AluOp::Add, v, Operand::Imm(1));
+        self.f.store(p, 0, v2, Size::DW);
+        self.f.push(Inst::Label(skip));
+    }
+
+    fn lower_clause(&mut self, clause: &ast::Clause) -> Result<()> {
+        self.epid = self.g.clauses.len() as u32;
+        self.rec_len = tracer_common::record::HEADER_SIZE;
+        self.temp_top = self.temp_base;
+        self.actions.clear();
+        self.spec = None;
+        self.records = false;
+        self.clause_end = self.f.label();
+        self.line(clause.span);
+        if let Some(pred) = &clause.predicate {
+            self.line(pred.span);
+            let v = self.expr(pred)?;
+            let c = self.truth(&v, pred.span)?;
+            self.f.branch(tracer_ebpf::insn::JmpOp::Jeq, c, Operand::Imm(0), self.clause_end);
+        }
+        let only_aggs = !clause.body.is_empty()
+            && clause.body.iter().all(|s| matches!(s, ast::Stmt::Expr(e) if matches!(e.node, ast::ExprKind::Aggregate{..})));
+        for s in &clause.body {
+            self.stmt(s)?;
+        }
+        let send = if self.g.opts.quiet { !self.actions.is_empty() } else { !only_aggs };
+        if send {
+            self.submit_record();
+        }
+        self.f.push(Inst::Label(self.clause_end));
+        self.g.clauses.push(ClauseDesc { probe: self.probe_index, size: self.rec_len, actions: self.actions.clone() });
+        Ok(())
+    }
+
+    /// Fill in the header and send the record to the ring buffer, counting a drop on failure.
+    fn submit_record(&mut self) {
+        use tracer_ebpf::insn::{helper, JmpOp, Size};
+        let rec = self.scratch_ptr(self.rec_base);
+        self.f.store(rec, 0, Operand::Imm(self.epid as i64), Size::W);
+        let cpu = self.f.call(helper::GET_SMP_PROCESSOR_ID, vec![]);
+        self.f.store(rec, 4, cpu, Size::W);
+        match self.spec {
+            Some(id) => self.f.store(rec, 8, id, Size::W),
+            None => self.f.store(rec, 8, Operand::Imm(0), Size::W),
+        }
+        self.f.store(rec, 12, Operand::Imm(0), Size::W);
+        let sent = self.f.label();
+        if let Some(id) = self.spec {
+            // speculate() on a failed speculation: the data is dropped and counted.
+            let ok = self.f.label();
+            self.f.branch(JmpOp::Jne, id, Operand::Imm(0), ok);
+            self.bump_stat(Stat::SpecDrops);
+            self.f.push(Inst::Jump(sent));
+            self.f.push(Inst::Label(ok));
+        }
+        let m = self.f.map_ptr(self.g.map(MapNames::EVENTS));
+        let len = self.rec_len.div_ceil(8) * 8;
+        let r = self.f.call(helper::RINGBUF_OUTPUT, vec![m.into(), rec.into(), Operand::Imm(len as i64), Operand::Imm(0)]);
+        self.f.branch(JmpOp::Jeq, r, Operand::Imm(0), sent);
+        self.bump_stat(Stat::Drops);
+        self.f.push(Inst::Label(sent));
+    }
+
+    /// Reserve `size` bytes in the current record; returns the offset from the record start.
+    pub fn rec_field(&mut self, size: u32, span: Span) -> Result<u32> {
+        let align = if size >= 8 { 8 } else { size.next_power_of_two().max(1) };
+        let off = self.rec_len.div_ceil(align) * align;
+        if off + size > RECORD_CAP {
+            return Err(CompileError::new(span, "this clause records more data than fits in one record (lower strsize)"));
+        }
+        self.rec_len = off + size;
+        self.g.scratch_size = self.g.scratch_size.max(self.rec_base + self.rec_len);
+        Ok(off)
+    }
+}

@@ -1,0 +1,50 @@
+//! How the compiler learns what a probe description matches and how each probe's arguments
+//! are read. `tracer-cli` implements [`ProbeResolver`] with one module per provider.
+
+use crate::types::Type;
+use tracer_common::{Attach, ProbeDesc};
+
+/// Where `arg0..argN`, `args[]` and `errno` come from in a probe's context.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArgSource {
+    /// No arguments (BEGIN/END, profile without registers).
+    None,
+    /// A tracepoint with typed fields at fixed offsets of its context.
+    Tracepoint { fields: Vec<TpField> },
+    /// syscalls:sys_enter_*: args at ctx+16 + 8·i.
+    SyscallEntry { nargs: u32 },
+    /// syscalls:sys_exit_*: the return value at ctx+16 (arg0 = arg1 = ret, errno).
+    SyscallReturn,
+    /// raw_syscalls:sys_enter: syscall number at ctx+8, args at ctx+16 + 8·i.
+    RawSyscallEntry,
+    /// raw_syscalls:sys_exit: number at ctx+8, return value at ctx+16.
+    RawSyscallReturn,
+    /// perf_event (profile/tick): arg0 = kernel pc, arg1 = user pc, from the saved registers.
+    Profile,
+    /// kprobe/uprobe: function arguments from pt_regs; `ret` reads the return register.
+    PtRegs { ret: bool },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TpField {
+    pub name: String,
+    pub offset: u32,
+    pub size: u32,
+    pub ty: Type,
+}
+
+/// One probe a description matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedProbe {
+    /// The id is assigned by the compiler.
+    pub desc: ProbeDesc,
+    pub attach: Attach,
+    pub args: ArgSource,
+    /// For raw_syscalls-backed wildcards: `probefunc` is the syscall name looked up by number.
+    pub dynamic_func: bool,
+}
+
+pub trait ProbeResolver {
+    /// Every probe matching `description` (already macro-expanded), or a user-facing reason.
+    fn resolve(&mut self, description: &str) -> Result<Vec<ResolvedProbe>, String>;
+}
