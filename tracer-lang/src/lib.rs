@@ -9,6 +9,5 @@ pub mod diag;
 pub mod lower;
 pub mod options;
 pub mod probes;
-pub mod diag;
 pub mod syntax;
 pub mod types;
