@@ -1,0 +1,413 @@
+//! Decoding ring-buffer records and aggregation keys into [`Value`]s, with symbolization of
+//! stacks and addresses (blazesym: `Source::Kernel` for kernel addresses, `Source::Process`
+//! for user ones).
+
+use super::maps::Entries;
+use blazesym::symbolize::source::{Kernel, Process, Source};
+use blazesym::symbolize::{Input, Symbolized, Symbolizer};
+use blazesym::{MaybeDefault, Pid};
+use std::collections::HashMap;
+use std::path::Path;
+use tracer_common::record::{Fault, FAULT_EPID, HEADER_SIZE};
+use tracer_common::{
+    ActionDesc, AggDesc, AggEntry, AggSnapshot, AggValue, CompiledScript, Field, FieldType,
+    RecordHeader, Value,
+};
+
+/// One clause firing: its header and the values of each action, in source order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub header: RecordHeader,
+    pub actions: Vec<(ActionDesc, Vec<Value>)>,
+}
+
+/// A runtime fault reported by generated code (`epid == FAULT_EPID`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultRecord {
+    pub header: RecordHeader,
+    /// The clause that faulted (index into `CompiledScript::clauses`).
+    pub epid: u32,
+    /// The raw fault code and its meaning when known.
+    pub code: u32,
+    pub fault: Option<Fault>,
+    pub addr: u64,
+    /// 1-based action index; 0 = the predicate.
+    pub action: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Record(Record),
+    Fault(FaultRecord),
+}
+
+/// Turns record and key bytes into values. Holds the symbolizer and its caches, so keep one
+/// for the whole session.
+pub struct Decoder {
+    symbolizer: Symbolizer,
+    /// Kernel address → formatted symbol (kernel addresses repeat a lot in stacks).
+    kcache: HashMap<u64, String>,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new()
+    }
+}
+
+/// The native-endian unsigned integer of `size` (1..=8) bytes at `off`.
+fn read_uint(bytes: &[u8], off: usize, size: usize) -> Option<u64> {
+    let b = bytes.get(off..off + size)?;
+    let mut w = [0u8; 8];
+    if cfg!(target_endian = "little") {
+        w[..size].copy_from_slice(b);
+    } else {
+        w[8 - size..].copy_from_slice(b);
+    }
+    Some(u64::from_ne_bytes(w))
+}
+
+fn u64_at(bytes: &[u8], off: usize) -> u64 {
+    read_uint(bytes, off, 8).unwrap_or(0)
+}
+
+fn u32_at(bytes: &[u8], off: usize) -> u32 {
+    read_uint(bytes, off, 4).unwrap_or(0) as u32
+}
+
+/// The integer of `size` bytes at `off`, sign-extended when `signed`.
+pub fn decode_int(bytes: &[u8], off: usize, size: u8, signed: bool) -> i64 {
+    let size = size.clamp(1, 8);
+    let raw = read_uint(bytes, off, size as usize).unwrap_or(0);
+    let shift = 64 - 8 * size as u32;
+    if signed {
+        ((raw << shift) as i64) >> shift
+    } else {
+        raw as i64
+    }
+}
+
+/// ``module`func+0xoff`` (no `+0x0`), as DTrace prints symbols.
+fn format_sym(module: &str, name: &str, offset: usize) -> String {
+    let mut s = if module.is_empty() {
+        name.to_string()
+    } else {
+        format!("{module}`{name}")
+    };
+    if offset != 0 {
+        s.push_str(&format!("+{offset:#x}"));
+    }
+    s
+}
+
+/// `libc.so.6` for `/usr/lib/x86_64-linux-gnu/libc.so.6`.
+fn module_basename(module: Option<&std::ffi::OsStr>) -> String {
+    module
+        .map(|m| {
+            Path::new(m)
+                .file_name()
+                .unwrap_or(m)
+                .to_string_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default()
+}
+
+impl Decoder {
+    pub fn new() -> Decoder {
+        Decoder {
+            symbolizer: Symbolizer::new(),
+            kcache: HashMap::new(),
+        }
+    }
+
+    /// Decode one ring-buffer record.
+    pub fn event(&mut self, script: &CompiledScript, bytes: &[u8]) -> anyhow::Result<Event> {
+        let header = RecordHeader::decode(bytes)
+            .ok_or_else(|| anyhow::anyhow!("short record ({} bytes)", bytes.len()))?;
+        if header.epid == FAULT_EPID {
+            let h = HEADER_SIZE as usize;
+            let code = u32_at(bytes, h + 4);
+            return Ok(Event::Fault(FaultRecord {
+                header,
+                epid: u32_at(bytes, h),
+                code,
+                fault: Fault::from_code(code),
+                addr: u64_at(bytes, h + 8),
+                action: u32_at(bytes, h + 16),
+            }));
+        }
+        let clause = script
+            .clauses
+            .get(header.epid as usize)
+            .ok_or_else(|| anyhow::anyhow!("record with unknown epid {}", header.epid))?;
+        let actions = clause
+            .actions
+            .iter()
+            .map(|a| {
+                let values = a.fields.iter().map(|f| self.field(bytes, f)).collect();
+                (a.clone(), values)
+            })
+            .collect();
+        Ok(Event::Record(Record { header, actions }))
+    }
+
+    /// The value of `field` in `bytes` (a record or a map key). Out-of-range fields decode as
+    /// zeroes rather than failing: a short buffer is a compiler bug, not a user error.
+    pub fn field(&mut self, bytes: &[u8], field: &Field) -> Value {
+        let off = field.offset as usize;
+        match &field.ty {
+            FieldType::Int { size, signed } => Value::Int {
+                value: decode_int(bytes, off, *size, *signed),
+                size: *size,
+                signed: *signed,
+            },
+            FieldType::Str { size } => {
+                let end = (off + *size as usize).min(bytes.len());
+                let s = bytes.get(off..end).unwrap_or(&[]);
+                let s = &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())];
+                Value::Str(String::from_utf8_lossy(s).into_owned())
+            }
+            FieldType::Bytes { size } => {
+                let end = (off + *size as usize).min(bytes.len());
+                Value::Bytes(bytes.get(off..end).unwrap_or(&[]).to_vec())
+            }
+            FieldType::KStack { depth } => {
+                let n = u64_at(bytes, off).min(*depth as u64) as usize;
+                let ips: Vec<u64> = (0..n).map(|i| u64_at(bytes, off + 8 + 8 * i)).collect();
+                Value::Stack(self.kernel_syms(&ips))
+            }
+            FieldType::UStack { depth } => {
+                let pid = u64_at(bytes, off) as u32;
+                let n = u64_at(bytes, off + 8).min(*depth as u64) as usize;
+                let ips: Vec<u64> = (0..n).map(|i| u64_at(bytes, off + 16 + 8 * i)).collect();
+                Value::Stack(self.user_syms(pid, &ips))
+            }
+            FieldType::KSym => {
+                let addr = u64_at(bytes, off);
+                Value::Sym(self.kernel_syms(&[addr]).pop().unwrap_or_default())
+            }
+            FieldType::USym => {
+                let pid = u64_at(bytes, off) as u32;
+                let addr = u64_at(bytes, off + 8);
+                Value::Sym(self.user_syms(pid, &[addr]).pop().unwrap_or_default())
+            }
+        }
+    }
+
+    /// Kernel addresses as ``module`func+0xoff`` (`vmlinux` for the core kernel), hex when
+    /// unknown.
+    pub fn kernel_syms(&mut self, addrs: &[u64]) -> Vec<String> {
+        let missing: Vec<u64> = addrs
+            .iter()
+            .copied()
+            .filter(|a| !self.kcache.contains_key(a))
+            .collect();
+        if !missing.is_empty() {
+            let src = Source::Kernel(Kernel {
+                vmlinux: MaybeDefault::None,
+                debug_syms: false,
+                ..Default::default()
+            });
+            let syms = self
+                .symbolizer
+                .symbolize(&src, Input::AbsAddr(&missing))
+                .ok();
+            for (i, addr) in missing.iter().enumerate() {
+                let text = match syms.as_ref().and_then(|s| s.get(i)) {
+                    Some(Symbolized::Sym(sym)) => {
+                        let mut module = module_basename(sym.module.as_deref());
+                        module = module.trim_matches(|c| c == '[' || c == ']').to_string();
+                        if module.is_empty() || module == "kallsyms" {
+                            module = "vmlinux".into();
+                        }
+                        format_sym(&module, &sym.name, sym.offset)
+                    }
+                    _ => format!("{addr:#x}"),
+                };
+                self.kcache.insert(*addr, text);
+            }
+        }
+        addrs.iter().map(|a| self.kcache[a].clone()).collect()
+    }
+
+    /// User addresses of process `pid` as ``module`func+0xoff``, hex when unknown (the
+    /// process must still be alive to be symbolized).
+    pub fn user_syms(&mut self, pid: u32, addrs: &[u64]) -> Vec<String> {
+        let hex = || addrs.iter().map(|a| format!("{a:#x}")).collect();
+        if pid == 0 || addrs.is_empty() {
+            return hex();
+        }
+        let src = Source::Process(Process::new(Pid::from(pid)));
+        let Ok(syms) = self.symbolizer.symbolize(&src, Input::AbsAddr(addrs)) else {
+            return hex();
+        };
+        syms.iter()
+            .zip(addrs)
+            .map(|(s, addr)| match s {
+                Symbolized::Sym(sym) => format_sym(
+                    &module_basename(sym.module.as_deref()),
+                    &sym.name,
+                    sym.offset,
+                ),
+                Symbolized::Unknown(_) => format!("{addr:#x}"),
+            })
+            .collect()
+    }
+
+    /// An aggregation key's values, per `AggDesc::keys`.
+    pub fn agg_key(&mut self, desc: &AggDesc, key: &[u8]) -> Vec<Value> {
+        desc.keys.iter().map(|f| self.field(key, f)).collect()
+    }
+
+    /// Merge raw per-CPU entries of one aggregation into a snapshot (unsorted, `normal` 1).
+    pub fn snapshot(&mut self, desc: &AggDesc, raw: &Entries) -> AggSnapshot {
+        let entries = raw
+            .iter()
+            .map(|(key, per_cpu)| AggEntry {
+                keys: self.agg_key(desc, key),
+                value: AggValue::merge(&desc.func, per_cpu.iter().map(|v| v.as_slice())),
+            })
+            .collect();
+        AggSnapshot {
+            desc: desc.clone(),
+            entries,
+            normal: 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracer_common::{ActionKind, AggFunc, ClauseDesc, Options};
+
+    fn script(clauses: Vec<ClauseDesc>) -> CompiledScript {
+        CompiledScript {
+            elf: Vec::new(),
+            programs: Vec::new(),
+            probes: Vec::new(),
+            clauses,
+            aggs: Vec::new(),
+            options: Options::default(),
+            map_sizes: Vec::new(),
+            map_init: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ints_strings_and_faults() {
+        let fields = vec![
+            Field {
+                offset: 16,
+                ty: FieldType::Int {
+                    size: 1,
+                    signed: true,
+                },
+            },
+            Field {
+                offset: 17,
+                ty: FieldType::Int {
+                    size: 2,
+                    signed: false,
+                },
+            },
+            Field {
+                offset: 20,
+                ty: FieldType::Int {
+                    size: 4,
+                    signed: true,
+                },
+            },
+            Field {
+                offset: 24,
+                ty: FieldType::Str { size: 8 },
+            },
+        ];
+        let action = ActionDesc {
+            kind: ActionKind::Printf {
+                format: "%d".into(),
+            },
+            fields,
+        };
+        let s = script(vec![ClauseDesc {
+            probe: 0,
+            size: 32,
+            actions: vec![action],
+        }]);
+        let mut rec = vec![0u8; 32];
+        rec[4] = 1; // cpu
+        rec[16] = 0xff;
+        rec[17..19].copy_from_slice(&0xfffeu16.to_le_bytes());
+        rec[20..24].copy_from_slice(&(-5i32).to_le_bytes());
+        rec[24..27].copy_from_slice(b"abc");
+        let mut d = Decoder::new();
+        let Event::Record(r) = d.event(&s, &rec).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.header.cpu, 1);
+        let vals = &r.actions[0].1;
+        assert_eq!(
+            vals[0],
+            Value::Int {
+                value: -1,
+                size: 1,
+                signed: true
+            }
+        );
+        assert_eq!(vals[1].as_i64(), Some(0xfffe));
+        assert_eq!(vals[2].as_i64(), Some(-5));
+        assert_eq!(vals[3], Value::Str("abc".into()));
+
+        let mut f = vec![0u8; 40];
+        f[..4].copy_from_slice(&FAULT_EPID.to_le_bytes());
+        f[16] = 0;
+        f[20] = 1;
+        f[24..32].copy_from_slice(&0xdeadu64.to_le_bytes());
+        f[32] = 2;
+        let Event::Fault(fr) = d.event(&s, &f).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (fr.fault, fr.addr, fr.action),
+            (Some(Fault::BadAddr), 0xdead, 2)
+        );
+        assert!(d.event(&s, &[0u8; 4]).is_err());
+    }
+
+    #[test]
+    fn snapshot_merges_cpus_and_symbolizes() {
+        let desc = AggDesc {
+            name: "a".into(),
+            func: AggFunc::Count,
+            map: "agg_a".into(),
+            keys: vec![Field {
+                offset: 0,
+                ty: FieldType::KSym,
+            }],
+            key_size: 8,
+            max_entries: 10,
+        };
+        let addr = aya::util::kernel_symbols()
+            .ok()
+            .and_then(|m| m.into_iter().find(|(_, n)| n == "vfs_read").map(|(a, _)| a));
+        let mut d = Decoder::new();
+        let key = addr.unwrap_or(0).to_le_bytes().to_vec();
+        let raw = vec![(
+            key,
+            vec![2u64.to_ne_bytes().to_vec(), 3u64.to_ne_bytes().to_vec()],
+        )];
+        let snap = d.snapshot(&desc, &raw);
+        assert_eq!(snap.entries[0].value, AggValue::Scalar(5));
+        if let Some(a) = addr.filter(|&a| a != 0) {
+            let want = Value::Sym("vmlinux`vfs_read".into());
+            assert_eq!(snap.entries[0].keys[0], want, "kallsyms address {a:#x}");
+            let s = d.kernel_syms(&[a + 5]);
+            assert_eq!(s[0], "vmlinux`vfs_read+0x5");
+        }
+        // The current process symbolizes its own functions.
+        let me = std::process::id();
+        let f = d.user_syms(me, &[ints_strings_and_faults as *const () as u64]);
+        assert!(f[0].contains("ints_strings_and_faults"), "{f:?}");
+    }
+}

@@ -1,0 +1,281 @@
+//! The runtime: load and attach a [`CompiledScript`], fire BEGIN, release the `-c` target,
+//! feed decoded records to a [`RecordHandler`] until something stops the run, fire END, drain,
+//! report drops, and hand the session back for the final aggregation dump.
+//!
+//! Dropping the [`Session`] detaches and unloads everything (nothing is pinned, and no tracefs
+//! probe events are created: aya attaches uprobes through the perf PMU).
+
+// The CLI glue uses the runtime; until it does, not every item has a caller.
+#![allow(dead_code)]
+
+pub mod decode;
+pub mod maps;
+pub mod ringbuf;
+pub mod session;
+pub mod target;
+pub mod trigger;
+
+#[cfg(test)]
+mod tests;
+
+pub use decode::{Event, FaultRecord, Record};
+pub use session::{RuntimeError, Session};
+pub use target::{ExitInfo, Target};
+pub use trigger::Trigger;
+
+use std::fmt;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tracer_common::script::{Stat, NSTATS};
+use tracer_common::CompiledScript;
+
+/// What the handler wants after a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// `exit(status)` was executed.
+    Exit(i32),
+}
+
+/// A non-zero `stats` counter since the last report, worded as DTrace does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropReport {
+    pub stat: Stat,
+    /// The CPU, for the per-CPU kinds (`Drops`, `AggDrops`); `None` for totals.
+    pub cpu: Option<u32>,
+    pub count: u64,
+}
+
+impl fmt::Display for DropReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.count;
+        let s = if n == 1 { "" } else { "s" };
+        let cpu = self.cpu.unwrap_or(0);
+        match self.stat {
+            Stat::Drops => write!(f, "{n} drop{s} on CPU {cpu}"),
+            Stat::AggDrops => write!(f, "{n} aggregation drop{s} on CPU {cpu}"),
+            Stat::DynDrops => write!(f, "{n} dynamic variable drop{s}"),
+            Stat::SpecUnavail => write!(
+                f,
+                "{n} failed speculation{s} (no speculative buffer available)"
+            ),
+            Stat::SpecDrops => write!(f, "{n} speculative drop{s}"),
+            Stat::ErrorDrops => write!(f, "{n} error{s} in ERROR probe enabling"),
+        }
+    }
+}
+
+/// The caller's side of the event loop: printing and the D actions that act on the session
+/// (printa, clear, trunc, exit, ...).
+pub trait RecordHandler {
+    /// One clause record.
+    fn record(&mut self, session: &mut Session, record: Record) -> anyhow::Result<Flow>;
+
+    /// A runtime fault in generated code. The default prints DTrace's message to stderr.
+    fn fault(&mut self, session: &mut Session, fault: FaultRecord) -> anyhow::Result<Flow> {
+        let script = session.script();
+        let probe = script
+            .clauses
+            .get(fault.epid as usize)
+            .and_then(|c| script.probes.get(c.probe as usize));
+        let (id, name) = probe.map_or((0, String::from("?")), |p| (p.id, p.full_name()));
+        let what = fault.fault.map_or("unknown fault", |f| f.message());
+        let place = if fault.action == 0 {
+            "predicate".to_string()
+        } else {
+            format!("action #{}", fault.action)
+        };
+        eprintln!(
+            "tracer: error on enabled probe ID {} (ID {id}: {name}): {what} ({:#x}) in {place}",
+            fault.epid + 1,
+            fault.addr
+        );
+        Ok(Flow::Continue)
+    }
+
+    /// Lost data (`stats` counters). The default prints `tracer: <report>` to stderr.
+    fn drops(&mut self, report: DropReport) {
+        eprintln!("tracer: {report}");
+    }
+}
+
+/// Why the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// `exit()` was executed (in BEGIN or a later probe).
+    Exit,
+    /// The `-c`/`-p` target exited.
+    TargetExited(ExitInfo),
+    /// SIGINT or SIGTERM.
+    Signal(i32),
+}
+
+/// The end of a run: the session is still loaded so the caller can print aggregations; drop
+/// it to unload everything.
+pub struct RunOutcome {
+    pub reason: StopReason,
+    /// The status of the last `exit()` (0 when none ran).
+    pub status: i32,
+    pub session: Session,
+}
+
+/// Kernel ids of every loaded eBPF program on the system.
+pub fn loaded_program_ids() -> anyhow::Result<Vec<u32>> {
+    let mut ids = Vec::new();
+    for p in aya::programs::loaded_programs() {
+        ids.push(p?.id());
+    }
+    Ok(ids)
+}
+
+/// Per-CPU counter totals not yet reported.
+struct DropTracker {
+    seen: Vec<[u64; NSTATS as usize]>,
+}
+
+impl DropTracker {
+    fn report(&mut self, session: &Session, handler: &mut dyn RecordHandler) {
+        let Ok(now) = session.stats() else { return };
+        self.seen.resize(now.len(), [0; NSTATS as usize]);
+        let stats = [
+            Stat::Drops,
+            Stat::DynDrops,
+            Stat::AggDrops,
+            Stat::SpecUnavail,
+            Stat::SpecDrops,
+            Stat::ErrorDrops,
+        ];
+        for stat in stats {
+            let i = stat as usize;
+            let per_cpu = matches!(stat, Stat::Drops | Stat::AggDrops);
+            let mut total = 0;
+            for (cpu, (n, seen)) in now.iter().zip(&mut self.seen).enumerate() {
+                let delta = n[i].saturating_sub(seen[i]);
+                seen[i] = n[i];
+                if per_cpu && delta > 0 {
+                    handler.drops(DropReport {
+                        stat,
+                        cpu: Some(cpu as u32),
+                        count: delta,
+                    });
+                }
+                total += delta;
+            }
+            if !per_cpu && total > 0 {
+                handler.drops(DropReport {
+                    stat,
+                    cpu: None,
+                    count: total,
+                });
+            }
+        }
+    }
+}
+
+/// Decode and hand over records in order. With `only_end`, records of probes other than END
+/// (fired after the run stopped) are dropped. Returns the last `exit()` status seen.
+fn dispatch(
+    session: &mut Session,
+    handler: &mut dyn RecordHandler,
+    records: Vec<Vec<u8>>,
+    only_end: bool,
+) -> anyhow::Result<Option<i32>> {
+    let mut exit = None;
+    for bytes in records {
+        let event = session.decode(&bytes)?;
+        let epid = match &event {
+            Event::Record(r) => r.header.epid,
+            Event::Fault(f) => f.epid,
+        };
+        if only_end && !is_end_clause(session.script(), epid) {
+            continue;
+        }
+        let flow = match event {
+            Event::Record(r) => handler.record(session, r)?,
+            Event::Fault(f) => handler.fault(session, f)?,
+        };
+        if let Flow::Exit(status) = flow {
+            exit = Some(status);
+            if !only_end {
+                // Nothing recorded after exit() is shown, as in DTrace.
+                break;
+            }
+        }
+    }
+    Ok(exit)
+}
+
+fn is_end_clause(script: &CompiledScript, epid: u32) -> bool {
+    let probe = script
+        .clauses
+        .get(epid as usize)
+        .and_then(|c| script.probes.get(c.probe as usize));
+    probe.is_some_and(|p| p.provider == "dtrace" && p.name == "END")
+}
+
+/// Run `script` to completion: see the module documentation.
+pub async fn run(
+    script: &CompiledScript,
+    mut target: Option<&mut Target>,
+    handler: &mut dyn RecordHandler,
+) -> anyhow::Result<RunOutcome> {
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut session = Session::open(script)?;
+    let mut events = session.take_events()?;
+    let mut drops = DropTracker { seen: Vec::new() };
+    let mut status = 0;
+
+    session.fire(Trigger::Begin);
+    let mut reason = None;
+    if let Some(s) = dispatch(&mut session, handler, events.drain(), false)? {
+        status = s;
+        reason = Some(StopReason::Exit);
+    }
+    if reason.is_none() {
+        if let Some(t) = target.as_deref_mut() {
+            t.release()?;
+        }
+    }
+    let period = Duration::from_nanos(script.options.switchrate_ns.max(10_000_000));
+    let mut tick = tokio::time::interval(period);
+    while reason.is_none() {
+        let exited = async {
+            match target.as_deref_mut() {
+                Some(t) => t.wait().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            batch = events.next_batch() => {
+                if let Some(s) = dispatch(&mut session, handler, batch?, false)? {
+                    status = s;
+                    reason = Some(StopReason::Exit);
+                }
+            }
+            info = exited => reason = Some(StopReason::TargetExited(info?)),
+            _ = sigint.recv() => reason = Some(StopReason::Signal(libc::SIGINT)),
+            _ = sigterm.recv() => reason = Some(StopReason::Signal(libc::SIGTERM)),
+            _ = tick.tick() => drops.report(&session, handler),
+        }
+    }
+    let mut reason = reason.unwrap_or(StopReason::Exit);
+    if reason != StopReason::Exit {
+        // Show what was recorded before the stop.
+        if let Some(s) = dispatch(&mut session, handler, events.drain(), false)? {
+            status = s;
+            reason = StopReason::Exit;
+        }
+    }
+    session.stop_probes();
+    session.fire(Trigger::End);
+    if let Some(s) = dispatch(&mut session, handler, events.drain(), true)? {
+        status = s;
+    }
+    drops.report(&session, handler);
+    Ok(RunOutcome {
+        reason,
+        status,
+        session,
+    })
+}

@@ -1,0 +1,564 @@
+//! Loading the compiled object, attaching every program, and access to its maps.
+
+use super::decode::Decoder;
+use super::maps::{self, Entries, RawMap};
+use super::ringbuf::EventStream;
+use super::trigger::Trigger;
+use aya::maps::{Map, MapData, MapType};
+use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeScope};
+use aya::programs::{
+    KProbe, PerfEvent, ProbeKind, Program, ProgramError, RawTracePoint, TracePoint, UProbe,
+};
+use aya::{Ebpf, EbpfLoader};
+use std::collections::HashSet;
+use std::fmt;
+use std::io;
+use std::num::NonZeroU32;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use tracer_common::script::MapInit;
+use tracer_common::script::NSTATS;
+use tracer_common::{AggSnapshot, Attach, CompiledScript, MapNames, ProgramDesc};
+
+/// Why a session could not be set up. `Display` gives the one-line message without the
+/// `tracer: ` prefix.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuntimeError {
+    /// The object (its maps) could not be loaded.
+    Object { reason: String },
+    /// The verifier rejected a program: `log` is its full log, whose instruction numbers are
+    /// those of the program named `program` (for mapping back to D source lines).
+    Verifier {
+        program: String,
+        probe: String,
+        reason: String,
+        log: String,
+    },
+    /// A program could not be attached (or loaded for a reason other than the verifier).
+    Attach { probe: String, reason: String },
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuntimeError::Object { reason } => {
+                write!(f, "failed to load the eBPF object: {reason}")
+            }
+            RuntimeError::Verifier { probe, reason, .. } => {
+                write!(
+                    f,
+                    "failed to enable {probe}: the verifier rejected the program: {reason}"
+                )
+            }
+            RuntimeError::Attach { probe, reason } => {
+                write!(f, "failed to enable {probe}: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+/// An error and its sources, joined with ": ".
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    // io::Error's " (os error N)" suffix is noise in a one-line message.
+    let text = |e: &dyn std::error::Error| {
+        let m = e.to_string();
+        match m.rfind(" (os error ") {
+            Some(i) if m.ends_with(')') => m[..i].to_string(),
+            _ => m,
+        }
+    };
+    let mut s = text(e);
+    let mut src = e.source();
+    while let Some(e) = src {
+        let m = text(e);
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = e.source();
+    }
+    s
+}
+
+/// The loaded, attached script.
+pub struct Session {
+    ebpf: Ebpf,
+    /// The script without its ELF.
+    script: CompiledScript,
+    decoder: Decoder,
+    /// Uprobes with a semaphore, attached by hand: (program name, perf event fd).
+    manual: Vec<(String, OwnedFd)>,
+    /// Programs attached to the END trigger (kept by [`Session::stop_probes`]).
+    end_programs: HashSet<String>,
+}
+
+/// Mount tracefs at /sys/kernel/tracing when no tracefs is visible (root only). Done before
+/// aya first looks for it: aya caches the answer.
+fn ensure_tracefs() {
+    let populated = |p: &str| std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some());
+    if populated("/sys/kernel/tracing") || populated("/sys/kernel/debug/tracing") {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions; mount gets valid NUL-terminated strings.
+    unsafe {
+        if libc::geteuid() == 0 {
+            libc::mount(
+                c"nodev".as_ptr(),
+                c"/sys/kernel/tracing".as_ptr(),
+                c"tracefs".as_ptr(),
+                0,
+                std::ptr::null(),
+            );
+        }
+    }
+}
+
+fn map_data(map: &Map) -> Option<&MapData> {
+    Some(match map {
+        Map::Array(d)
+        | Map::HashMap(d)
+        | Map::LruHashMap(d)
+        | Map::PerCpuArray(d)
+        | Map::PerCpuHashMap(d)
+        | Map::PerCpuLruHashMap(d)
+        | Map::StackTraceMap(d)
+        | Map::RingBuf(d) => d,
+        _ => return None,
+    })
+}
+
+/// `perf_event_attr` up to `config2` (PERF_ATTR_SIZE_VER1).
+#[repr(C)]
+#[derive(Default)]
+struct PerfEventAttr {
+    type_: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    flags: u64,
+    wakeup_events: u32,
+    bp_type: u32,
+    config1: u64,
+    config2: u64,
+}
+
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+
+fn read_sysfs_u64(path: &str) -> io::Result<u64> {
+    let s = std::fs::read_to_string(path)?;
+    s.trim()
+        .parse()
+        .map_err(|_| io::Error::other(format!("{path}: unexpected contents {s:?}")))
+}
+
+/// A uprobe with a USDT semaphore: aya never sets `ref_ctr_offset`, so open the uprobe PMU
+/// event ourselves (`config` bits 32-63 = ref_ctr_offset) and attach with SET_BPF.
+fn open_uprobe_with_semaphore(
+    prog: &UProbe,
+    path: &str,
+    offset: u64,
+    ret: bool,
+    pid: Option<u32>,
+    ref_ctr: u64,
+) -> io::Result<OwnedFd> {
+    let pmu = "/sys/bus/event_source/devices/uprobe";
+    let type_ = read_sysfs_u64(&format!("{pmu}/type"))? as u32;
+    let mut config = ref_ctr << 32;
+    if ret {
+        let fmt = std::fs::read_to_string(format!("{pmu}/format/retprobe"))?;
+        let bit: u64 = fmt
+            .trim()
+            .trim_start_matches("config:")
+            .parse()
+            .unwrap_or(0);
+        config |= 1 << bit;
+    }
+    let cpath = std::ffi::CString::new(path).map_err(io::Error::other)?;
+    let attr = PerfEventAttr {
+        type_,
+        size: std::mem::size_of::<PerfEventAttr>() as u32,
+        config,
+        sample_period: 1,
+        flags: 1, // disabled until the program is set
+        wakeup_events: 1,
+        config1: cpath.as_ptr() as u64,
+        config2: offset,
+        ..Default::default()
+    };
+    let (pid, cpu) = match pid {
+        Some(p) => (p as libc::c_int, -1),
+        None => (-1, 0),
+    };
+    // SAFETY: `attr` and the path it points to outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const PerfEventAttr,
+            pid,
+            cpu,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let prog_fd = prog.fd().map_err(io::Error::other)?.as_fd().as_raw_fd();
+    // SAFETY: ioctls on a perf event fd we own, with a program fd argument.
+    unsafe {
+        if libc::ioctl(fd.as_raw_fd(), PERF_EVENT_IOC_SET_BPF, prog_fd) < 0
+            || libc::ioctl(fd.as_raw_fd(), PERF_EVENT_IOC_ENABLE, 0) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(fd)
+}
+
+impl Session {
+    /// Load the object (map sizes from `script.map_sizes`) and load and attach every program.
+    pub fn open(script: &CompiledScript) -> Result<Session, RuntimeError> {
+        if script
+            .programs
+            .iter()
+            .any(|p| matches!(p.attach, Attach::Tracepoint { .. }))
+        {
+            ensure_tracefs();
+        }
+        let mut loader = EbpfLoader::new();
+        // Generated objects carry no BTF and no CO-RE relocations.
+        loader.btf(None);
+        for (name, n) in &script.map_sizes {
+            loader.map_max_entries(name, *n);
+        }
+        let ebpf = loader
+            .load(&script.elf)
+            .map_err(|e| RuntimeError::Object { reason: chain(&e) })?;
+        let mut session = Session {
+            ebpf,
+            script: CompiledScript {
+                elf: Vec::new(),
+                ..script.clone()
+            },
+            decoder: Decoder::new(),
+            manual: Vec::new(),
+            end_programs: HashSet::new(),
+        };
+        for init in &script.map_init {
+            session.init_map(init).map_err(|e| RuntimeError::Object {
+                reason: format!("initializing map `{}`: {e:#}", init.map),
+            })?;
+        }
+        let mut loaded = HashSet::new();
+        for desc in &script.programs {
+            session.attach(desc, &mut loaded)?;
+        }
+        Ok(session)
+    }
+
+    /// Write `init`'s entries (a per-CPU map gets the value on every CPU).
+    fn init_map(&self, init: &MapInit) -> anyhow::Result<()> {
+        let map = self.raw_map(&init.map)?;
+        let ncpus = if map.per_cpu {
+            maps::nr_possible_cpus()
+        } else {
+            1
+        };
+        for (key, value) in &init.entries {
+            map.update(key, &vec![value.clone(); ncpus])?;
+        }
+        Ok(())
+    }
+
+    fn probe_name(&self, desc: &ProgramDesc) -> String {
+        self.script
+            .probes
+            .get(desc.probe as usize)
+            .map_or_else(|| desc.name.clone(), |p| p.full_name())
+    }
+
+    fn attach(
+        &mut self,
+        desc: &ProgramDesc,
+        loaded: &mut HashSet<String>,
+    ) -> Result<(), RuntimeError> {
+        let probe = self.probe_name(desc);
+        let attach_err = |reason: String| RuntimeError::Attach {
+            probe: probe.clone(),
+            reason,
+        };
+        let load_err = |e: ProgramError| match e {
+            ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } => RuntimeError::Verifier {
+                program: desc.name.clone(),
+                probe: probe.clone(),
+                reason: io_error.to_string(),
+                log: verifier_log.to_string(),
+            },
+            other => attach_err(chain(&other)),
+        };
+        let wrong_type =
+            |want: &str| attach_err(format!("program {} is not a {want} program", desc.name));
+        let first = loaded.insert(desc.name.clone());
+        let prog = self
+            .ebpf
+            .program_mut(&desc.name)
+            .ok_or_else(|| attach_err(format!("no program {} in the object", desc.name)))?;
+        macro_rules! typed {
+            ($ty:ty, $what:expr) => {{
+                let p: &mut $ty = prog.try_into().map_err(|_| wrong_type($what))?;
+                if first {
+                    p.load().map_err(load_err)?;
+                }
+                p
+            }};
+        }
+        match &desc.attach {
+            Attach::Tracepoint { category, name } => {
+                let p = typed!(TracePoint, "tracepoint");
+                p.attach(category, name)
+                    .map_err(|e| attach_err(chain(&e)))?;
+            }
+            Attach::RawTracepoint { name } => {
+                let p = typed!(RawTracePoint, "raw tracepoint");
+                p.attach(name).map_err(|e| attach_err(chain(&e)))?;
+            }
+            Attach::Perf {
+                period_ns,
+                frequency,
+                all_cpus,
+            } => {
+                let p = typed!(PerfEvent, "perf event");
+                let policy = match (frequency, period_ns) {
+                    (Some(hz), _) => SamplePolicy::Frequency(*hz),
+                    (None, Some(ns)) => SamplePolicy::Period(*ns),
+                    (None, None) => return Err(attach_err("no frequency or period".into())),
+                };
+                let online =
+                    aya::util::online_cpus().map_err(|(f, e)| attach_err(format!("{f}: {e}")))?;
+                let cpus = if *all_cpus {
+                    online
+                } else {
+                    online.into_iter().take(1).collect()
+                };
+                for cpu in cpus {
+                    let config = PerfEventConfig::Software(SoftwareEvent::CpuClock);
+                    let scope = PerfEventScope::AllProcessesOneCpu { cpu };
+                    p.attach(config, scope, policy, false)
+                        .map_err(|e| attach_err(chain(&e)))?;
+                }
+            }
+            Attach::Kprobe {
+                function,
+                offset,
+                ret,
+            } => {
+                let p = typed!(KProbe, "kprobe");
+                if matches!(p.kind(), ProbeKind::Return) != *ret {
+                    return Err(attach_err(format!(
+                        "program {} has the wrong probe kind",
+                        desc.name
+                    )));
+                }
+                p.attach(function, *offset).map_err(|e| {
+                    let mut reason = chain(&e);
+                    if reason.contains("kprobe/type") {
+                        reason.push_str(" (this kernel has no kprobe support)");
+                    }
+                    attach_err(reason)
+                })?;
+            }
+            Attach::Uprobe {
+                path,
+                offset,
+                ret,
+                pid,
+                ref_ctr_offset,
+            } => {
+                let p = typed!(UProbe, "uprobe");
+                if matches!(p.kind(), ProbeKind::Return) != *ret {
+                    return Err(attach_err(format!(
+                        "program {} has the wrong probe kind",
+                        desc.name
+                    )));
+                }
+                if let Some(rc) = ref_ctr_offset {
+                    let fd = open_uprobe_with_semaphore(p, path, *offset, *ret, *pid, *rc)
+                        .map_err(|e| attach_err(format!("{path}: {e}")))?;
+                    self.manual.push((desc.name.clone(), fd));
+                } else {
+                    let scope = match pid.and_then(NonZeroU32::new) {
+                        Some(pid) => UProbeScope::OneProcess(pid),
+                        None => UProbeScope::AllProcesses,
+                    };
+                    let at = UProbeAttachLocation::AbsoluteOffset(*offset);
+                    p.attach(at, Path::new(path), scope)
+                        .map_err(|e| attach_err(chain(&e)))?;
+                }
+            }
+            Attach::Trigger { symbol } => {
+                let which = Trigger::from_symbol(symbol).map_err(attach_err)?;
+                let p = typed!(UProbe, "uprobe");
+                let off = which.file_offset().map_err(|e| attach_err(e.to_string()))?;
+                let at = UProbeAttachLocation::AbsoluteOffset(off);
+                p.attach(at, "/proc/self/exe", UProbeScope::CallingProcess)
+                    .map_err(|e| attach_err(chain(&e)))?;
+                if which == Trigger::End {
+                    self.end_programs.insert(desc.name.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The script (without its ELF).
+    pub fn script(&self) -> &CompiledScript {
+        &self.script
+    }
+
+    pub fn decoder(&mut self) -> &mut Decoder {
+        &mut self.decoder
+    }
+
+    /// Decode one ring-buffer record of this script.
+    pub fn decode(&mut self, bytes: &[u8]) -> anyhow::Result<super::decode::Event> {
+        self.decoder.event(&self.script, bytes)
+    }
+
+    /// Fire BEGIN or END: runs their programs synchronously (a no-op if none is attached).
+    pub fn fire(&self, which: Trigger) {
+        which.fire();
+    }
+
+    /// Detach and unload every program except END's, so nothing but END fires any more.
+    pub fn stop_probes(&mut self) {
+        let end = &self.end_programs;
+        self.manual.retain(|(name, _)| end.contains(name));
+        for (name, prog) in self.ebpf.programs_mut() {
+            if end.contains(name) {
+                continue;
+            }
+            let _ = match prog {
+                Program::KProbe(p) => p.unload(),
+                Program::UProbe(p) => p.unload(),
+                Program::TracePoint(p) => p.unload(),
+                Program::RawTracePoint(p) => p.unload(),
+                Program::PerfEvent(p) => p.unload(),
+                _ => Ok(()),
+            };
+        }
+    }
+
+    /// Take the `events` ring buffer as an async stream (once; needs a tokio runtime).
+    pub fn take_events(&mut self) -> anyhow::Result<EventStream> {
+        let map = self
+            .ebpf
+            .take_map(MapNames::EVENTS)
+            .ok_or_else(|| anyhow::anyhow!("the object has no `{}` map", MapNames::EVENTS))?;
+        EventStream::new(map)
+    }
+
+    /// Raw access to a map by name.
+    pub fn raw_map(&self, name: &str) -> anyhow::Result<RawMap<'_>> {
+        let map = self
+            .ebpf
+            .map(name)
+            .ok_or_else(|| anyhow::anyhow!("no map `{name}`"))?;
+        let data =
+            map_data(map).ok_or_else(|| anyhow::anyhow!("map `{name}` has an unsupported type"))?;
+        let info = data.info()?;
+        let per_cpu = matches!(
+            info.map_type()?,
+            MapType::PerCpuArray | MapType::PerCpuHash | MapType::LruPerCpuHash
+        );
+        Ok(RawMap {
+            fd: data.fd().as_fd(),
+            key_size: info.key_size() as usize,
+            value_size: info.value_size() as usize,
+            per_cpu,
+        })
+    }
+
+    fn agg_map(&self, agg: u32) -> anyhow::Result<RawMap<'_>> {
+        let desc = self
+            .script
+            .aggs
+            .get(agg as usize)
+            .ok_or_else(|| anyhow::anyhow!("no aggregation #{agg}"))?;
+        self.raw_map(&desc.map)
+    }
+
+    /// Every key of aggregation `agg` with its per-CPU accumulators.
+    pub fn agg_raw(&self, agg: u32) -> anyhow::Result<Entries> {
+        Ok(self.agg_map(agg)?.read_all()?)
+    }
+
+    /// Aggregation `agg`, merged across CPUs, keys decoded (unsorted, `normal` 1).
+    pub fn agg_snapshot(&mut self, agg: u32) -> anyhow::Result<AggSnapshot> {
+        let raw = self.agg_raw(agg)?;
+        let desc = &self.script.aggs[agg as usize];
+        Ok(self.decoder.snapshot(desc, &raw))
+    }
+
+    /// `clear(@a)`: zero every value, keep the keys.
+    pub fn agg_clear(&self, agg: u32) -> anyhow::Result<()> {
+        Ok(self.agg_map(agg)?.clear()?)
+    }
+
+    /// `trunc(@a)` (keep = None or 0: delete everything) or `trunc(@a, n)`: keep the `n`
+    /// largest values (n > 0) or the `-n` smallest (n < 0).
+    pub fn agg_trunc(&mut self, agg: u32, keep: Option<i64>) -> anyhow::Result<()> {
+        let map = self.agg_map(agg)?;
+        let raw = map.read_all()?;
+        let func = &self.script.aggs[agg as usize].func;
+        let mut scored: Vec<(i64, Vec<u8>)> = raw
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    tracer_common::AggValue::merge(func, v.iter().map(|b| b.as_slice())).scalar(),
+                    k,
+                )
+            })
+            .collect();
+        let n = keep.unwrap_or(0);
+        if n >= 0 {
+            scored.sort_by(|a, b| b.0.cmp(&a.0));
+        } else {
+            scored.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        let doomed: Vec<Vec<u8>> = scored
+            .into_iter()
+            .skip(n.unsigned_abs() as usize)
+            .map(|(_, k)| k)
+            .collect();
+        Ok(map.delete(&doomed)?)
+    }
+
+    /// The `stats` counters as `[cpu][stat]` (all zero if the object has no `stats` map).
+    pub fn stats(&self) -> anyhow::Result<Vec<[u64; NSTATS as usize]>> {
+        if self.ebpf.map(MapNames::STATS).is_none() {
+            return Ok(vec![[0; NSTATS as usize]; maps::nr_possible_cpus()]);
+        }
+        Ok(maps::read_stats(&self.raw_map(MapNames::STATS)?)?)
+    }
+
+    /// Kernel ids of the loaded programs of this session.
+    pub fn program_ids(&self) -> Vec<u32> {
+        self.ebpf
+            .programs()
+            .filter_map(|(_, p)| p.info().ok())
+            .map(|i| i.id())
+            .collect()
+    }
+}
