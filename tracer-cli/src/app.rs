@@ -1,0 +1,307 @@
+//! From command line to exit status: gather the program text, compile, list or run, print.
+
+use crate::cli::Args;
+use crate::handler::Consumer;
+use crate::output::{OutputFormat, Printer};
+use crate::probes::{Pattern, Resolver};
+use crate::runtime::{self, RuntimeError, StopReason, Target};
+use std::io::Write;
+use tracer_common::Options;
+use tracer_lang::diag::{Diagnostic, SourceMap};
+use tracer_lang::lower::{self, CompileInput, Compiled};
+use tracer_lang::syntax::{self, ast};
+
+/// A failure already worded for the user (without the `tracer: ` prefix).
+pub struct Failure {
+    pub message: String,
+    pub status: i32,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure { message: message.into(), status: 1 }
+    }
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure { message: message.into(), status: 2 }
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure::new(e.to_string())
+    }
+}
+
+/// One piece of program text: a `-n` description/clause or a `-s` file.
+struct Source {
+    name: String,
+    text: String,
+    from_file: bool,
+}
+
+fn gather(args: &Args) -> Result<Vec<Source>, Failure> {
+    let mut out = Vec::new();
+    for path in &args.scripts {
+        let text = std::fs::read_to_string(path).map_err(|e| Failure::new(format!("failed to open {path}: {e}")))?;
+        out.push(Source { name: path.clone(), text, from_file: true });
+    }
+    for c in &args.clauses {
+        out.push(Source { name: c.clone(), text: c.clone(), from_file: false });
+    }
+    Ok(out)
+}
+
+fn options(args: &Args) -> Result<Options, Failure> {
+    let mut o = Options::default();
+    if let Some(b) = &args.bufsize {
+        tracer_lang::options::set_option(&mut o, "bufsize", Some(b)).map_err(|e| Failure::new(format!("failed to set -b: {e}")))?;
+    }
+    for x in &args.xopts {
+        let (name, value) = match x.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (x.as_str(), None),
+        };
+        tracer_lang::options::set_option(&mut o, name, value).map_err(|e| Failure::new(format!("failed to set -x {name}: {e}")))?;
+    }
+    o.quiet |= args.quiet;
+    o.destructive |= args.destructive;
+    Ok(o)
+}
+
+/// The message for a compile error: where, what, and the source line with a caret.
+fn compile_failure(sources: &SourceMap, src: &[Source], d: &Diagnostic) -> Failure {
+    let file = d.span.file as usize;
+    let what = match src.get(file) {
+        Some(s) if s.from_file => format!("failed to compile script {}", s.name),
+        Some(s) => format!("invalid probe specifier {}", s.name.trim()),
+        None => "failed to compile script".into(),
+    };
+    let (line, col) = sources.line_col(d.span);
+    let mut m = format!("{what}: line {line}:{col}: {}\n", d.message);
+    m.push_str(d.render(sources).trim_end());
+    Failure::new(m)
+}
+
+pub struct Prepared {
+    pub compiled: Compiled,
+    pub sources: SourceMap,
+    pub notice_name: String,
+}
+
+fn boot_to_wall_ns() -> i64 {
+    let mut mono = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut real = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut mono);
+        libc::clock_gettime(libc::CLOCK_REALTIME, &mut real);
+    }
+    let ns = |t: libc::timespec| t.tv_sec as i64 * 1_000_000_000 + t.tv_nsec as i64;
+    ns(real) - ns(mono)
+}
+
+/// Parse and compile everything given on the command line.
+pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
+    let src = gather(args)?;
+    if src.is_empty() {
+        return Err(Failure::usage("no probes specified"));
+    }
+    let mut sources = SourceMap::new();
+    let mut script = ast::Script::default();
+    for s in &src {
+        let file = sources.add(s.name.clone(), s.text.clone());
+        match syntax::parse(file, &s.text) {
+            Ok(sc) => script.items.extend(sc.items),
+            Err(d) => return Err(compile_failure(&sources, &src, &d)),
+        }
+    }
+    let mut macro_args = vec![src.first().map(|s| s.name.clone()).unwrap_or_default()];
+    macro_args.extend(args.args.iter().cloned());
+    let opts = options(args)?;
+    // The line table carries the file too: file << 20 | line.
+    let line_of = |span: ast::Span| (span.file << 20) | sources.line_col(span).0 as u32;
+    let input = CompileInput {
+        script: &script,
+        options: opts,
+        macro_args,
+        target,
+        allow_zero_matches: args.zero_ok,
+        line_of: &line_of,
+        boot_to_wall_ns: boot_to_wall_ns(),
+        task_offsets: crate::btf::task_offsets(),
+    };
+    let mut resolver = Resolver::new();
+    let compiled = match lower::compile(&input, &mut resolver) {
+        Ok(c) => c,
+        Err(e) => {
+            let d = Diagnostic::error(e.span, e.message);
+            return Err(compile_failure(&sources, &src, &d));
+        }
+    };
+    let notice_name = match src.as_slice() {
+        [s] if s.from_file => format!("script '{}'", s.name),
+        [s] => format!("description '{}'", description_head(&s.text)),
+        _ => "script".into(),
+    };
+    Ok(Prepared { compiled, sources, notice_name })
+}
+
+/// A `-n` argument as DTrace names it in notices: cut at the first `{`, `/` or `;`.
+fn description_head(text: &str) -> String {
+    let end = text.find(['{', ';']).unwrap_or(text.len());
+    let head = &text[..end];
+    // A predicate starts with a `/` that does not follow a `:` (uprobe paths do).
+    let mut cut = head.len();
+    let b = head.as_bytes();
+    for i in 0..b.len() {
+        if b[i] == b'/' && (i == 0 || b[i - 1] != b':') {
+            cut = i;
+            break;
+        }
+    }
+    head[..cut].to_string()
+}
+
+/// `-l`: list matching probes in DTrace's columns.
+fn list(args: &Args) -> Result<i32, Failure> {
+    let mut resolver = Resolver::new();
+    let patterns: Vec<Option<Pattern>> = if args.clauses.is_empty() {
+        vec![None]
+    } else {
+        args.clauses.iter().map(|c| Pattern::parse(description_head(c).trim()).map(Some)).collect::<Result<_, _>>()?
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:>5} {:>10} {:>17} {:>33} {}", "ID", "PROVIDER", "MODULE", "FUNCTION", "NAME")?;
+    for p in patterns {
+        let probes = resolver.list(p.as_ref())?;
+        if probes.is_empty() {
+            if let Some(p) = &p {
+                return Err(Failure::new(format!(
+                    "invalid probe specifier {}:{}:{}:{}: probe description does not match any probes",
+                    p.provider, p.module, p.function, p.name
+                )));
+            }
+        }
+        for d in probes {
+            writeln!(out, "{:>5} {:>10} {:>17} {:>33} {}", d.id, d.provider, d.module, d.function, d.name)?;
+        }
+    }
+    Ok(0)
+}
+
+/// Explain a verifier rejection with the D line that produced the failing instruction.
+fn verifier_failure(prepared: &Prepared, program: &str, probe: &str, log: &str) -> Failure {
+    let compiled = &prepared.compiled;
+    let idx = compiled.functions.iter().position(|f| f.name == program);
+    // The last "N: (op) ..." line of the log is where verification stopped.
+    let insn = log.lines().rev().find_map(|l| {
+        let (n, rest) = l.split_once(':')?;
+        if rest.trim_start().starts_with('(') {
+            n.trim().parse::<usize>().ok()
+        } else {
+            None
+        }
+    });
+    let line = match (idx, insn) {
+        (Some(i), Some(n)) => compiled.emitted[i].line_of(n),
+        _ => None,
+    };
+    let mut m = format!("failed to enable {probe}: the kernel verifier rejected the generated program");
+    if let Some(packed) = line {
+        let (file, l) = (packed >> 20, packed & 0xfffff);
+        let name = prepared.sources.name(file);
+        m.push_str(&format!(" for {name}:{l}"));
+        if let Some(t) = prepared.sources.text(file).lines().nth(l.saturating_sub(1) as usize) {
+            m.push_str(&format!(":\n    {}", t.trim()));
+        }
+    }
+    m.push_str("\nverifier log (last lines):");
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    for l in &lines[lines.len().saturating_sub(12)..] {
+        m.push_str("\n    ");
+        m.push_str(l);
+    }
+    Failure::new(m)
+}
+
+pub fn run(args: Args) -> Result<i32, Failure> {
+    if args.version {
+        println!("tracer: Sun D 1.13 (tracer {})", env!("CARGO_PKG_VERSION"));
+        return Ok(0);
+    }
+    if args.list {
+        return list(&args);
+    }
+    if args.command.is_some() && args.pid.is_some() {
+        return Err(Failure::usage("-c and -p cannot be used together"));
+    }
+    let format = match args.format.as_str() {
+        "text" => OutputFormat::Text,
+        "json" => OutputFormat::Json,
+        other => return Err(Failure::usage(format!("unknown output format \"{other}\" (use text or json)"))),
+    };
+    let mut target = match (&args.command, args.pid) {
+        (Some(cmd), _) => Some(Target::spawn_stopped(cmd).map_err(|e| Failure::new(format!("failed to create process: {e}")))?),
+        (_, Some(pid)) => Some(Target::grab(pid).map_err(|e| Failure::new(e.to_string()))?),
+        _ => None,
+    };
+    let prepared = prepare(&args, target.as_ref().map(|t| t.pid()))?;
+    let compiled = &prepared.compiled;
+    if args.show_code || (args.verbose && args.compile_only) {
+        for (f, e) in compiled.functions.iter().zip(&compiled.emitted) {
+            eprintln!("{f}");
+            eprintln!("{}", tracer_ebpf::disasm::disassemble(&e.insns));
+        }
+    }
+    if args.compile_only {
+        return Ok(0);
+    }
+    let opts = &compiled.script.options;
+    if !opts.quiet {
+        let n = compiled.matched;
+        eprintln!("tracer: {} matched {n} probe{}", prepared.notice_name, if n == 1 { "" } else { "s" });
+    }
+    if opts.destructive {
+        eprintln!("tracer: allowing destructive actions");
+    }
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(
+            std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Failure::new(format!("failed to open {path}: {e}")))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    let printer = Printer::new(out, format, opts);
+    let mut consumer = Consumer::new(printer);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let outcome = rt.block_on(runtime::run(&compiled.script, target.as_mut(), &mut consumer));
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            if let Some(t) = target.as_mut() {
+                if t.created() {
+                    t.kill();
+                }
+            }
+            return Err(match e.downcast_ref::<RuntimeError>() {
+                Some(RuntimeError::Verifier { program, probe, log, .. }) => verifier_failure(&prepared, program, probe, log),
+                _ => Failure::new(format!("{e:#}")),
+            });
+        }
+    };
+    let mut session = outcome.session;
+    let snaps = consumer.all_snapshots(&mut session)?;
+    let refs: Vec<&tracer_common::AggSnapshot> = snaps.iter().collect();
+    consumer.printer.final_dump(&refs);
+    consumer.printer.flush();
+    drop(session);
+    if let StopReason::TargetExited(info) = outcome.reason {
+        if !opts.quiet {
+            let pid = target.as_ref().map(|t| t.pid()).unwrap_or(0);
+            match info {
+                runtime::ExitInfo::Exited(code) => eprintln!("tracer: pid {pid} exited with status {code}"),
+                runtime::ExitInfo::Signaled(sig) => eprintln!("tracer: pid {pid} terminated by signal {sig}"),
+                runtime::ExitInfo::Unknown => eprintln!("tracer: pid {pid} has exited"),
+            }
+        }
+    }
+    Ok(outcome.status)
+}

@@ -1,0 +1,114 @@
+//! The consumer: what each recorded action does in userspace, as DTrace's consumer does it
+//! (printing, printa, clear/trunc/normalize, exit, speculation buffers, system()).
+
+use crate::output::Printer;
+use crate::runtime::{Flow, Record, RecordHandler, Session};
+use std::collections::HashMap;
+use tracer_common::{ActionKind, AggSnapshot, Value};
+
+pub struct Consumer {
+    pub printer: Printer,
+    /// normalize() factors by aggregation index.
+    normals: HashMap<u32, u64>,
+    /// Records held by speculation id until commit or discard.
+    speculations: HashMap<u32, Vec<Record>>,
+}
+
+impl Consumer {
+    pub fn new(printer: Printer) -> Consumer {
+        Consumer { printer, normals: HashMap::new(), speculations: HashMap::new() }
+    }
+
+    pub fn snapshot(&self, session: &mut Session, agg: u32) -> anyhow::Result<AggSnapshot> {
+        let mut s = session.agg_snapshot(agg)?;
+        s.normal = self.normals.get(&agg).copied().unwrap_or(1).max(1);
+        Ok(s)
+    }
+
+    /// Every aggregation's snapshot, for the end-of-run dump.
+    pub fn all_snapshots(&self, session: &mut Session) -> anyhow::Result<Vec<AggSnapshot>> {
+        let n = session.script().aggs.len() as u32;
+        (0..n).map(|i| self.snapshot(session, i)).collect()
+    }
+
+    fn perform(&mut self, session: &mut Session, record: Record) -> anyhow::Result<Flow> {
+        let script = session.script();
+        let clause = &script.clauses[record.header.epid as usize];
+        let probe = script.probes[clause.probe as usize].clone();
+        self.printer.begin_clause(&probe, record.header.cpu);
+        let mut flow = Flow::Continue;
+        for (action, values) in record.actions {
+            match &action.kind {
+                ActionKind::Trace => self.printer.trace(&values[0]),
+                ActionKind::Printf { format } => {
+                    if let Err(e) = self.printer.printf(format, &values) {
+                        eprintln!("tracer: printf( ) failed: {e}");
+                    }
+                }
+                ActionKind::Printa { format, aggs } => {
+                    let snaps = aggs.iter().map(|a| self.snapshot(session, *a)).collect::<anyhow::Result<Vec<_>>>()?;
+                    let refs: Vec<&AggSnapshot> = snaps.iter().collect();
+                    if let Err(e) = self.printer.printa(format.as_deref(), &refs) {
+                        eprintln!("tracer: printa( ) failed: {e}");
+                    }
+                }
+                ActionKind::Clear { agg } => session.agg_clear(*agg)?,
+                ActionKind::Trunc { agg } => {
+                    let keep = values.first().and_then(Value::as_i64);
+                    session.agg_trunc(*agg, keep)?;
+                }
+                ActionKind::Normalize { agg } => {
+                    let n = values.first().and_then(Value::as_i64).unwrap_or(1);
+                    if n <= 0 {
+                        eprintln!("tracer: normalize( ) factor must be positive");
+                    } else {
+                        self.normals.insert(*agg, n as u64);
+                    }
+                }
+                ActionKind::Denormalize { agg } => {
+                    self.normals.remove(agg);
+                }
+                ActionKind::Exit => {
+                    let status = values.first().and_then(Value::as_i64).unwrap_or(0) as i32;
+                    flow = Flow::Exit(status);
+                }
+                ActionKind::Stack | ActionKind::UStack => {
+                    if let Some(Value::Stack(frames)) = values.first() {
+                        self.printer.stack(frames, matches!(action.kind, ActionKind::UStack));
+                    }
+                }
+                ActionKind::Commit | ActionKind::Discard => {
+                    let id = values.first().and_then(Value::as_i64).unwrap_or(0) as u32;
+                    let held = self.speculations.remove(&id).unwrap_or_default();
+                    if matches!(action.kind, ActionKind::Commit) {
+                        for r in held {
+                            if let Flow::Exit(s) = self.perform(session, r)? {
+                                flow = Flow::Exit(s);
+                            }
+                        }
+                    }
+                }
+                ActionKind::System { format } => match crate::output::printf::format(format, &values) {
+                    Ok(cmd) => {
+                        self.printer.flush();
+                        let _ = std::process::Command::new("/bin/sh").arg("-c").arg(&cmd).status();
+                    }
+                    Err(e) => eprintln!("tracer: system( ) failed: {e}"),
+                },
+                ActionKind::Stop | ActionKind::Setopt { .. } => {}
+            }
+        }
+        self.printer.end_clause();
+        Ok(flow)
+    }
+}
+
+impl RecordHandler for Consumer {
+    fn record(&mut self, session: &mut Session, record: Record) -> anyhow::Result<Flow> {
+        if record.header.spec != 0 {
+            self.speculations.entry(record.header.spec).or_default().push(record);
+            return Ok(Flow::Continue);
+        }
+        self.perform(session, record)
+    }
+}

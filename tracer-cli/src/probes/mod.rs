@@ -1,0 +1,158 @@
+//! Probe resolution: a probe description (`syscall::read:entry`, `tick-1s`, bpftrace's
+//! `tracepoint:sched:sched_switch`) becomes the probes it matches, each with how it attaches
+//! and how its arguments are read. One module per provider.
+
+mod dtrace;
+mod glob;
+mod profile;
+mod syscall;
+pub mod tracefs;
+mod tracepoint;
+
+pub use glob::glob_match;
+
+use tracer_common::ProbeDesc;
+use tracer_lang::probes::{ProbeResolver, ResolvedProbe};
+
+/// The four fields of a DTrace probe description; empty means "any".
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pattern {
+    pub provider: String,
+    pub module: String,
+    pub function: String,
+    pub name: String,
+}
+
+impl Pattern {
+    /// Parse `p:m:f:n` with fields omitted from the left, translating bpftrace's names.
+    pub fn parse(text: &str) -> Result<Pattern, String> {
+        if let Some(p) = bpftrace_alias(text)? {
+            return Ok(p);
+        }
+        let parts: Vec<&str> = text.split(':').collect();
+        if parts.len() > 4 {
+            return Err(format!("invalid probe description \"{text}\": too many fields"));
+        }
+        let mut f = vec![""; 4 - parts.len()];
+        f.extend(parts);
+        Ok(Pattern { provider: f[0].into(), module: f[1].into(), function: f[2].into(), name: f[3].into() })
+    }
+
+    pub fn matches(&self, d: &ProbeDesc) -> bool {
+        let m = |pat: &str, s: &str| pat.is_empty() || glob_match(pat, s);
+        m(&self.provider, &d.provider) && m(&self.module, &d.module) && m(&self.function, &d.function) && m(&self.name, &d.name)
+    }
+}
+
+/// bpftrace probe names as aliases for the providers tracer has.
+fn bpftrace_alias(text: &str) -> Result<Option<Pattern>, String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let pat = |p: &str, m: &str, f: &str, n: &str| Some(Pattern { provider: p.into(), module: m.into(), function: f.into(), name: n.into() });
+    Ok(match parts.as_slice() {
+        ["tracepoint" | "t", cat, name] => pat("tracepoint", cat, "", name),
+        ["profile" | "p", unit, n] => pat("profile", "", "", &format!("profile-{n}{}", rate_unit(unit)?)),
+        ["interval" | "i", unit, n] => pat("profile", "", "", &format!("tick-{n}{}", rate_unit(unit)?)),
+        ["BEGIN"] | ["END"] => None,
+        [kind @ ("kprobe" | "k" | "kretprobe" | "kr" | "fentry" | "f" | "fexit" | "fr" | "uprobe" | "u" | "uretprobe" | "ur" | "usdt" | "U"), ..] => {
+            return Err(format!(
+                "the {kind} probe type is provided by the fbt/pid/usdt providers, which are not available yet"
+            ))
+        }
+        _ => None,
+    })
+}
+
+fn rate_unit(unit: &str) -> Result<&'static str, String> {
+    Ok(match unit {
+        "hz" => "hz",
+        "s" => "s",
+        "ms" => "ms",
+        "us" => "us",
+        "ns" => "ns",
+        other => return Err(format!("unknown rate unit \"{other}\" (use hz, s, ms, us or ns)")),
+    })
+}
+
+/// The resolver tracer uses: every provider, in DTrace's order.
+#[derive(Default)]
+pub struct Resolver {
+    syscalls: Option<Vec<String>>,
+}
+
+impl Resolver {
+    pub fn new() -> Resolver {
+        Resolver::default()
+    }
+
+    fn syscall_names(&mut self) -> Result<&[String], String> {
+        if self.syscalls.is_none() {
+            self.syscalls = Some(syscall::list()?);
+        }
+        Ok(self.syscalls.as_deref().unwrap())
+    }
+
+    /// Every probe for `-l`, optionally filtered by a pattern (tracepoints only when asked for).
+    pub fn list(&mut self, pattern: Option<&Pattern>) -> Result<Vec<ProbeDesc>, String> {
+        let mut out = dtrace::list();
+        out.extend(profile::list());
+        if let Ok(names) = self.syscall_names() {
+            out.extend(syscall::list_probes(names));
+        }
+        let want_tp = pattern.is_some_and(|p| !p.provider.is_empty() && glob_match(&p.provider, "tracepoint"));
+        if want_tp {
+            out.extend(tracepoint::list()?);
+        }
+        let mut out: Vec<ProbeDesc> = out.into_iter().filter(|d| pattern.is_none_or(|p| p.matches(d))).collect();
+        for (i, d) in out.iter_mut().enumerate() {
+            d.id = i as u32 + 1;
+        }
+        Ok(out)
+    }
+}
+
+impl ProbeResolver for Resolver {
+    fn resolve(&mut self, description: &str) -> Result<Vec<ResolvedProbe>, String> {
+        let pat = Pattern::parse(description)?;
+        let mut out = Vec::new();
+        out.extend(dtrace::resolve(&pat));
+        out.extend(profile::resolve(&pat)?);
+        if pat.provider.is_empty() || glob_match(&pat.provider, "syscall") {
+            let names = self.syscall_names()?.to_vec();
+            out.extend(syscall::resolve(&pat, &names)?);
+        }
+        if !pat.provider.is_empty() && glob_match(&pat.provider, "tracepoint") {
+            out.extend(tracepoint::resolve(&pat)?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_fill_from_the_right() {
+        let p = Pattern::parse("BEGIN").unwrap();
+        assert_eq!(p.name, "BEGIN");
+        assert!(p.provider.is_empty());
+        let p = Pattern::parse("syscall::read:entry").unwrap();
+        assert_eq!((p.provider.as_str(), p.function.as_str(), p.name.as_str()), ("syscall", "read", "entry"));
+        let p = Pattern::parse("tracepoint:sched:sched_switch").unwrap();
+        assert_eq!((p.provider.as_str(), p.module.as_str(), p.name.as_str()), ("tracepoint", "sched", "sched_switch"));
+        let p = Pattern::parse("profile:hz:99").unwrap();
+        assert_eq!(p.name, "profile-99hz");
+        let p = Pattern::parse("interval:s:1").unwrap();
+        assert_eq!(p.name, "tick-1s");
+    }
+
+    #[test]
+    fn begin_resolves_to_the_dtrace_provider() {
+        let mut r = Resolver::new();
+        let ps = r.resolve("BEGIN").unwrap();
+        assert_eq!(ps.len(), 1);
+        assert_eq!(ps[0].desc.full_name(), "dtrace:::BEGIN");
+        assert_eq!(r.resolve("dtrace:::END").unwrap()[0].desc.name, "END");
+        assert!(r.resolve("::BEGIN:tick-1").unwrap().is_empty());
+    }
+}
