@@ -23,7 +23,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { message: message.into(), span, notes: Vec::new(), label: None }
+        Diagnostic {
+            message: message.into(),
+            span,
+            notes: Vec::new(),
+            label: None,
+        }
     }
 
     pub fn with_note(mut self, note: impl Into<String>) -> Self {
@@ -51,10 +56,16 @@ impl Diagnostic {
             return self.render_plain();
         };
         let (start, end) = clamp_range(&text, self.span.start as usize, self.span.end as usize);
-        let label = Label::primary(file, start..end).with_message(self.label.clone().unwrap_or_default());
-        let diagnostic =
-            CsDiagnostic::error().with_message(&self.message).with_labels(vec![label]).with_notes(self.notes.clone());
-        let config = Config { chars: Chars::ascii(), ..Config::default() };
+        let label =
+            Label::primary(file, start..end).with_message(self.label.clone().unwrap_or_default());
+        let diagnostic = CsDiagnostic::error()
+            .with_message(&self.message)
+            .with_labels(vec![label])
+            .with_notes(self.notes.clone());
+        let config = Config {
+            chars: Chars::ascii(),
+            ..Config::default()
+        };
         let mut writer = NoColor::new(Vec::<u8>::new());
         match term::emit(&mut writer, &config, &sources.files, &diagnostic) {
             Ok(()) => String::from_utf8_lossy(&writer.into_inner()).into_owned(),
@@ -122,12 +133,18 @@ impl SourceMap {
 
     /// The file's name, or `<unknown>` for an index that was never added.
     pub fn name(&self, file: u32) -> &str {
-        self.files.get(file as usize).map(|f| f.name().as_str()).unwrap_or("<unknown>")
+        self.files
+            .get(file as usize)
+            .map(|f| f.name().as_str())
+            .unwrap_or("<unknown>")
     }
 
     /// The file's text, or "" for an index that was never added.
     pub fn text(&self, file: u32) -> &str {
-        self.files.get(file as usize).map(|f| f.source().as_str()).unwrap_or("")
+        self.files
+            .get(file as usize)
+            .map(|f| f.source().as_str())
+            .unwrap_or("")
     }
 
     /// 1-based line and column (in characters) of the start of `span`.

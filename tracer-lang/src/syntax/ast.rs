@@ -19,10 +19,18 @@ impl fmt::Debug for Span {
 
 impl Span {
     pub fn new(file: u32, start: usize, end: usize) -> Span {
-        Span { file, start: start as u32, end: end as u32 }
+        Span {
+            file,
+            start: start as u32,
+            end: end as u32,
+        }
     }
     pub fn to(self, other: Span) -> Span {
-        Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            file: self.file,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 }
 
@@ -44,9 +52,17 @@ pub enum Item {
     /// `int x;`, `self int y;`, `this string z;`, `int a[string, int];`
     Decl(Decl),
     /// `inline type name = expr;`
-    Inline { ty: TypeName, name: Spanned<String>, value: Expr, span: Span },
+    Inline {
+        ty: TypeName,
+        name: Spanned<String>,
+        value: Expr,
+        span: Span,
+    },
     /// `#pragma D option name[=value]` (other pragmas are kept for diagnostics).
-    Pragma { words: Vec<String>, span: Span },
+    Pragma {
+        words: Vec<String>,
+        span: Span,
+    },
     /// `typedef`, `struct`, `union`, `enum` definitions.
     TypeDef(TypeDef),
 }
@@ -94,9 +110,19 @@ pub struct TypeName {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TypeDef {
-    Typedef { ty: TypeName, name: Spanned<String> },
-    Struct { kind: StructKind, name: Spanned<String>, members: Vec<(TypeName, Spanned<String>, Option<u64>)> },
-    Enum { name: Option<Spanned<String>>, variants: Vec<(Spanned<String>, Option<Expr>)> },
+    Typedef {
+        ty: TypeName,
+        name: Spanned<String>,
+    },
+    Struct {
+        kind: StructKind,
+        name: Spanned<String>,
+        members: Vec<(TypeName, Spanned<String>, Option<u64>)>,
+    },
+    Enum {
+        name: Option<Spanned<String>>,
+        variants: Vec<(Spanned<String>, Option<Expr>)>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +136,12 @@ pub enum Stmt {
     /// An expression statement, including assignments and action calls.
     Expr(Expr),
     /// `if (cond) { ... } else { ... }` (illumos D sugar).
-    If { cond: Expr, then: Vec<Stmt>, els: Vec<Stmt>, span: Span },
+    If {
+        cond: Expr,
+        then: Vec<Stmt>,
+        els: Vec<Stmt>,
+        span: Span,
+    },
     /// A declaration inside a clause: `this int x;`
     Decl(Decl),
     /// An empty statement `;`.
@@ -122,7 +153,10 @@ pub type Expr = Box<Spanned<ExprKind>>;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExprKind {
     /// Integer literal, with its C suffix (`u`, `l`, `ul`, `ll`, `ull`) lower-cased, or "".
-    Int { value: u64, suffix: String },
+    Int {
+        value: u64,
+        suffix: String,
+    },
     /// String literal, escapes already decoded.
     Str(String),
     /// Character literal `'a'`.
@@ -141,28 +175,68 @@ pub enum ExprKind {
     /// `@name` (name without `@`; empty for `@`), only as an argument of printa/clear/trunc/...
     AggRef(String),
     /// `base[i, j]`: associative array, `args[0]`, `uregs[R]`, or pointer/array index.
-    Index { base: Expr, index: Vec<Expr> },
+    Index {
+        base: Expr,
+        index: Vec<Expr>,
+    },
     /// `f(a, b)`: an action, a subroutine or an aggregating function.
-    Call { func: Spanned<String>, args: Vec<Expr> },
+    Call {
+        func: Spanned<String>,
+        args: Vec<Expr>,
+    },
     /// `a.b` or `a->b`
-    Member { base: Expr, member: String, arrow: bool },
-    Unary { op: UnOp, expr: Expr },
-    Binary { op: BinOp, lhs: Expr, rhs: Expr },
+    Member {
+        base: Expr,
+        member: String,
+        arrow: bool,
+    },
+    Unary {
+        op: UnOp,
+        expr: Expr,
+    },
+    Binary {
+        op: BinOp,
+        lhs: Expr,
+        rhs: Expr,
+    },
     /// `c ? a : b`
-    Cond { cond: Expr, then: Expr, els: Expr },
+    Cond {
+        cond: Expr,
+        then: Expr,
+        els: Expr,
+    },
     /// `lhs = rhs`, `lhs += rhs`, ... (`op` is None for plain `=`)
-    Assign { op: Option<BinOp>, lhs: Expr, rhs: Expr },
+    Assign {
+        op: Option<BinOp>,
+        lhs: Expr,
+        rhs: Expr,
+    },
     /// `@name[keys] = func(args)`: an aggregation.
-    Aggregate { name: Spanned<String>, keys: Vec<Expr>, func: Spanned<String>, args: Vec<Expr> },
+    Aggregate {
+        name: Spanned<String>,
+        keys: Vec<Expr>,
+        func: Spanned<String>,
+        args: Vec<Expr>,
+    },
     /// `++x`, `x++`, `--x`, `x--`
-    IncDec { expr: Expr, inc: bool, prefix: bool },
+    IncDec {
+        expr: Expr,
+        inc: bool,
+        prefix: bool,
+    },
     /// `(type) expr`
-    Cast { ty: TypeName, expr: Expr },
+    Cast {
+        ty: TypeName,
+        expr: Expr,
+    },
     /// `sizeof(type)` or `sizeof expr`
     SizeofType(TypeName),
     SizeofExpr(Expr),
     /// `offsetof(type, member)`
-    Offsetof { ty: TypeName, member: String },
+    Offsetof {
+        ty: TypeName,
+        member: String,
+    },
     /// `stringof(expr)` / `stringof expr`
     Stringof(Expr),
 }

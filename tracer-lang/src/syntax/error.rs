@@ -9,19 +9,27 @@ use lalrpop_util::ParseError;
 /// Terminals that continue an expression; they are left out of "expected ..." lists when
 /// something more telling remains.
 const CONTINUATIONS: &[&str] = &[
-    "+", "-", "*", "/", "%", "<<", ">>", "<", "<=", ">", ">=", "==", "!=", "&", "|", "^", "&&", "||", "^^", "?", "=",
-    "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>=", ".", "->", "++", "--", "[", "(", ",",
+    "+", "-", "*", "/", "%", "<<", ">>", "<", "<=", ">", ">=", "==", "!=", "&", "|", "^", "&&",
+    "||", "^^", "?", "=", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>=", ".", "->",
+    "++", "--", "[", "(", ",",
 ];
 
-pub fn convert(err: ParseError<usize, Tok, Diagnostic>, lexer: &Lexer, file: u32, src: &str) -> Diagnostic {
+pub fn convert(
+    err: ParseError<usize, Tok, Diagnostic>,
+    lexer: &Lexer,
+    file: u32,
+    src: &str,
+) -> Diagnostic {
     let span = |l: usize, r: usize| Span::new(file, l, r);
     match err {
         ParseError::User { error } => error,
         ParseError::InvalidToken { location } => {
-            Diagnostic::error(span(location, location + 1), "invalid token").with_label("not valid in D")
+            Diagnostic::error(span(location, location + 1), "invalid token")
+                .with_label("not valid in D")
         }
         ParseError::ExtraToken { token: (l, _, r) } => {
-            Diagnostic::error(span(l, r), format!("unexpected {}", show(src, l, r))).with_label("unexpected token")
+            Diagnostic::error(span(l, r), format!("unexpected {}", show(src, l, r)))
+                .with_label("unexpected token")
         }
         ParseError::UnrecognizedEof { location, expected } => {
             if let Some(&(kind, at)) = lexer.braces.last() {
@@ -31,15 +39,23 @@ pub fn convert(err: ParseError<usize, Tok, Diagnostic>, lexer: &Lexer, file: u32
                 };
                 return Diagnostic::error(
                     span(at, at + 1),
-                    format!("unexpected end of input: missing `}}` closing the {what} that starts here"),
+                    format!(
+                        "unexpected end of input: missing `}}` closing the {what} that starts here"
+                    ),
                 )
                 .with_label("this `{` is never closed");
             }
             let what = expected_text(&expected);
-            Diagnostic::error(span(location, location), format!("unexpected end of input; expected {what}"))
-                .with_label(format!("expected {what}"))
+            Diagnostic::error(
+                span(location, location),
+                format!("unexpected end of input; expected {what}"),
+            )
+            .with_label(format!("expected {what}"))
         }
-        ParseError::UnrecognizedToken { token: (l, tok, r), expected } => {
+        ParseError::UnrecognizedToken {
+            token: (l, tok, r),
+            expected,
+        } => {
             let has = |t: &str| expected.iter().any(|e| e == t);
             if has("\";\"") && starts_expression(&tok) && lexer.in_clause_body() {
                 let at = lexer.ends[0];
@@ -47,8 +63,11 @@ pub fn convert(err: ParseError<usize, Tok, Diagnostic>, lexer: &Lexer, file: u32
                     .with_label(format!("expected `;` before {}", show(src, l, r)));
             }
             let what = expected_text(&expected);
-            Diagnostic::error(span(l, r), format!("unexpected {}; expected {what}", show(src, l, r)))
-                .with_label(format!("expected {what}"))
+            Diagnostic::error(
+                span(l, r),
+                format!("unexpected {}; expected {what}", show(src, l, r)),
+            )
+            .with_label(format!("expected {what}"))
         }
     }
 }
@@ -93,15 +112,33 @@ fn starts_expression(tok: &Tok) -> bool {
 fn expected_text(expected: &[String]) -> String {
     let has = |t: &str| expected.iter().any(|e| e == t);
     if has("IntLit") {
-        return if has("\"}\"") { "a statement or `}`".into() } else { "an expression".into() };
+        return if has("\"}\"") {
+            "a statement or `}`".into()
+        } else {
+            "an expression".into()
+        };
     }
     if has("ProbeTok") {
-        return "a probe description or a declaration".into();
+        return if has("TypeTok") {
+            "a probe description or a declaration".into()
+        } else {
+            "a probe description".into()
+        };
     }
-    let unquote = |e: &String| e.strip_prefix('"').and_then(|e| e.strip_suffix('"')).map(str::to_string);
-    let significant: Vec<&String> =
-        expected.iter().filter(|e| unquote(e).is_none_or(|t| !CONTINUATIONS.contains(&t.as_str()))).collect();
-    let list: Vec<&String> = if significant.is_empty() { expected.iter().collect() } else { significant };
+    let unquote = |e: &String| {
+        e.strip_prefix('"')
+            .and_then(|e| e.strip_suffix('"'))
+            .map(str::to_string)
+    };
+    let significant: Vec<&String> = expected
+        .iter()
+        .filter(|e| unquote(e).is_none_or(|t| !CONTINUATIONS.contains(&t.as_str())))
+        .collect();
+    let list: Vec<&String> = if significant.is_empty() {
+        expected.iter().collect()
+    } else {
+        significant
+    };
     let mut words: Vec<String> = Vec::new();
     for e in list {
         let w = match unquote(e) {

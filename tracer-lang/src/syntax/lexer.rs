@@ -108,7 +108,9 @@ impl<'a> Lexer<'a> {
 
     /// True if the innermost open brace belongs to a clause body (or a block inside one).
     pub fn in_clause_body(&self) -> bool {
-        self.braces.first().is_some_and(|b| b.0 == BraceKind::Clause)
+        self.braces
+            .first()
+            .is_some_and(|b| b.0 == BraceKind::Clause)
     }
 
     /// Skips whitespace and comments starting at `pos`, returning the new position.
@@ -140,7 +142,11 @@ impl<'a> Lexer<'a> {
     }
 
     fn at_line_start(&self, pos: usize) -> bool {
-        self.bytes[..pos].iter().rev().take_while(|&&c| c != b'\n').all(|&c| c == b' ' || c == b'\t')
+        self.bytes[..pos]
+            .iter()
+            .rev()
+            .take_while(|&&c| c != b'\n')
+            .all(|&c| c == b' ' || c == b'\t')
     }
 
     fn lex(&mut self) -> Option<LexResult> {
@@ -151,7 +157,10 @@ impl<'a> Lexer<'a> {
                 Err(e) => return Some(Err(e)),
             };
             let end = self.ident_end(self.pos);
-            if end > self.pos && !self.bytes[self.pos].is_ascii_digit() && is_qualifier(&self.src[self.pos..end]) {
+            if end > self.pos
+                && !self.bytes[self.pos].is_ascii_digit()
+                && is_qualifier(&self.src[self.pos..end])
+            {
                 if self.mode == Mode::Program {
                     self.mode = Mode::Code;
                 }
@@ -164,9 +173,15 @@ impl<'a> Lexer<'a> {
             if self.mode == Mode::Predicate {
                 let p = self.pred_start;
                 return Some(Err(self
-                    .err(p, p + 1, "unexpected end of input: the predicate is never closed")
+                    .err(
+                        p,
+                        p + 1,
+                        "unexpected end of input: the predicate is never closed",
+                    )
                     .with_label("predicate starts here")
-                    .with_note("a predicate is written `/ expression /` before the clause body")));
+                    .with_note(
+                        "a predicate is written `/ expression /` before the clause body",
+                    )));
             }
             return None;
         };
@@ -237,7 +252,9 @@ impl<'a> Lexer<'a> {
     /// `#pragma ...` or another preprocessor line, at the start of a line.
     fn directive(&mut self) -> LexResult {
         let start = self.pos;
-        let end = self.src[start..].find('\n').map_or(self.bytes.len(), |i| start + i);
+        let end = self.src[start..]
+            .find('\n')
+            .map_or(self.bytes.len(), |i| start + i);
         let line = &self.src[start + 1..end];
         let mut words = line.split_whitespace().map(str::to_string);
         match words.next().as_deref() {
@@ -251,7 +268,11 @@ impl<'a> Lexer<'a> {
                     None => start + 1,
                 };
                 Err(self
-                    .err(start, word_end, "tracer does not run the C preprocessor (-C)")
+                    .err(
+                        start,
+                        word_end,
+                        "tracer does not run the C preprocessor (-C)",
+                    )
                     .with_label("preprocessor directive")
                     .with_note(
                         "only `#pragma D option ...` lines are understood; \
@@ -317,16 +338,28 @@ impl<'a> Lexer<'a> {
         } else if c == b'@' {
             let end = self.ident_end(start + 1);
             self.pos = end;
-            return Ok((start, Tok::AggRef(self.src[start + 1..end].to_string()), end));
-        } else if c == b'/' && self.mode == Mode::Predicate && self.predicate_ends_after(start + 1) {
+            return Ok((
+                start,
+                Tok::AggRef(self.src[start + 1..end].to_string()),
+                end,
+            ));
+        } else if c == b'/' && self.mode == Mode::Predicate && self.predicate_ends_after(start + 1)
+        {
             self.pos += 1;
             if let Some(&(open, at)) = self.pred_parens.last() {
                 let close = if open == b'(' { ')' } else { ']' };
                 let (line, col) = self.line_col(at);
                 return Err(self
-                    .err(start, start + 1, format!("missing `{close}` before the `/` that closes the predicate"))
+                    .err(
+                        start,
+                        start + 1,
+                        format!("missing `{close}` before the `/` that closes the predicate"),
+                    )
                     .with_label(format!("expected `{close}` before this"))
-                    .with_note(format!("the `{}` at line {line}, column {col} is never closed", open as char)));
+                    .with_note(format!(
+                        "the `{}` at line {line}, column {col} is never closed",
+                        open as char
+                    )));
             }
             self.mode = Mode::AfterPred;
             Tok::PredClose
@@ -335,7 +368,11 @@ impl<'a> Lexer<'a> {
             let Some((text, tok)) = PUNCT.iter().find(|(p, _)| rest.starts_with(p)) else {
                 let ch = rest.chars().next().unwrap_or('?');
                 return Err(self
-                    .err(start, start + ch.len_utf8(), format!("unexpected character `{ch}`"))
+                    .err(
+                        start,
+                        start + ch.len_utf8(),
+                        format!("unexpected character `{ch}`"),
+                    )
                     .with_label("not valid in D"));
             };
             self.pos += text.len();
@@ -350,7 +387,11 @@ impl<'a> Lexer<'a> {
             (Tok::LBrace, Mode::Predicate) => {
                 let p = self.pred_start;
                 return Err(self
-                    .err(start, start + 1, "missing `/` closing the predicate before `{`")
+                    .err(
+                        start,
+                        start + 1,
+                        "missing `/` closing the predicate before `{`",
+                    )
                     .with_label("expected `/` before this")
                     .with_note({
                         let (line, col) = self.line_col(p);
@@ -373,10 +414,13 @@ impl<'a> Lexer<'a> {
                 self.mode = Mode::Program;
                 self.finish_typedef();
             }
-            (Tok::Semi, _) => {
-                if self.typedef.as_ref().is_some_and(|t| t.depth == self.braces.len()) {
-                    self.finish_typedef();
-                }
+            (Tok::Semi, _)
+                if self
+                    .typedef
+                    .as_ref()
+                    .is_some_and(|t| t.depth == self.braces.len()) =>
+            {
+                self.finish_typedef();
             }
             _ => {}
         }
@@ -384,7 +428,11 @@ impl<'a> Lexer<'a> {
     }
 
     fn finish_typedef(&mut self) {
-        if let Some(TypedefTrack { last_ident: Some(name), .. }) = self.typedef.take() {
+        if let Some(TypedefTrack {
+            last_ident: Some(name),
+            ..
+        }) = self.typedef.take()
+        {
             self.types.insert(name);
         }
     }
@@ -393,7 +441,10 @@ impl<'a> Lexer<'a> {
     fn line_col(&self, pos: usize) -> (usize, usize) {
         let before = &self.src[..pos.min(self.src.len())];
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
+        (
+            before.matches('\n').count() + 1,
+            before[line_start..].chars().count() + 1,
+        )
     }
 
     /// In a predicate, a `/` closes it when what follows is `{`, `;` or the end of input.
@@ -413,7 +464,10 @@ impl<'a> Lexer<'a> {
         self.pos = end;
         if let Some(kw) = keyword(word) {
             if kw == Tok::Typedef {
-                self.typedef = Some(TypedefTrack { depth: self.braces.len(), last_ident: None });
+                self.typedef = Some(TypedefTrack {
+                    depth: self.braces.len(),
+                    last_ident: None,
+                });
             }
             return Ok((start, kw, end));
         }
@@ -435,8 +489,7 @@ impl<'a> Lexer<'a> {
     fn c_type_words(&mut self, start: usize, first_end: usize) -> Spanned {
         let mut words = vec![&self.src[start..first_end]];
         let mut end = first_end;
-        loop {
-            let Ok(p) = self.skip_trivia_from(end) else { break };
+        while let Ok(p) = self.skip_trivia_from(end) {
             if !self.bytes.get(p).is_some_and(|&c| is_ident_start(c)) {
                 break;
             }
@@ -461,18 +514,31 @@ impl<'a> Lexer<'a> {
         let hex = b[start] == b'0' && matches!(b.get(start + 1), Some(b'x' | b'X'));
         let digits_start = if hex { start + 2 } else { start };
         let mut pos = digits_start;
-        while b.get(pos).is_some_and(|c| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() }) {
+        while b.get(pos).is_some_and(|c| {
+            if hex {
+                c.is_ascii_hexdigit()
+            } else {
+                c.is_ascii_digit()
+            }
+        }) {
             pos += 1;
         }
         let digits = &self.src[digits_start..pos];
         if b.get(pos) == Some(&b'.') && b.get(pos + 1).is_some_and(u8::is_ascii_digit) {
             let end = self.ident_end(pos + 1);
             return Err(self
-                .err(start, end, "floating-point constants are not supported in D")
+                .err(
+                    start,
+                    end,
+                    "floating-point constants are not supported in D",
+                )
                 .with_label("not an integer"));
         }
         let suffix_start = pos;
-        while b.get(pos).is_some_and(|c| matches!(c, b'u' | b'U' | b'l' | b'L')) {
+        while b
+            .get(pos)
+            .is_some_and(|c| matches!(c, b'u' | b'U' | b'l' | b'L'))
+        {
             pos += 1;
         }
         let suffix = self.src[suffix_start..pos].to_ascii_lowercase();
@@ -494,7 +560,14 @@ impl<'a> Lexer<'a> {
             "llu" => "ull".to_string(),
             _ => {
                 return Err(self
-                    .err(suffix_start, end, format!("invalid suffix `{}` on integer constant", &self.src[suffix_start..end]))
+                    .err(
+                        suffix_start,
+                        end,
+                        format!(
+                            "invalid suffix `{}` on integer constant",
+                            &self.src[suffix_start..end]
+                        ),
+                    )
                     .with_label("invalid suffix"))
             }
         };
@@ -508,12 +581,18 @@ impl<'a> Lexer<'a> {
         let digits = if radix == 8 { &digits[1..] } else { digits };
         if let Some(i) = digits.bytes().position(|c| radix == 8 && c >= b'8') {
             let at = start + 1 + i;
-            return Err(self.err(at, at + 1, "invalid digit in octal constant").with_label("not an octal digit"));
+            return Err(self
+                .err(at, at + 1, "invalid digit in octal constant")
+                .with_label("not an octal digit"));
         }
         match u64::from_str_radix(digits, radix) {
             Ok(v) => Ok((start, Tok::Int((v, suffix)), end)),
             Err(_) => Err(self
-                .err(start, end, format!("integer constant `{text}` is too large"))
+                .err(
+                    start,
+                    end,
+                    format!("integer constant `{text}` is too large"),
+                )
                 .with_label("does not fit in 64 bits")),
         }
     }
@@ -547,14 +626,17 @@ impl<'a> Lexer<'a> {
                     }
                 }
                 u8::try_from(v).map_err(|_| {
-                    self.err(start, self.pos, "octal escape sequence out of range").with_label("larger than 0377")
+                    self.err(start, self.pos, "octal escape sequence out of range")
+                        .with_label("larger than 0377")
                 })?
             }
             b'x' => {
                 let mut v = 0u8;
                 let mut n = 0;
                 while n < 2 {
-                    let Some(d) = self.peek().and_then(|d| (d as char).to_digit(16)) else { break };
+                    let Some(d) = self.peek().and_then(|d| (d as char).to_digit(16)) else {
+                        break;
+                    };
                     v = v * 16 + d as u8;
                     n += 1;
                     self.pos += 1;
@@ -570,7 +652,11 @@ impl<'a> Lexer<'a> {
                 let ch = self.src[start + 1..].chars().next().unwrap_or('?');
                 self.pos = start + 1 + ch.len_utf8();
                 return Err(self
-                    .err(start, self.pos, format!("invalid escape sequence `\\{ch}` in {what}"))
+                    .err(
+                        start,
+                        self.pos,
+                        format!("invalid escape sequence `\\{ch}` in {what}"),
+                    )
                     .with_label("unknown escape"));
             }
         };
@@ -634,7 +720,11 @@ impl<'a> Lexer<'a> {
             [v] => Ok((start, Tok::Char(*v), self.pos)),
             [] => Err(self.err(start, self.pos, "empty character constant")),
             _ => Err(self
-                .err(start, self.pos, "multi-character constants are not supported")
+                .err(
+                    start,
+                    self.pos,
+                    "multi-character constants are not supported",
+                )
                 .with_label("use a string literal instead")),
         }
     }
@@ -648,11 +738,23 @@ impl<'a> Lexer<'a> {
         self.pos = end;
         if end == name_start {
             return Err(self
-                .err(start, name_start, "expected a macro argument such as `$1` or `$target` after `$`")
+                .err(
+                    start,
+                    name_start,
+                    "expected a macro argument such as `$1` or `$target` after `$`",
+                )
                 .with_label("incomplete macro variable"));
         }
         let name = self.src[name_start..end].to_string();
-        Ok((start, if as_string { Tok::MacroStr(name) } else { Tok::Macro(name) }, end))
+        Ok((
+            start,
+            if as_string {
+                Tok::MacroStr(name)
+            } else {
+                Tok::Macro(name)
+            },
+            end,
+        ))
     }
 }
 

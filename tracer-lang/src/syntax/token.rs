@@ -171,7 +171,10 @@ pub fn is_qualifier(word: &str) -> bool {
 
 /// C type keywords that combine into one type name (`unsigned long long int`).
 pub fn is_c_type_word(word: &str) -> bool {
-    matches!(word, "void" | "char" | "short" | "int" | "long" | "float" | "double" | "signed" | "unsigned")
+    matches!(
+        word,
+        "void" | "char" | "short" | "int" | "long" | "float" | "double" | "signed" | "unsigned"
+    )
 }
 
 /// Type names D knows without a declaration: `string` and the usual C typedefs.
@@ -228,7 +231,22 @@ pub fn starts_declaration(word: &str) -> bool {
 /// Characters allowed in a probe description (`/` is handled separately).
 pub fn is_probe_char(c: u8) -> bool {
     c.is_ascii_alphanumeric()
-        || matches!(c, b'_' | b'.' | b'$' | b'*' | b'?' | b'+' | b'-' | b'[' | b']' | b'!' | b':' | b'~' | b'@' | b'\\')
+        || matches!(
+            c,
+            b'_' | b'.'
+                | b'$'
+                | b'*'
+                | b'?'
+                | b'+'
+                | b'-'
+                | b'['
+                | b']'
+                | b'!'
+                | b':'
+                | b'~'
+                | b'@'
+                | b'\\'
+        )
 }
 
 /// Characters that may start a probe description.
