@@ -382,11 +382,7 @@ fn render_agg(
         AggValue::Scalar(v) => format_int(out, spec, ofmt, *v, 8, signed, normal),
         AggValue::Avg { count, sum } => {
             // pfprint_average divides as unsigned.
-            let r = if *count == 0 {
-                0
-            } else {
-                (*sum as u64) / normal / *count
-            };
+            let r = ((*sum as u64) / normal).checked_div(*count).unwrap_or(0);
             format_int(out, spec, ofmt, r as i64, 8, signed, 1);
         }
         AggValue::Stddev { count, sum, sumsq } => {

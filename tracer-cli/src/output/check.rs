@@ -257,7 +257,7 @@ mod tests {
             "%@ conversion requires an aggregation and is not for use with printf( )"
         );
         assert_eq!(
-            msg("%s", &[int.clone()]),
+            msg("%s", std::slice::from_ref(&int)),
             "printf( ) argument #2 is incompatible with conversion #1 prototype:\n\tconversion: %s\n\
              \t prototype: char [] or string (or use stringof)\n\t  argument: int"
         );

@@ -89,11 +89,11 @@ pub fn print_quantize(out: &mut Vec<u8>, data: &[i64], normal: u64) {
     }
     let zero = QUANTIZE_ZERO_BUCKET as usize;
     let mut first = 0;
-    while first < nb - 1 && data[first] == 0 {
+    while first < nb && data[first] == 0 {
         first += 1;
     }
     let mut last = nb - 1;
-    if first == nb - 1 {
+    if first == nb {
         // No data (possible with negative increments): show the buckets around 0.
         first = zero.saturating_sub(1).min(nb - 1);
         last = (zero + 1).min(nb - 1);

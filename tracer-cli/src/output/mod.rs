@@ -163,7 +163,7 @@ impl Printer {
     pub fn trace(&mut self, v: &Value) {
         if self.text() {
             let mut o = Vec::new();
-            trace::trace_value(&mut o, v, self.opts.quiet, self.opts.strsize as usize);
+            trace::trace_value(&mut o, v, self.opts.quiet);
             self.emit(&o);
         } else {
             let r = json::record(

@@ -196,7 +196,7 @@ fn floats() {
 fn stacks() {
     let st = Value::Stack(vec!["vmlinux`a+0x1".into(), "vmlinux`b".into()]);
     assert_eq!(
-        format("%k|", &[st.clone()]).unwrap(),
+        format("%k|", std::slice::from_ref(&st)).unwrap(),
         "\nvmlinux`a+0x1\nvmlinux`b\n|"
     );
     assert_eq!(

@@ -4,8 +4,9 @@
 //! Integers follow dtrace-utils: the layout depends on size and sign, signed
 //! `" %19ld" / " %10d" / " %5hd" / " %3hhd"`, unsigned `" %20lu" / " %10u" / " %5hu" /
 //! " %3hhu"`, and plain `%ld`/`%u`/... when quiet. Strings and byte buffers go through
-//! DTrace's printable-string test: a printable string padded with NULs prints as
-//! `"  %-33s"` (`"%s"` when quiet), anything else as a hex dump.
+//! strings as `"  %-33s"` (`"%s"` when quiet). Byte buffers go through DTrace's
+//! printable-string test (`dt_print_bytes`): printable bytes padded with NULs print as a
+//! string, anything else as a hex dump.
 
 use super::cfmt::{cformat, CArg};
 use tracer_common::Value;
@@ -96,7 +97,7 @@ pub fn bytes(out: &mut Vec<u8>, buf: &[u8], width: usize, quiet: bool) {
     rawbytes(out, buf);
 }
 
-/// The record buffer DTrace would hold for a traced string: the text padded with NULs to
+/// The record buffer DTrace holds for a string aggregation key: the text padded with NULs to
 /// `strsize + 1` bytes (never cut: the runtime already applied strsize).
 pub fn string_buffer(s: &str, strsize: usize) -> Vec<u8> {
     let mut b = s.as_bytes().to_vec();
@@ -127,16 +128,18 @@ fn int(out: &mut Vec<u8>, value: i64, size: u8, signed: bool, quiet: bool) {
     }
 }
 
-/// `trace(v)`'s output. `strsize` sizes the buffer a traced string lives in (it decides
-/// between string and hex-dump layouts exactly as DTrace's buffer does).
-pub fn trace_value(out: &mut Vec<u8>, v: &Value, quiet: bool, strsize: usize) {
+/// `trace(v)`'s output (dtrace-utils `dt_print_trace`). Strings print as `"  %-33s"`
+/// (`"%s"` when quiet); byte buffers go through `dt_print_bytes`'s printable test.
+pub fn trace_value(out: &mut Vec<u8>, v: &Value, quiet: bool) {
     match v {
         Value::Int {
             value,
             size,
             signed,
         } => int(out, *value, *size, *signed, quiet),
-        Value::Str(s) => bytes(out, &string_buffer(s, strsize), 33, quiet),
+        // dtrace-utils prints string records directly (no printable test).
+        Value::Str(s) if quiet => cformat(out, "%s", CArg::Str(s.as_bytes())),
+        Value::Str(s) => cformat(out, "  %-33s", CArg::Str(s.as_bytes())),
         Value::Bytes(b) => bytes(out, b, 33, quiet),
         Value::Stack(frames) => stack(out, frames, false),
         // dt_print_sym/dt_print_usym use "  %-50s" whether quiet or not.
@@ -150,7 +153,7 @@ mod tests {
 
     fn t(v: Value, quiet: bool) -> String {
         let mut o = Vec::new();
-        trace_value(&mut o, &v, quiet, 256);
+        trace_value(&mut o, &v, quiet);
         String::from_utf8(o).unwrap()
     }
     fn int(value: i64, size: u8, signed: bool) -> Value {
@@ -210,9 +213,11 @@ mod tests {
              \x20        0: 68 65 6c 6c 6f 2c 20 77 6f 72 6c 64 01 02 03 04  hello, world....\n\
              \x20       10: ff 41                                            .A\n"
         );
-        // Non-printable strings dump the whole buffer; an empty string too (as DTrace).
-        assert!(t(Value::Str("a\x01".into()), true).starts_with("\n             0  1"));
-        assert!(t(Value::Str(String::new()), true).contains("       100: 00 "));
+        // Strings print as they are; non-string buffers that are not text are dumped.
+        assert_eq!(t(Value::Str("a\x01".into()), true), "a\x01");
+        assert_eq!(t(Value::Str(String::new()), false), " ".repeat(35));
+        assert!(t(Value::Bytes(vec![1, 2, 0]), true).starts_with("\n             0  1"));
+        assert!(t(Value::Bytes(vec![0; 17]), true).contains("       10: 00 "));
         // Bytes that form a string print as one.
         assert_eq!(
             t(Value::Bytes(b"abc\0\0".to_vec()), false),
