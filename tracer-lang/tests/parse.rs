@@ -259,6 +259,8 @@ fn expressions() {
             ..
         }
     ));
+    let d = parse_expr(0, "1 +").unwrap_err();
+    assert_eq!(d.message, "unexpected end of input; expected an expression");
     let e = parse_expr(0, "stringof arg0").unwrap();
     assert!(matches!(e.node, ExprKind::Stringof(_)));
 }
@@ -300,6 +302,14 @@ fn pragmas_and_shebang() {
     assert_eq!(words, &["D", "option", "bufsize=4m"]);
     assert!(matches!(&s.items[1], Item::Pragma { words, .. } if words[2] == "quiet"));
     assert_eq!(s.items.len(), 3);
+    let s = ok("#pragma D option flowindent // indent\n#pragma D option x=1 /* a\n b */ BEGIN {}");
+    let Item::Pragma { words, span } = &s.items[0] else {
+        panic!()
+    };
+    assert_eq!(words, &["D", "option", "flowindent"]);
+    assert_eq!((span.start, span.end), (0, 27));
+    assert!(matches!(&s.items[1], Item::Pragma { words, .. } if words[2] == "x=1"));
+    assert!(matches!(&s.items[2], Item::Clause(_)));
 }
 
 // ---------------------------------------------------------------- syntax errors, rendered
@@ -610,4 +620,34 @@ fn error_unicode_column() {
 
 "#
     );
+}
+
+#[test]
+fn pathological_nesting_is_an_error_not_a_crash() {
+    let long_sum = format!("BEGIN {{ x = {}1; }}", "1 + ".repeat(100_000));
+    assert_eq!(
+        parse(0, &long_sum).unwrap_err().message,
+        "this statement is too long"
+    );
+    let negations = format!("BEGIN {{ x = {}1; }}", "-".repeat(100_000));
+    assert_eq!(
+        parse(0, &negations).unwrap_err().message,
+        "this statement is too long"
+    );
+    let blocks = format!("BEGIN {{ {} }}", "if (x) { ".repeat(100_000));
+    assert_eq!(
+        parse(0, &blocks).unwrap_err().message,
+        "blocks are nested too deeply"
+    );
+    let chain = format!(
+        "BEGIN {{ if (a) x = 1; {} }}",
+        "else if (a) x = 1; ".repeat(100_000)
+    );
+    assert_eq!(
+        parse(0, &chain).unwrap_err().message,
+        "too many `else` branches in one clause"
+    );
+    // Long but flat scripts are fine.
+    let many = format!("BEGIN {{ {} }}", "x = x + 1; ".repeat(20_000));
+    assert!(parse(0, &many).is_ok());
 }

@@ -130,15 +130,30 @@ fn expected_text(expected: &[String]) -> String {
             .and_then(|e| e.strip_suffix('"'))
             .map(str::to_string)
     };
+    let continuation = |e: &String| {
+        e == "StrLit" || unquote(e).is_some_and(|t| CONTINUATIONS.contains(&t.as_str()))
+    };
+    // Operators that could continue an expression are noise next to what was really missing
+    // (`(1 + 2;` expects `)`); drop them when the parser was in an expression. `,` and `[`
+    // (more items, an array suffix) are always secondary.
+    let in_expression = has("\"+\"");
     let significant: Vec<&String> = expected
         .iter()
-        .filter(|e| unquote(e).is_none_or(|t| !CONTINUATIONS.contains(&t.as_str())))
+        .filter(|e| !matches!(e.as_str(), "\",\"" | "\"[\"") && !(in_expression && continuation(e)))
         .collect();
-    let list: Vec<&String> = if significant.is_empty() {
+    let mut list: Vec<&String> = if significant.is_empty() {
         expected.iter().collect()
     } else {
         significant
     };
+    // `struct`, `union` and `enum` go with type names; type names after `.`/`->` are just
+    // identifiers to the user.
+    if has("TypeTok") {
+        list.retain(|e| !matches!(e.as_str(), "\"struct\"" | "\"union\"" | "\"enum\""));
+        if has("Ident") {
+            list.retain(|e| e.as_str() != "TypeTok");
+        }
+    }
     let mut words: Vec<String> = Vec::new();
     for e in list {
         let w = match unquote(e) {
@@ -161,7 +176,7 @@ fn describe(terminal: &str) -> &str {
     match terminal {
         "ProbeTok" => "a probe description",
         "Ident" => "an identifier",
-        "TypeTok" => "a type name",
+        "TypeTok" => "a type",
         "IntLit" => "an integer",
         "StrLit" => "a string",
         "CharLit" => "a character constant",

@@ -46,10 +46,10 @@ struct TypedefTrack {
 }
 
 pub struct Lexer<'a> {
-    src: &'a str,
-    bytes: &'a [u8],
+    pub(super) src: &'a str,
+    pub(super) bytes: &'a [u8],
     file: u32,
-    pos: usize,
+    pub(super) pos: usize,
     mode: Mode,
     done: bool,
     /// Open braces: kind and byte offset of the `{`.
@@ -62,7 +62,21 @@ pub struct Lexer<'a> {
     typedef: Option<TypedefTrack>,
     /// End offsets of the last two tokens returned (`[previous, last]`).
     pub ends: [usize; 2],
+    /// Tokens since the last `;`, `{`, `}` or predicate delimiter (see [`MAX_STATEMENT_TOKENS`]).
+    statement_tokens: usize,
+    /// `else` keywords in the current clause (see [`MAX_ELSES`]).
+    elses: usize,
 }
+
+/// Deepest nesting of `{` accepted.
+pub const MAX_BRACE_DEPTH: usize = 128;
+
+/// Most `else` keywords accepted in one clause: an `else if` chain nests one level per `else`.
+pub const MAX_ELSES: usize = 1024;
+/// Longest statement, predicate or declaration accepted, in tokens. This bounds the depth of
+/// expression trees (`1+1+...` nests one level per operator) so that no later pass can run out
+/// of stack on them.
+pub const MAX_STATEMENT_TOKENS: usize = 4096;
 
 impl<'a> Lexer<'a> {
     pub fn new(file: u32, src: &'a str) -> Self {
@@ -79,6 +93,8 @@ impl<'a> Lexer<'a> {
             types: HashSet::new(),
             typedef: None,
             ends: [0, 0],
+            statement_tokens: 0,
+            elses: 0,
         }
     }
 
@@ -86,23 +102,22 @@ impl<'a> Lexer<'a> {
     pub fn new_expr(file: u32, src: &'a str) -> Self {
         let mut lexer = Lexer::new(file, src);
         lexer.mode = Mode::Code;
-        lexer.braces.push((BraceKind::Block, 0));
         lexer
     }
 
-    fn span(&self, start: usize, end: usize) -> Span {
+    pub(super) fn span(&self, start: usize, end: usize) -> Span {
         Span::new(self.file, start, end)
     }
 
-    fn err(&self, start: usize, end: usize, message: impl Into<String>) -> Diagnostic {
+    pub(super) fn err(&self, start: usize, end: usize, message: impl Into<String>) -> Diagnostic {
         Diagnostic::error(self.span(start, end), message)
     }
 
-    fn peek(&self) -> Option<u8> {
+    pub(super) fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
-    fn peek_at(&self, offset: usize) -> Option<u8> {
+    pub(super) fn peek_at(&self, offset: usize) -> Option<u8> {
         self.bytes.get(self.pos + offset).copied()
     }
 
@@ -242,7 +257,7 @@ impl<'a> Lexer<'a> {
         Some(self.code_token())
     }
 
-    fn ident_end(&self, mut pos: usize) -> usize {
+    pub(super) fn ident_end(&self, mut pos: usize) -> usize {
         while self.bytes.get(pos).is_some_and(|&c| is_ident_char(c)) {
             pos += 1;
         }
@@ -252,15 +267,24 @@ impl<'a> Lexer<'a> {
     /// `#pragma ...` or another preprocessor line, at the start of a line.
     fn directive(&mut self) -> LexResult {
         let start = self.pos;
-        let end = self.src[start..]
+        let mut end = self.src[start..]
             .find('\n')
             .map_or(self.bytes.len(), |i| start + i);
+        // A comment ends the directive; the lexer skips it as usual afterwards.
+        if let Some(i) = ["//", "/*"]
+            .iter()
+            .filter_map(|c| self.src[start..end].find(c))
+            .min()
+        {
+            end = start + i;
+        }
         let line = &self.src[start + 1..end];
         let mut words = line.split_whitespace().map(str::to_string);
         match words.next().as_deref() {
             Some("pragma") => {
                 self.pos = end;
-                Ok((start, Tok::Pragma(words.collect()), end.max(start + 1)))
+                let text_end = start + 1 + line.trim_end().len();
+                Ok((start, Tok::Pragma(words.collect()), text_end))
             }
             first => {
                 let word_end = match first {
@@ -507,255 +531,6 @@ impl<'a> Lexer<'a> {
         self.pos = end;
         (start, Tok::TypeName(words.join(" ")), end)
     }
-
-    fn number(&mut self) -> LexResult {
-        let start = self.pos;
-        let b = self.bytes;
-        let hex = b[start] == b'0' && matches!(b.get(start + 1), Some(b'x' | b'X'));
-        let digits_start = if hex { start + 2 } else { start };
-        let mut pos = digits_start;
-        while b.get(pos).is_some_and(|c| {
-            if hex {
-                c.is_ascii_hexdigit()
-            } else {
-                c.is_ascii_digit()
-            }
-        }) {
-            pos += 1;
-        }
-        let digits = &self.src[digits_start..pos];
-        if b.get(pos) == Some(&b'.') && b.get(pos + 1).is_some_and(u8::is_ascii_digit) {
-            let end = self.ident_end(pos + 1);
-            return Err(self
-                .err(
-                    start,
-                    end,
-                    "floating-point constants are not supported in D",
-                )
-                .with_label("not an integer"));
-        }
-        let suffix_start = pos;
-        while b
-            .get(pos)
-            .is_some_and(|c| matches!(c, b'u' | b'U' | b'l' | b'L'))
-        {
-            pos += 1;
-        }
-        let suffix = self.src[suffix_start..pos].to_ascii_lowercase();
-        let end = self.ident_end(pos);
-        self.pos = end;
-        let text = &self.src[start..end];
-        let suffix = match suffix.as_str() {
-            _ if end != pos || (hex && digits.is_empty()) => {
-                return Err(self
-                    .err(start, end, format!("invalid integer constant `{text}`"))
-                    .with_label("not a valid number")
-                    .with_note(
-                        "a number directly followed by letters (like `10ms`) is only valid in a probe \
-                         description such as `tick-10ms`",
-                    ));
-            }
-            "" | "u" | "l" | "ul" | "ll" | "ull" => suffix,
-            "lu" => "ul".to_string(),
-            "llu" => "ull".to_string(),
-            _ => {
-                return Err(self
-                    .err(
-                        suffix_start,
-                        end,
-                        format!(
-                            "invalid suffix `{}` on integer constant",
-                            &self.src[suffix_start..end]
-                        ),
-                    )
-                    .with_label("invalid suffix"))
-            }
-        };
-        let radix = if hex {
-            16
-        } else if digits.len() > 1 && digits.starts_with('0') {
-            8
-        } else {
-            10
-        };
-        let digits = if radix == 8 { &digits[1..] } else { digits };
-        if let Some(i) = digits.bytes().position(|c| radix == 8 && c >= b'8') {
-            let at = start + 1 + i;
-            return Err(self
-                .err(at, at + 1, "invalid digit in octal constant")
-                .with_label("not an octal digit"));
-        }
-        match u64::from_str_radix(digits, radix) {
-            Ok(v) => Ok((start, Tok::Int((v, suffix)), end)),
-            Err(_) => Err(self
-                .err(
-                    start,
-                    end,
-                    format!("integer constant `{text}` is too large"),
-                )
-                .with_label("does not fit in 64 bits")),
-        }
-    }
-
-    /// Decodes one escape sequence; `self.pos` is at the backslash.
-    fn escape(&mut self, what: &str) -> Result<u8, Diagnostic> {
-        let start = self.pos;
-        self.pos += 1;
-        let Some(c) = self.peek() else {
-            return Err(self.err(start, start + 1, format!("unterminated {what}")));
-        };
-        self.pos += 1;
-        let v = match c {
-            b'n' => b'\n',
-            b't' => b'\t',
-            b'r' => b'\r',
-            b'a' => 0x07,
-            b'b' => 0x08,
-            b'f' => 0x0c,
-            b'v' => 0x0b,
-            b'\\' | b'\'' | b'"' | b'?' => c,
-            b'0'..=b'7' => {
-                let mut v = u32::from(c - b'0');
-                for _ in 0..2 {
-                    match self.peek() {
-                        Some(d @ b'0'..=b'7') => {
-                            v = v * 8 + u32::from(d - b'0');
-                            self.pos += 1;
-                        }
-                        _ => break,
-                    }
-                }
-                u8::try_from(v).map_err(|_| {
-                    self.err(start, self.pos, "octal escape sequence out of range")
-                        .with_label("larger than 0377")
-                })?
-            }
-            b'x' => {
-                let mut v = 0u8;
-                let mut n = 0;
-                while n < 2 {
-                    let Some(d) = self.peek().and_then(|d| (d as char).to_digit(16)) else {
-                        break;
-                    };
-                    v = v * 16 + d as u8;
-                    n += 1;
-                    self.pos += 1;
-                }
-                if n == 0 {
-                    return Err(self
-                        .err(start, self.pos, "`\\x` used with no following hex digits")
-                        .with_label("invalid escape sequence"));
-                }
-                v
-            }
-            _ => {
-                let ch = self.src[start + 1..].chars().next().unwrap_or('?');
-                self.pos = start + 1 + ch.len_utf8();
-                return Err(self
-                    .err(
-                        start,
-                        self.pos,
-                        format!("invalid escape sequence `\\{ch}` in {what}"),
-                    )
-                    .with_label("unknown escape"));
-            }
-        };
-        Ok(v)
-    }
-
-    fn string(&mut self) -> LexResult {
-        let start = self.pos;
-        self.pos += 1;
-        let mut out = Vec::new();
-        loop {
-            match self.peek() {
-                None | Some(b'\n') => {
-                    return Err(self
-                        .err(start, start + 1, "unterminated string literal")
-                        .with_label("this string is never closed with `\"`"))
-                }
-                Some(b'"') => {
-                    self.pos += 1;
-                    break;
-                }
-                Some(b'\\') if self.peek_at(1) == Some(b'\n') => self.pos += 2,
-                Some(b'\\') => out.push(self.escape("string literal")?),
-                Some(c) => {
-                    out.push(c);
-                    self.pos += 1;
-                }
-            }
-        }
-        match String::from_utf8(out) {
-            Ok(s) => Ok((start, Tok::Str(s), self.pos)),
-            Err(_) => Err(self
-                .err(start, self.pos, "string literal is not valid UTF-8")
-                .with_label("escapes produce invalid UTF-8")),
-        }
-    }
-
-    fn char_lit(&mut self) -> LexResult {
-        let start = self.pos;
-        self.pos += 1;
-        let mut values = Vec::new();
-        loop {
-            match self.peek() {
-                None | Some(b'\n') => {
-                    return Err(self
-                        .err(start, start + 1, "unterminated character constant")
-                        .with_label("this character constant is never closed with `'`"))
-                }
-                Some(b'\'') => {
-                    self.pos += 1;
-                    break;
-                }
-                Some(b'\\') => values.push(self.escape("character constant")?),
-                Some(c) => {
-                    values.push(c);
-                    self.pos += 1;
-                }
-            }
-        }
-        match values.as_slice() {
-            [v] => Ok((start, Tok::Char(*v), self.pos)),
-            [] => Err(self.err(start, self.pos, "empty character constant")),
-            _ => Err(self
-                .err(
-                    start,
-                    self.pos,
-                    "multi-character constants are not supported",
-                )
-                .with_label("use a string literal instead")),
-        }
-    }
-
-    /// `$1`, `$target`, `$$1`.
-    fn macro_var(&mut self) -> LexResult {
-        let start = self.pos;
-        let as_string = self.peek_at(1) == Some(b'$');
-        let name_start = start + if as_string { 2 } else { 1 };
-        let end = self.ident_end(name_start);
-        self.pos = end;
-        if end == name_start {
-            return Err(self
-                .err(
-                    start,
-                    name_start,
-                    "expected a macro argument such as `$1` or `$target` after `$`",
-                )
-                .with_label("incomplete macro variable"));
-        }
-        let name = self.src[name_start..end].to_string();
-        Ok((
-            start,
-            if as_string {
-                Tok::MacroStr(name)
-            } else {
-                Tok::Macro(name)
-            },
-            end,
-        ))
-    }
 }
 
 impl Iterator for Lexer<'_> {
@@ -765,10 +540,47 @@ impl Iterator for Lexer<'_> {
         if self.done {
             return None;
         }
-        let r = self.lex();
-        match &r {
-            Some(Ok((_, _, end))) => self.ends = [self.ends[1], *end],
-            Some(Err(_)) | None => self.done = true,
+        let r = match self.lex() {
+            Some(Ok((start, tok, end))) => {
+                self.ends = [self.ends[1], end];
+                self.statement_tokens += 1;
+                if matches!(
+                    tok,
+                    Tok::Semi | Tok::LBrace | Tok::RBrace | Tok::PredOpen | Tok::PredClose
+                ) {
+                    self.statement_tokens = 0;
+                }
+                if tok == Tok::Else {
+                    self.elses += 1;
+                }
+                if self.braces.is_empty() {
+                    self.elses = 0;
+                }
+                if self.braces.len() > MAX_BRACE_DEPTH {
+                    Some(Err(self
+                        .err(start, end, "blocks are nested too deeply")
+                        .with_label(format!(
+                            "more than {MAX_BRACE_DEPTH} levels of `{{`"
+                        ))))
+                } else if self.elses > MAX_ELSES {
+                    Some(Err(self
+                        .err(start, end, "too many `else` branches in one clause")
+                        .with_label(format!(
+                            "more than {MAX_ELSES} `else` keywords"
+                        ))))
+                } else if self.statement_tokens > MAX_STATEMENT_TOKENS {
+                    Some(Err(self
+                        .err(start, end, "this statement is too long")
+                        .with_label(format!("more than {MAX_STATEMENT_TOKENS} tokens since the last `;`"))
+                        .with_note("split the expression into several statements using clause-local `this->` variables")))
+                } else {
+                    Some(Ok((start, tok, end)))
+                }
+            }
+            other => other,
+        };
+        if !matches!(r, Some(Ok(_))) {
+            self.done = true;
         }
         r
     }

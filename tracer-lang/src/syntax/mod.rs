@@ -8,6 +8,7 @@
 pub mod ast;
 mod error;
 pub mod lexer;
+mod literal;
 mod mk;
 pub mod token;
 
