@@ -139,7 +139,11 @@ fn expected_text(expected: &[String]) -> String {
     let in_expression = has("\"+\"");
     let significant: Vec<&String> = expected
         .iter()
-        .filter(|e| !matches!(e.as_str(), "\",\"" | "\"[\"") && !(in_expression && continuation(e)))
+        .filter(|e| {
+            let secondary = matches!(e.as_str(), "\",\"" | "\"[\"");
+            let noise = in_expression && continuation(e);
+            !(secondary || noise)
+        })
         .collect();
     let mut list: Vec<&String> = if significant.is_empty() {
         expected.iter().collect()
