@@ -157,3 +157,57 @@ impl SourceMap {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_characters() {
+        let mut sources = SourceMap::new();
+        let a = sources.add("a.d", "BEGIN\n{\n\tx = \"é\"; y\n}\n");
+        let b = sources.add("b.d", "END");
+        assert_eq!(
+            (sources.name(a), sources.name(b), sources.text(b)),
+            ("a.d", "b.d", "END")
+        );
+        assert_eq!(sources.line_col(Span::new(a, 0, 1)), (1, 1));
+        assert_eq!(sources.line_col(Span::new(a, 6, 7)), (2, 1));
+        // Tab, `x = "`, two-byte `é`, `"; `: `y` is character 11 of line 3.
+        assert_eq!(sources.line_col(Span::new(a, 19, 20)), (3, 11));
+        assert_eq!(sources.line_col(Span::new(b, 99, 99)), (1, 4));
+        assert_eq!(sources.name(7), "<unknown>");
+        assert_eq!(sources.line_col(Span::new(7, 3, 4)), (1, 1));
+    }
+
+    #[test]
+    fn render_with_note_and_label() {
+        let mut sources = SourceMap::new();
+        let f = sources.add("script.d", "BEGIN { x = ; }\n");
+        let d = Diagnostic::error(
+            Span::new(f, 12, 13),
+            "unexpected `;`; expected an expression",
+        )
+        .with_label("expected an expression")
+        .with_note("a note");
+        assert_eq!(
+            d.render(&sources),
+            "error: unexpected `;`; expected an expression\n  --> script.d:1:13\n  |\n\
+             1 | BEGIN { x = ; }\n  |             ^ expected an expression\n  |\n  = a note\n\n"
+        );
+    }
+
+    #[test]
+    fn render_never_panics_on_bad_spans() {
+        let mut sources = SourceMap::new();
+        let f = sources.add("x.d", "é\n");
+        for (start, end) in [(0, 1), (1, 0), (50, 60), (2, 3), (0, 99)] {
+            let text = Diagnostic::error(Span::new(f, start, end), "m").render(&sources);
+            assert!(text.starts_with("error: m\n"), "{text}");
+        }
+        let text = Diagnostic::error(Span::new(9, 0, 1), "m")
+            .with_note("n")
+            .render(&sources);
+        assert_eq!(text, "error: m\n  = n\n");
+    }
+}
