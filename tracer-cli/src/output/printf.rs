@@ -12,7 +12,8 @@
 //! prints 16 `f`s, `%d` of an unsigned value prints it unsigned (`pfcheck_dint`).
 //! A precision of 0 is dropped (DTrace only emits `.N` for N > 0), a negative dynamic width
 //! left-justifies. Float conversions take an `Int` whose bits are the IEEE value (8 bytes:
-//! double, 4 bytes: float), because records carry raw bytes.
+//! double, 4 bytes: float), because records carry raw bytes. `%S`/`%C` escape like
+//! `strchr2esc`; as DTrace escapes the whole string record, `%S` of a string ends in `\0`.
 
 use super::cfmt::{cformat, time_t, time_y, CArg};
 use super::trace::write_stack;
@@ -683,6 +684,13 @@ pub fn render_value(
         },
         Render::EscStr => match v {
             Value::Bytes(b) => spec.string(out, &escape(b)),
+            // DTrace escapes the whole string record, terminating NUL included, so the
+            // text always ends in `\0` (pfprint_estr passes the record size).
+            Value::Str(t) => {
+                let mut b = t.as_bytes().to_vec();
+                b.push(0);
+                spec.string(out, &escape(&b));
+            }
             other => match as_text(other) {
                 Some(t) => spec.string(out, &escape(&t)),
                 None => return mismatch(c, v),

@@ -160,7 +160,12 @@ fn strings_and_escapes() {
     );
     assert_eq!(
         format("%S", &[s("a\tb\n\"\\\x01 é")]).unwrap(),
-        "a\\tb\\n\\\"\\\\\\001 \\303\\251"
+        "a\\tb\\n\\\"\\\\\\001 \\303\\251\\0"
+    );
+    assert_eq!(format("[%-8S]", &[s("hi")]).unwrap(), "[hi\\0    ]");
+    assert_eq!(
+        format("%S", &[Value::Bytes(b"x\0y".to_vec())]).unwrap(),
+        "x\\0"
     );
     assert_eq!(format("%C%C", &[i(10), i(65)]).unwrap(), "\\nA");
     assert_eq!(
