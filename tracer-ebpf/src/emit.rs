@@ -287,19 +287,25 @@ impl<'a> Emitter<'a> {
                 self.expand_strcmp(*max);
                 self.set_result(Some(*dst));
             }
-            Inst::StrLen { dst, s, max } => {
-                self.shuffle_args(&[Operand::Reg(*s)]);
+            Inst::StrLen { dst, s, max, tmp } => {
+                self.shuffle_args(&[Operand::Reg(*s), Operand::Reg(*tmp)]);
+                self.save_tmp(Reg::R2);
                 self.expand_strlen(*max);
+                self.launder();
                 self.set_result(Some(*dst));
             }
-            Inst::StrChr { dst, s, c, max, reverse } => {
-                self.shuffle_args(&[Operand::Reg(*s), *c]);
+            Inst::StrChr { dst, s, c, max, reverse, tmp } => {
+                self.shuffle_args(&[Operand::Reg(*s), *c, Operand::Reg(*tmp)]);
+                self.save_tmp(Reg::R3);
                 self.expand_strchr(*max, *reverse);
+                self.launder();
                 self.set_result(Some(*dst));
             }
-            Inst::StrStr { dst, hay, needle, start, max, reverse } => {
-                self.shuffle_args(&[Operand::Reg(*hay), Operand::Reg(*needle), *start]);
+            Inst::StrStr { dst, hay, needle, start, max, reverse, tmp } => {
+                self.shuffle_args(&[Operand::Reg(*hay), Operand::Reg(*needle), *start, Operand::Reg(*tmp)]);
+                self.save_tmp(Reg::R4);
                 self.expand_strstr(*max, *reverse);
+                self.launder();
                 self.set_result(Some(*dst));
             }
         }
@@ -339,6 +345,19 @@ impl<'a> Emitter<'a> {
         for e in exits {
             self.patch_here(e);
         }
+    }
+
+    /// Keep the laundering pointer in the reserved slot at fp-24.
+    fn save_tmp(&mut self, r: Reg) {
+        self.push(Insn::stx(Size::DW, Reg::FP, -24, r));
+    }
+
+    /// Pass r0 through map memory: the verifier forgets its exact value, so the states that
+    /// leave a loop at different iterations become one.
+    fn launder(&mut self) {
+        self.push(Insn::ldx(Size::DW, Reg::R1, Reg::FP, -24));
+        self.push(Insn::stx(Size::DW, Reg::R1, 0, Reg::R0));
+        self.push(Insn::ldx(Size::DW, Reg::R0, Reg::R1, 0));
     }
 
     /// r0 = strlen(r1), at most `max`: a bounded loop.

@@ -64,13 +64,15 @@ pub enum Inst {
     MemCopy { dst: VReg, src: VReg, len: u32 },
     /// `dst = strcmp(a, b)` over at most `max` bytes: <0, 0, >0.
     StrCmp { dst: VReg, a: VReg, b: VReg, max: u32 },
-    /// `dst = strlen(s)`, at most `max`.
-    StrLen { dst: VReg, s: VReg, max: u32 },
+    /// `dst = strlen(s)`, at most `max`. `tmp` (in this and the other looping pseudo-ops)
+    /// points to 8 bytes of map memory used to make the result imprecise for the verifier,
+    /// so that the states leaving the loop merge instead of multiplying.
+    StrLen { dst: VReg, s: VReg, max: u32, tmp: VReg },
     /// `dst = index of first occurrence of byte c in s at or after start, or -1`, at most `max`
     /// (`strchr`, `index` on one char). `reverse` searches from the end (`strrchr`).
-    StrChr { dst: VReg, s: VReg, c: Operand, max: u32, reverse: bool },
+    StrChr { dst: VReg, s: VReg, c: Operand, max: u32, reverse: bool, tmp: VReg },
     /// `dst = offset of needle in hay at or after `start`, or -1` (`strstr`, `index`, `rindex`).
-    StrStr { dst: VReg, hay: VReg, needle: VReg, start: Operand, max: u32, reverse: bool },
+    StrStr { dst: VReg, hay: VReg, needle: VReg, start: Operand, max: u32, reverse: bool, tmp: VReg },
 }
 
 impl Inst {
@@ -119,14 +121,16 @@ impl Inst {
             Inst::MemZero { dst, .. } => v.push(*dst),
             Inst::MemCopy { dst, src, .. } => v.extend([*dst, *src]),
             Inst::StrCmp { a, b, .. } => v.extend([*a, *b]),
-            Inst::StrLen { s, .. } => v.push(*s),
-            Inst::StrChr { s, c, .. } => {
+            Inst::StrLen { s, tmp, .. } => v.extend([*s, *tmp]),
+            Inst::StrChr { s, c, tmp, .. } => {
                 v.push(*s);
                 v.extend(op(c));
+                v.push(*tmp);
             }
-            Inst::StrStr { hay, needle, start, .. } => {
+            Inst::StrStr { hay, needle, start, tmp, .. } => {
                 v.extend([*hay, *needle]);
                 v.extend(op(start));
+                v.push(*tmp);
             }
             Inst::StackAddr { .. } | Inst::MapPtr { .. } | Inst::Jump(_) | Inst::Label(_) | Inst::Line(_) => {}
         }
@@ -165,10 +169,10 @@ pub struct Function {
 }
 
 impl Function {
-    /// A new function. The top 16 bytes of its stack are reserved for the emitter's
+    /// A new function. The top 24 bytes of its stack are reserved for the emitter's
     /// pseudo-op expansions.
     pub fn new(name: impl Into<String>) -> Function {
-        Function { name: name.into(), stack_used: 16, ..Default::default() }
+        Function { name: name.into(), stack_used: 24, ..Default::default() }
     }
 
     /// The context pointer (r1 at entry) is always v0.
@@ -283,11 +287,11 @@ impl fmt::Display for Inst {
             Inst::MemZero { dst, len } => write!(f, "  memzero(v{}, {len})", dst.0),
             Inst::MemCopy { dst, src, len } => write!(f, "  memcpy(v{}, v{}, {len})", dst.0, src.0),
             Inst::StrCmp { dst, a, b, max } => write!(f, "  v{} = strcmp(v{}, v{}, {max})", dst.0, a.0, b.0),
-            Inst::StrLen { dst, s, max } => write!(f, "  v{} = strlen(v{}, {max})", dst.0, s.0),
-            Inst::StrChr { dst, s, c, max, reverse } => {
+            Inst::StrLen { dst, s, max, .. } => write!(f, "  v{} = strlen(v{}, {max})", dst.0, s.0),
+            Inst::StrChr { dst, s, c, max, reverse, .. } => {
                 write!(f, "  v{} = strchr(v{}, {c}, {max}, rev={reverse})", dst.0, s.0)
             }
-            Inst::StrStr { dst, hay, needle, start, max, reverse } => {
+            Inst::StrStr { dst, hay, needle, start, max, reverse, .. } => {
                 write!(f, "  v{} = strstr(v{}, v{}, {start}, {max}, rev={reverse})", dst.0, hay.0, needle.0)
             }
         }

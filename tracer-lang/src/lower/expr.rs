@@ -74,7 +74,8 @@ impl<'g, 'a> Lower<'g, 'a> {
     pub fn string_literal(&mut self, s: &str) -> Val {
         let bytes = s.as_bytes();
         let len = (bytes.len() + 1).min(self.g.opts.strsize as usize);
-        let off = self.temp(len as u32);
+        // The buffer is a full string so that loops over it verify; only the text is written.
+        let off = self.temp(self.g.opts.strsize);
         let buf = self.scratch_ptr(off);
         let mut padded = bytes[..len - 1].to_vec();
         padded.resize(len.div_ceil(8) * 8, 0);

@@ -9,6 +9,10 @@ use tracer_common::record::Fault;
 use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
 use tracer_ebpf::ir::{Inst, Operand, VReg};
 
+/// strstr/index/rindex search at most this many bytes: the verifier walks the nested loop
+/// for every (start, offset) pair, so its cost grows with the square of this bound.
+const STRSTR_MAX: i64 = 32;
+
 impl<'g, 'a> Lower<'g, 'a> {
     fn str_arg(&mut self, e: &Expr) -> Result<VReg> {
         match self.expr(e)? {
@@ -106,22 +110,28 @@ impl<'g, 'a> Lower<'g, 'a> {
                 want(1)?;
                 let s = self.str_arg(&args[0])?;
                 let d = self.f.vreg();
-                self.f.push(Inst::StrLen { dst: d, s, max: strsize as u32 });
+                let tmp = self.launder_slot();
+                self.f.push(Inst::StrLen { dst: d, s, max: strsize as u32, tmp });
                 Ok(Val::Int(d, Type::ULONG))
             }
             "strjoin" => {
                 want(2)?;
                 let a = self.str_arg(&args[0])?;
                 let b = self.str_arg(&args[1])?;
-                let out = self.new_string();
+                // Twice strsize, so that the second copy's bounds verify whatever the first
+                // string's length; the result is cut at strsize.
+                let off = self.temp(2 * strsize as u32);
+                let out = self.scratch_ptr(off);
                 let n = self.f.vreg();
-                self.f.push(Inst::StrLen { dst: n, s: a, max: strsize as u32 - 1 });
+                let tmp = self.launder_slot();
+                self.f.push(Inst::StrLen { dst: n, s: a, max: strsize as u32 - 1, tmp });
                 self.f.call(helper::PROBE_READ_KERNEL_STR, vec![out.into(), Operand::Imm(strsize), a.into()]);
                 let at = self.clamp(n, strsize - 1);
                 let full = self.f_imm(strsize);
                 let room = self.f.alu(AluOp::Sub, full, at);
                 let room = self.clamp(room, strsize);
                 self.copy_str_at(out, at, b, room);
+                self.f.store(out, strsize as i16 - 1, Operand::Imm(0), Size::B);
                 Ok(Val::Str(out))
             }
             "substr" => {
@@ -131,7 +141,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let s = self.str_arg(&args[0])?;
                 let start = self.int_arg(&args[1])?;
                 let len = self.f.vreg();
-                self.f.push(Inst::StrLen { dst: len, s, max: strsize as u32 });
+                let tmp = self.launder_slot();
+                self.f.push(Inst::StrLen { dst: len, s, max: strsize as u32, tmp });
                 // Negative start counts from the end (illumos), clamped at 0.
                 let st = self.f.mov(start);
                 let nonneg = self.f.label();
@@ -166,7 +177,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let s = self.str_arg(&args[0])?;
                 let c = self.int_arg(&args[1])?;
                 let i = self.f.vreg();
-                self.f.push(Inst::StrChr { dst: i, s, c: c.into(), max: strsize as u32, reverse: name == "strrchr" });
+                let tmp = self.launder_slot();
+                self.f.push(Inst::StrChr { dst: i, s, c: c.into(), max: strsize as u32, reverse: name == "strrchr", tmp });
                 Ok(self.suffix_at(s, i))
             }
             "strstr" => {
@@ -174,8 +186,9 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let h = self.str_arg(&args[0])?;
                 let n = self.str_arg(&args[1])?;
                 let i = self.f.vreg();
-                let max = strsize.min(64) as u32;
-                self.f.push(Inst::StrStr { dst: i, hay: h, needle: n, start: Operand::Imm(0), max, reverse: false });
+                let max = strsize.min(STRSTR_MAX) as u32;
+                let tmp = self.launder_slot();
+                self.f.push(Inst::StrStr { dst: i, hay: h, needle: n, start: Operand::Imm(0), max, reverse: false, tmp });
                 Ok(self.suffix_at(h, i))
             }
             "index" | "rindex" => {
@@ -192,8 +205,9 @@ impl<'g, 'a> Lower<'g, 'a> {
                     None => Operand::Imm(0),
                 };
                 let i = self.f.vreg();
-                let max = strsize.min(64) as u32;
-                self.f.push(Inst::StrStr { dst: i, hay: h, needle: n, start, max, reverse: name == "rindex" });
+                let max = strsize.min(STRSTR_MAX) as u32;
+                let tmp = self.launder_slot();
+                self.f.push(Inst::StrStr { dst: i, hay: h, needle: n, start, max, reverse: name == "rindex", tmp });
                 Ok(Val::Int(i, Type::INT))
             }
             "basename" | "dirname" => {
@@ -274,6 +288,12 @@ impl<'g, 'a> Lower<'g, 'a> {
         }
     }
 
+    /// 8 bytes of scratch for a looping pseudo-op to launder its result through.
+    fn launder_slot(&mut self) -> VReg {
+        let off = self.temp(8);
+        self.scratch_ptr(off)
+    }
+
     fn f_imm(&mut self, v: i64) -> VReg {
         self.f.imm(v)
     }
@@ -296,7 +316,8 @@ impl<'g, 'a> Lower<'g, 'a> {
         let strsize = self.g.opts.strsize as i64;
         // Work on a copy with trailing slashes removed (keeping a lone "/").
         let len = self.f.vreg();
-        self.f.push(Inst::StrLen { dst: len, s, max: strsize as u32 - 1 });
+        let tmp = self.launder_slot();
+        self.f.push(Inst::StrLen { dst: len, s, max: strsize as u32 - 1, tmp });
         let out = self.new_string();
         let work = self.new_string();
         self.f.call(helper::PROBE_READ_KERNEL_STR, vec![work.into(), Operand::Imm(strsize), s.into()]);
@@ -315,7 +336,8 @@ impl<'g, 'a> Lower<'g, 'a> {
             self.f.push(Inst::Label(stop));
         }
         let slash = self.f.vreg();
-        self.f.push(Inst::StrChr { dst: slash, s: work, c: Operand::Imm(b'/' as i64), max: strsize as u32, reverse: true });
+        let tmp = self.launder_slot();
+        self.f.push(Inst::StrChr { dst: slash, s: work, c: Operand::Imm(b'/' as i64), max: strsize as u32, reverse: true, tmp });
         let done = self.f.label();
         let no_slash = self.f.label();
         self.f.branch(JmpOp::Jslt, slash, Operand::Imm(0), no_slash);

@@ -1,0 +1,2 @@
+/* status: 1 */
+BEGIN { @a = count(); @a = sum(1); }

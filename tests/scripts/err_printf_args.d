@@ -1,0 +1,2 @@
+/* status: 1 */
+BEGIN { printf("%d %d\n", 1); }

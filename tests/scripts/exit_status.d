@@ -1,0 +1,3 @@
+/* tracer: -q */
+/* status: 3 */
+BEGIN { exit(3); }
