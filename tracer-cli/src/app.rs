@@ -78,7 +78,10 @@ fn compile_failure(sources: &SourceMap, src: &[Source], d: &Diagnostic) -> Failu
     };
     let (line, col) = sources.line_col(d.span);
     let mut m = format!("{what}: line {line}:{col}: {}\n", d.message);
-    m.push_str(d.render(sources).trim_end());
+    // The rendered snippet repeats the message first; keep only the location and caret.
+    let rendered = d.render(sources);
+    let snippet: Vec<&str> = rendered.lines().skip(d.message.lines().count()).collect();
+    m.push_str(snippet.join("\n").trim_end());
     Failure::new(m)
 }
 
@@ -99,6 +102,25 @@ fn boot_to_wall_ns() -> i64 {
     ns(real) - ns(mono)
 }
 
+/// The compiler's printf check, with the output code's DTrace rules and wording.
+fn check_format(func: &str, fmt: &str, types: &[tracer_lang::types::Type]) -> Result<(), String> {
+    use crate::output::check::{validate, ArgType, CallInfo, TypeClass};
+    use tracer_lang::types::Type;
+    let args: Vec<ArgType> = types
+        .iter()
+        .map(|t| match t {
+            Type::Int { size, signed } => ArgType::int(*size, *signed),
+            Type::Str => ArgType::string(),
+            Type::Ptr(_) => ArgType::new(TypeClass::Pointer, &t.to_string()),
+            Type::Stack { .. } => ArgType::new(TypeClass::Stack, "stack"),
+            Type::Sym { user: false } => ArgType::new(TypeClass::KSym, "_symaddr"),
+            Type::Sym { user: true } => ArgType::new(TypeClass::USym, "_usymaddr"),
+            Type::Void => ArgType::new(TypeClass::Other, "void"),
+        })
+        .collect();
+    validate(fmt, &args, &CallInfo::printf(func)).map(|_| ()).map_err(|e| e.0)
+}
+
 /// Parse and compile everything given on the command line.
 pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     let src = gather(args)?;
@@ -108,7 +130,8 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     let mut sources = SourceMap::new();
     let mut script = ast::Script::default();
     for s in &src {
-        let file = sources.add(s.name.clone(), s.text.clone());
+        let shown = if s.from_file { s.name.clone() } else { "-n".to_string() };
+        let file = sources.add(shown, s.text.clone());
         match syntax::parse(file, &s.text) {
             Ok(sc) => script.items.extend(sc.items),
             Err(d) => return Err(compile_failure(&sources, &src, &d)),
@@ -128,6 +151,7 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         line_of: &line_of,
         boot_to_wall_ns: boot_to_wall_ns(),
         task_offsets: crate::btf::task_offsets(),
+        check_format: &check_format,
     };
     let mut resolver = Resolver::new();
     let compiled = match lower::compile(&input, &mut resolver) {

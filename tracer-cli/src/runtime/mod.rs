@@ -85,11 +85,14 @@ pub trait RecordHandler {
         } else {
             format!("action #{}", fault.action)
         };
-        eprintln!(
-            "tracer: error on enabled probe ID {} (ID {id}: {name}): {what} ({:#x}) in {place}",
-            fault.epid + 1,
-            fault.addr
-        );
+        // Only address faults name the address, as in DTrace.
+        let addr = match fault.fault {
+            Some(tracer_common::record::Fault::BadAddr | tracer_common::record::Fault::BadAlign) => {
+                format!(" ({:#x})", fault.addr)
+            }
+            _ => String::new(),
+        };
+        eprintln!("tracer: error on enabled probe ID {} (ID {id}: {name}): {what}{addr} in {place}", fault.epid + 1);
         Ok(Flow::Continue)
     }
 

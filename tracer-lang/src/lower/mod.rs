@@ -65,6 +65,9 @@ pub struct CompileInput<'a> {
     pub boot_to_wall_ns: i64,
     /// `task_struct` offsets from kernel BTF (for `ppid`), when BTF is available.
     pub task_offsets: Option<TaskOffsets>,
+    /// Checks a printf-like format against its argument types: (function, format, types).
+    /// The printf engine lives with the output code, so the caller supplies it.
+    pub check_format: &'a dyn Fn(&str, &str, &[Type]) -> std::result::Result<(), String>,
 }
 
 /// Offsets inside `struct task_struct` found through BTF.
@@ -240,16 +243,23 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
     g.add_map(MapSpec { name: MapNames::SPECS.into(), map_type: map_type::ARRAY, key_size: 4, value_size: 8, max_entries: opts.nspec + 1 });
     vars::declare_all(&mut g, input.script, &clauses)?;
 
-    let mut functions = Vec::new();
-    let mut programs = Vec::new();
-    let mut probes = Vec::new();
-    for (pi, plan) in plans.iter().enumerate() {
+    // Lower in script order (by each probe's first clause), so that "defined before this
+    // point" means what it says in the source; programs stay in probe-ID order.
+    let mut order: Vec<usize> = (0..plans.len()).collect();
+    order.sort_by_key(|&i| plans[i].clauses.iter().min().copied());
+    let mut lowered: Vec<Option<Function>> = vec![None; plans.len()];
+    for pi in order {
+        let plan = &plans[pi];
         let name = format!("p{}", plan.probe.desc.id);
-        let f = lower_probe(&mut g, &name, plan, pi as u32, &clauses)?;
-        functions.push(f);
-        programs.push(ProgramDesc { name, probe: pi as u32, attach: plan.probe.attach.clone() });
-        probes.push(plan.probe.desc.clone());
+        lowered[pi] = Some(lower_probe(&mut g, &name, plan, pi as u32, &clauses)?);
     }
+    let functions: Vec<Function> = lowered.into_iter().map(|f| f.expect("every probe lowered")).collect();
+    let programs: Vec<ProgramDesc> = plans
+        .iter()
+        .enumerate()
+        .map(|(pi, plan)| ProgramDesc { name: format!("p{}", plan.probe.desc.id), probe: pi as u32, attach: plan.probe.attach.clone() })
+        .collect();
+    let probes: Vec<_> = plans.iter().map(|p| p.probe.desc.clone()).collect();
 
     // Sizes known only now.
     let scratch_size = g.scratch_size.max(8).div_ceil(8) * 8;

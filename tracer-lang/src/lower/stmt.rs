@@ -337,6 +337,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                 for a in &args[1..] {
                     vals.push((self.expr(a)?, a.span));
                 }
+                let types: Vec<Type> = vals.iter().map(|(v, _)| v.ty()).collect();
+                (self.g.input.check_format)(name, &fmt, &types).map_err(|m| CompileError::new(span, m))?;
                 let kind = if name == "printf" { ActionKind::Printf { format: fmt } } else { ActionKind::System { format: fmt } };
                 self.record_values(kind, &vals)
             }
