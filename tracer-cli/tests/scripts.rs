@@ -8,7 +8,7 @@
 //!   `$SCRIPT` stands for the script path; `/* status: N */` on the next line gives the expected
 //!   exit status (default 0).
 //!
-//! Must run as root (it loads eBPF programs).
+//! Must run as root (it loads eBPF programs). tracer runs under `taskset -c 0`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,7 +27,8 @@ fn header(text: &str, key: &str) -> Option<String> {
 
 fn run_one(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).unwrap();
-    let script = path.to_str().unwrap();
+    // Relative to the scripts directory (the working directory), so messages are stable.
+    let script = path.file_name().unwrap().to_str().unwrap();
     let extra = header(&text, "tracer:").unwrap_or_default();
     let status: i32 = header(&text, "status:").map(|s| s.parse().unwrap()).unwrap_or(0);
     let mut args: Vec<String> = Vec::new();
@@ -37,7 +38,9 @@ fn run_one(path: &Path) -> Result<(), String> {
     for a in shell_words(&extra) {
         args.push(a.replace("$SCRIPT", script));
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
+    // Pinned to CPU 0 so that the CPU column of BEGIN/END rows is stable.
+    let out = Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_tracer")])
         .args(&args)
         .current_dir(scripts_dir())
         .output()

@@ -1,1 +1,55 @@
-fn main(){}
+//! Project tasks: `cargo xtask test` runs the whole host suite (as root, against the running
+//! kernel). This is what `.ci/run` calls.
+
+use anyhow::{bail, Context, Result};
+use std::process::Command;
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { geteuid() == 0 }
+}
+
+extern "C" {
+    fn geteuid() -> u32;
+}
+
+/// Mount tracefs if the kernel has it and nothing mounted it yet.
+fn ensure_tracefs() {
+    if std::path::Path::new("/sys/kernel/tracing/events").exists()
+        || std::path::Path::new("/sys/kernel/debug/tracing/events").exists()
+    {
+        return;
+    }
+    let _ = Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status();
+}
+
+fn test() -> Result<()> {
+    if !is_root() {
+        bail!("the test suite loads eBPF programs into the running kernel: run it as root (sudo cargo xtask test)");
+    }
+    ensure_tracefs();
+    run(Command::new("cargo").args(["build", "--workspace", "--all-targets"]))?;
+    // One test binary at a time: kernel tests count loaded programs and share the CPU.
+    run(Command::new("cargo").args(["test", "--workspace", "--", "--test-threads=1"]))?;
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(),
+        _ => {
+            eprintln!("usage: cargo xtask test    run every test against this machine's kernel (as root)");
+            std::process::exit(2);
+        }
+    }
+}
