@@ -23,6 +23,9 @@ pub enum ArgSource {
     Profile,
     /// kprobe/uprobe: function arguments from pt_regs; `ret` reads the return register.
     PtRegs { ret: bool },
+    /// dtrace:::ERROR, run inline where a fault happened: arg1 = EPID, arg2 = action,
+    /// arg4 = fault code, arg5 = address, from the fault record in scratch.
+    Error,
 }
 
 #[derive(Debug, Clone, PartialEq)]

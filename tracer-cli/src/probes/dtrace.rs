@@ -18,8 +18,8 @@ pub fn resolve(p: &Pattern) -> Vec<ResolvedProbe> {
         .filter(|d| p.matches(d))
         .map(|d| ResolvedProbe {
             attach: Attach::Trigger { symbol: d.name.clone() },
+            args: if d.name == "ERROR" { ArgSource::Error } else { ArgSource::None },
             desc: d,
-            args: ArgSource::None,
             dynamic_func: false,
         })
         .collect()

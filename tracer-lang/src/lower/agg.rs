@@ -12,6 +12,12 @@ use tracer_common::{AggDesc, AggFunc};
 use tracer_ebpf::insn::{helper, map_type, AluOp, JmpOp, Size};
 use tracer_ebpf::ir::{Inst, Operand, VReg};
 
+/// An aggregation key: a value, or a stack captured straight into the key.
+enum KeyVal {
+    Val(Val),
+    Stack { user: bool, depth: u32 },
+}
+
 fn const_int(e: &Expr) -> Option<i64> {
     match &e.node {
         ExprKind::Int { value, .. } => Some(*value as i64),
@@ -92,7 +98,14 @@ impl<'g, 'a> Lower<'g, 'a> {
         // Evaluate keys and the value.
         let mut kvals = Vec::new();
         for k in keys {
-            kvals.push((self.expr(k)?, k.span));
+            let kv = match &k.node {
+                ExprKind::Call { func, args } if func.node == "stack" || func.node == "ustack" => {
+                    let (user, depth) = self.stack_call(&func.node, args, k.span)?;
+                    KeyVal::Stack { user, depth }
+                }
+                _ => KeyVal::Val(self.expr(k)?),
+            };
+            kvals.push((kv, k.span));
         }
         let value = if nvals > 0 { Some(self.expr(&args[0])?) } else { None };
         let value = match value {
@@ -104,13 +117,18 @@ impl<'g, 'a> Lower<'g, 'a> {
         let mut at = 0u32;
         for (v, _) in &kvals {
             let ty = match v {
-                Val::Str(_) => FieldType::Str { size: strsize },
-                Val::Int(_, t) => {
+                KeyVal::Val(Val::Str(_)) => FieldType::Str { size: strsize },
+                KeyVal::Val(Val::Int(_, t)) => {
                     let (size, signed) = t.int_parts();
                     FieldType::Int { size, signed }
                 }
+                KeyVal::Stack { user: true, depth } => FieldType::UStack { depth: *depth },
+                KeyVal::Stack { user: false, depth } => FieldType::KStack { depth: *depth },
             };
-            let sz = if matches!(ty, FieldType::Str { .. }) { strsize.div_ceil(8) * 8 } else { 8 };
+            let sz = match ty {
+                FieldType::Int { .. } => 8,
+                _ => ty.size().div_ceil(8) * 8,
+            };
             fields.push(Field { offset: at, ty });
             at += sz;
         }
@@ -143,11 +161,15 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.f.push(Inst::MemZero { dst: key, len: key_size });
         for ((v, _), f) in kvals.iter().zip(&fields) {
             match v {
-                Val::Str(p) => {
+                KeyVal::Val(Val::Str(p)) => {
                     let dst = self.f.alu(AluOp::Add, key, Operand::Imm(f.offset as i64));
                     self.f.call(helper::PROBE_READ_KERNEL_STR, vec![dst.into(), Operand::Imm(strsize as i64), (*p).into()]);
                 }
-                Val::Int(r, _) => self.f.store(key, f.offset as i16, *r, Size::DW),
+                KeyVal::Val(Val::Int(r, _)) => self.f.store(key, f.offset as i16, *r, Size::DW),
+                KeyVal::Stack { user, depth } => {
+                    let dst = self.f.alu(AluOp::Add, key, Operand::Imm(f.offset as i64));
+                    self.write_stack(dst, *user, *depth);
+                }
             }
         }
         // Find or create the entry.

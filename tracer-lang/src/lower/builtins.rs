@@ -178,6 +178,19 @@ impl<'g, 'a> Lower<'g, 'a> {
                 self.f.push(Inst::Label(done));
                 out
             }
+            ArgSource::Error => {
+                let area = self.scratch_ptr(self.fault_area + tracer_common::record::HEADER_SIZE);
+                match i {
+                    1 => {
+                        let e = self.f.load(area, 0, Size::W);
+                        self.f.alu(AluOp::Add, e, Operand::Imm(1))
+                    }
+                    2 => self.f.load(area, 16, Size::DW),
+                    4 => self.f.load(area, 4, Size::W),
+                    5 => self.f.load(area, 8, Size::DW),
+                    _ => self.f.imm(0),
+                }
+            }
             ArgSource::PtRegs { ret } => {
                 let off = if *ret { crate::arch::PT_REGS_RET } else { crate::arch::pt_regs_arg(i) };
                 match off {

@@ -89,8 +89,13 @@ impl<'g, 'a> Lower<'g, 'a> {
     /// Record a fault for the runtime and abandon the clause.
     pub fn fault(&mut self, fault: Fault, addr: Operand) {
         use tracer_common::record::{FAULT_EPID, FAULT_PAYLOAD_SIZE, HEADER_SIZE};
-        let off = self.temp(HEADER_SIZE + FAULT_PAYLOAD_SIZE);
-        let rec = self.scratch_ptr(off);
+        if self.in_error {
+            // A fault inside an ERROR clause is counted, never recursed into.
+            self.bump_stat(tracer_common::script::Stat::ErrorDrops);
+            self.f.push(Inst::Jump(self.clause_end));
+            return;
+        }
+        let rec = self.scratch_ptr(self.fault_area);
         self.f.store(rec, 0, Operand::Imm(FAULT_EPID as i64), Size::W);
         let cpu = self.f.call(helper::GET_SMP_PROCESSOR_ID, vec![]);
         self.f.store(rec, 4, cpu, Size::W);
@@ -104,7 +109,12 @@ impl<'g, 'a> Lower<'g, 'a> {
             helper::RINGBUF_OUTPUT,
             vec![m.into(), rec.into(), Operand::Imm((HEADER_SIZE + FAULT_PAYLOAD_SIZE) as i64), Operand::Imm(0)],
         );
-        self.f.push(Inst::Jump(self.clause_end));
+        let target = if self.g.error.is_some() {
+            *self.fault_label.get_or_insert_with(|| self.f.label())
+        } else {
+            self.clause_end
+        };
+        self.f.push(Inst::Jump(target));
     }
 
     pub fn expr(&mut self, e: &Expr) -> Result<Val> {
@@ -230,6 +240,9 @@ impl<'g, 'a> Lower<'g, 'a> {
     }
 
     fn ident(&mut self, name: &str, span: Span) -> Result<Val> {
+        if name == "NULL" {
+            return Ok(Val::Int(self.f.imm(0), Type::Ptr(Box::new(Type::Void))));
+        }
         if super::builtins::is_builtin(name).is_some() {
             return self.builtin(name, span);
         }

@@ -104,6 +104,9 @@ pub(crate) struct Globals<'a> {
     pub inlines: BTreeMap<String, (ast::Expr, Type)>,
     /// Largest scratch extent any program needs.
     pub scratch_size: u32,
+    /// dtrace:::ERROR: its probe, its index in the probe list, and its clauses, which are
+    /// lowered inline after every clause that can fault.
+    pub error: Option<(ResolvedProbe, u32, Vec<ast::Clause>)>,
 }
 
 impl<'a> Globals<'a> {
@@ -234,6 +237,9 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         clauses: Vec::new(),
         inlines: BTreeMap::new(),
         scratch_size: 0,
+        error: plans.iter().enumerate().find(|(_, p)| is_error_probe(&p.probe)).map(|(i, p)| {
+            (p.probe.clone(), i as u32, p.clauses.iter().map(|&c| clauses[c].clone()).collect())
+        }),
     };
     let nbuf = (opts.bufsize.next_power_of_two().max(4096)) as u32;
     g.add_map(MapSpec { name: MapNames::EVENTS.into(), map_type: map_type::RINGBUF, key_size: 0, value_size: 0, max_entries: nbuf });
@@ -245,7 +251,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
 
     // Lower in script order (by each probe's first clause), so that "defined before this
     // point" means what it says in the source; programs stay in probe-ID order.
-    let mut order: Vec<usize> = (0..plans.len()).collect();
+    let mut order: Vec<usize> = (0..plans.len()).filter(|&i| !is_error_probe(&plans[i].probe)).collect();
     order.sort_by_key(|&i| plans[i].clauses.iter().min().copied());
     let mut lowered: Vec<Option<Function>> = vec![None; plans.len()];
     for pi in order {
@@ -253,10 +259,12 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         let name = format!("p{}", plan.probe.desc.id);
         lowered[pi] = Some(lower_probe(&mut g, &name, plan, pi as u32, &clauses)?);
     }
-    let functions: Vec<Function> = lowered.into_iter().map(|f| f.expect("every probe lowered")).collect();
+    // ERROR has no program of its own.
+    let functions: Vec<Function> = lowered.into_iter().flatten().collect();
     let programs: Vec<ProgramDesc> = plans
         .iter()
         .enumerate()
+        .filter(|(_, plan)| !is_error_probe(&plan.probe))
         .map(|(pi, plan)| ProgramDesc { name: format!("p{}", plan.probe.desc.id), probe: pi as u32, attach: plan.probe.attach.clone() })
         .collect();
     let probes: Vec<_> = plans.iter().map(|p| p.probe.desc.clone()).collect();
@@ -298,6 +306,10 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         map_init,
     };
     Ok(Compiled { script, functions, emitted, maps: g.maps, matched })
+}
+
+fn is_error_probe(p: &ResolvedProbe) -> bool {
+    p.desc.provider == "dtrace" && p.desc.name == "ERROR"
 }
 
 /// `BEGIN` → `:::BEGIN` style for messages, as DTrace prints descriptions.
@@ -376,6 +388,12 @@ pub(crate) struct Lower<'g, 'a> {
     pub clause_end: Label,
     /// Any non-aggregation statement recorded data (decides whether the record is sent).
     pub records: bool,
+    /// Where the fault record is built (fixed, so ERROR clauses can read it).
+    pub fault_area: u32,
+    /// Target of faults in the current clause when ERROR clauses exist.
+    pub fault_label: Option<Label>,
+    /// Lowering an ERROR clause inline.
+    pub in_error: bool,
 }
 
 /// Bytes reserved for one clause's record.
@@ -402,16 +420,20 @@ fn lower_probe(
     f.branch(tracer_ebpf::insn::JmpOp::Jeq, globals, Operand::Imm(0), out);
 
     let this_size = g.vars.this_size();
+    let fault_size = tracer_common::record::HEADER_SIZE + tracer_common::record::FAULT_PAYLOAD_SIZE;
     let mut l = Lower {
         f,
         probe: plan.probe.clone(),
         probe_index,
         scratch,
         globals,
-        rec_base: this_size,
+        fault_area: this_size,
+        fault_label: None,
+        in_error: false,
+        rec_base: this_size + fault_size,
         rec_len: 0,
-        temp_base: this_size + RECORD_CAP,
-        temp_top: this_size + RECORD_CAP,
+        temp_base: this_size + fault_size + RECORD_CAP,
+        temp_top: this_size + fault_size + RECORD_CAP,
         actions: Vec::new(),
         epid: 0,
         spec: None,
@@ -463,12 +485,17 @@ impl<'g, 'a> Lower<'g, 'a> {
     }
 
     fn lower_clause(&mut self, clause: &ast::Clause) -> Result<()> {
+        // Reserve this clause's EPID now: ERROR clauses lowered inside it take the next ones.
         self.epid = self.g.clauses.len() as u32;
+        self.g.clauses.push(ClauseDesc { probe: self.probe_index, size: 0, actions: Vec::new() });
         self.rec_len = tracer_common::record::HEADER_SIZE;
-        self.temp_top = self.temp_base;
+        if !self.in_error {
+            self.temp_top = self.temp_base;
+        }
         self.actions.clear();
         self.spec = None;
         self.records = false;
+        self.fault_label = None;
         self.clause_end = self.f.label();
         self.line(clause.span);
         if let Some(pred) = &clause.predicate {
@@ -486,8 +513,31 @@ impl<'g, 'a> Lower<'g, 'a> {
         if send {
             self.submit_record();
         }
+        let epid = self.epid;
+        self.g.clauses[epid as usize] = ClauseDesc { probe: self.probe_index, size: self.rec_len, actions: self.actions.clone() };
+        if let Some(fault) = self.fault_label {
+            let end = self.clause_end;
+            self.f.push(Inst::Jump(end));
+            self.f.push(Inst::Label(fault));
+            self.lower_error_clauses()?;
+            self.clause_end = end;
+        }
         self.f.push(Inst::Label(self.clause_end));
-        self.g.clauses.push(ClauseDesc { probe: self.probe_index, size: self.rec_len, actions: self.actions.clone() });
+        Ok(())
+    }
+
+    /// Run the ERROR clauses here, in the faulting clause's program.
+    fn lower_error_clauses(&mut self) -> Result<()> {
+        let Some((probe, index, clauses)) = self.g.error.clone() else { return Ok(()) };
+        let saved = (self.probe.clone(), self.probe_index, self.epid);
+        self.probe = probe;
+        self.probe_index = index;
+        self.in_error = true;
+        for c in &clauses {
+            self.lower_clause(c)?;
+        }
+        self.in_error = false;
+        (self.probe, self.probe_index, self.epid) = saved;
         Ok(())
     }
 

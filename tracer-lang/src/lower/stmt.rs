@@ -380,15 +380,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 self.record_values(ActionKind::Exit, &[(v, args[0].span)])
             }
             "stack" | "ustack" => {
-                argc(0..=2)?;
-                let user = name == "ustack";
-                let depth = match args.first() {
-                    Some(e) => match &e.node {
-                        ExprKind::Int { value, .. } => (*value as u32).clamp(1, 127),
-                        _ => return Err(CompileError::new(e.span, format!("{name}( ) frame count must be a constant"))),
-                    },
-                    None => if user { self.g.opts.ustackframes.min(127) } else { self.g.opts.stackframes.min(127) },
-                };
+                let (user, depth) = self.stack_call(name, args, span)?;
                 let field = self.record_stack(user, depth, span)?;
                 let kind = if user { ActionKind::UStack } else { ActionKind::Stack };
                 self.actions.push(ActionDesc { kind, fields: vec![field] });
@@ -487,6 +479,12 @@ impl<'g, 'a> Lower<'g, 'a> {
         let ty = if user { FieldType::UStack { depth } } else { FieldType::KStack { depth } };
         let off = self.rec_field(ty.size(), span)?;
         let base = self.scratch_ptr(self.rec_base + off);
+        self.write_stack(base, user, depth);
+        Ok(Field { offset: off, ty })
+    }
+
+    /// Write a stack in `FieldType::{K,U}Stack` layout at `base` (a record or a key).
+    pub fn write_stack(&mut self, base: VReg, user: bool, depth: u32) {
         let mut ips_at = 8i64;
         if user {
             let t = self.f.call(helper::GET_CURRENT_PID_TGID, vec![]);
@@ -508,6 +506,27 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.f.push(Inst::Mov { dst: out, src: Operand::Imm(0) });
         self.f.push(Inst::Label(ok));
         self.f.store(base, (ips_at - 8) as i16, out, Size::DW);
-        Ok(Field { offset: off, ty })
+    }
+
+    /// `stack([n])`/`ustack([n])` arguments: (user, depth).
+    pub fn stack_call(&self, name: &str, args: &[Expr], span: Span) -> Result<(bool, u32)> {
+        if args.len() > 2 {
+            return Err(CompileError::new(span, format!("{name}( ) takes at most 2 arguments")));
+        }
+        let user = name == "ustack";
+        let depth = match args.first() {
+            Some(e) => match &e.node {
+                ExprKind::Int { value, .. } => (*value as u32).clamp(1, 127),
+                _ => return Err(CompileError::new(e.span, format!("{name}( ) frame count must be a constant"))),
+            },
+            None => {
+                if user {
+                    self.g.opts.ustackframes.min(127)
+                } else {
+                    self.g.opts.stackframes.min(127)
+                }
+            }
+        };
+        Ok((user, depth))
     }
 }

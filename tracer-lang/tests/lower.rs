@@ -1,0 +1,267 @@
+//! Golden tests of the compiler's output: for every script in `tests/lower_corpus`, the IR,
+//! the eBPF disassembly and the runtime ABI (clause and aggregation descriptions, maps) are
+//! pinned as insta snapshots, so that any change to lowering or emission shows up as a
+//! snapshot diff to review (`cargo insta review`).
+//!
+//! Probes come from a fake, deterministic resolver (no kernel, no tracefs), and every input
+//! the CLI takes from the machine (wall-clock offset, BTF offsets) is fixed.
+//!
+//! The snapshots are x86_64 output: `pt_regs` offsets and the syscall table are per
+//! architecture, so the test only runs there.
+#![cfg(target_arch = "x86_64")]
+
+use std::fmt::Write;
+use std::path::PathBuf;
+use tracer_common::{Attach, Options, ProbeDesc};
+use tracer_lang::diag::SourceMap;
+use tracer_lang::lower::{compile, CompileInput, Compiled, TaskOffsets};
+use tracer_lang::probes::{ArgSource, ProbeResolver, ResolvedProbe, TpField};
+use tracer_lang::syntax::{self, ast::Span};
+use tracer_lang::types::Type;
+
+// ---------------------------------------------------------------- the fake resolver
+
+/// The syscalls the fake kernel has tracepoints for.
+const SYSCALLS: &[&str] = &["read", "write", "openat", "getppid"];
+
+/// A resolver with a fixed, small world of probes.
+struct FakeResolver;
+
+fn desc(provider: &str, module: &str, function: &str, name: &str) -> ProbeDesc {
+    ProbeDesc { id: 0, provider: provider.into(), module: module.into(), function: function.into(), name: name.into() }
+}
+
+/// `sched:sched_switch` as a 6.x kernel's format file describes it (common_ fields dropped).
+fn sched_switch_fields() -> Vec<TpField> {
+    let f = |name: &str, offset, size, ty| TpField { name: name.into(), offset, size, ty };
+    vec![
+        f("prev_comm", 8, 16, Type::Str),
+        f("prev_pid", 24, 4, Type::INT),
+        f("prev_prio", 28, 4, Type::INT),
+        f("prev_state", 32, 8, Type::LONG),
+        f("next_comm", 40, 16, Type::Str),
+        f("next_pid", 56, 4, Type::INT),
+        f("next_prio", 60, 4, Type::INT),
+    ]
+}
+
+/// `profile-N`/`tick-N` with the units the fake supports (hz by default, ms, s).
+fn profile(name: &str) -> Option<ResolvedProbe> {
+    let (all_cpus, rest) = match name.split_once('-')? {
+        ("profile", r) => (true, r),
+        ("tick", r) => (false, r),
+        _ => return None,
+    };
+    let split = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let n: u64 = rest[..split].parse().ok()?;
+    let attach = match &rest[split..] {
+        "" | "hz" => Attach::Perf { period_ns: None, frequency: Some(n), all_cpus },
+        "ms" => Attach::Perf { period_ns: Some(n * 1_000_000), frequency: None, all_cpus },
+        "s" => Attach::Perf { period_ns: Some(n * 1_000_000_000), frequency: None, all_cpus },
+        _ => return None,
+    };
+    Some(ResolvedProbe { desc: desc("profile", "", "", name), attach, args: ArgSource::Profile, dynamic_func: false })
+}
+
+fn syscall(func: &str, kind: &str) -> ResolvedProbe {
+    let (tp, args) = match kind {
+        "entry" => (format!("sys_enter_{func}"), ArgSource::SyscallEntry { nargs: 6 }),
+        _ => (format!("sys_exit_{func}"), ArgSource::SyscallReturn),
+    };
+    ResolvedProbe {
+        desc: desc("syscall", "vmlinux", func, kind),
+        attach: Attach::Tracepoint { category: "syscalls".into(), name: tp },
+        args,
+        dynamic_func: false,
+    }
+}
+
+fn raw_syscall(kind: &str) -> ResolvedProbe {
+    let (tp, args) = match kind {
+        "entry" => ("sys_enter", ArgSource::RawSyscallEntry),
+        _ => ("sys_exit", ArgSource::RawSyscallReturn),
+    };
+    ResolvedProbe {
+        desc: desc("syscall", "vmlinux", "", kind),
+        attach: Attach::RawTracepoint { name: tp.into() },
+        args,
+        dynamic_func: true,
+    }
+}
+
+impl ProbeResolver for FakeResolver {
+    fn resolve(&mut self, description: &str) -> Result<Vec<ResolvedProbe>, String> {
+        let parts: Vec<&str> = description.split(':').collect();
+        let probe = match parts.as_slice() {
+            [n @ ("BEGIN" | "END" | "ERROR")] | ["dtrace", "", "", n @ ("BEGIN" | "END" | "ERROR")] => ResolvedProbe {
+                desc: desc("dtrace", "", "", n),
+                attach: Attach::Trigger { symbol: n.to_string() },
+                args: ArgSource::None,
+                dynamic_func: false,
+            },
+            [n] | ["profile", "", "", n] if profile(n).is_some() => profile(n).unwrap(),
+            ["syscall", "", "", kind @ ("entry" | "return")] => raw_syscall(kind),
+            ["syscall", "", f, kind @ ("entry" | "return")] if SYSCALLS.contains(f) => syscall(f, kind),
+            ["tracepoint", "sched", "sched_switch"] => ResolvedProbe {
+                desc: desc("tracepoint", "sched", "", "sched_switch"),
+                attach: Attach::Tracepoint { category: "sched".into(), name: "sched_switch".into() },
+                args: ArgSource::Tracepoint { fields: sched_switch_fields() },
+                dynamic_func: false,
+            },
+            _ => return Ok(Vec::new()),
+        };
+        Ok(vec![probe])
+    }
+}
+
+// ---------------------------------------------------------------- compiling
+
+fn corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/lower_corpus")
+}
+
+/// Compile `tests/lower_corpus/<name>.d` with fixed inputs, panicking with the rendered
+/// diagnostic on a compile error.
+fn compile_script(name: &str) -> (String, Compiled) {
+    let path = corpus_dir().join(format!("{name}.d"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut sources = SourceMap::new();
+    let file = sources.add(format!("{name}.d"), text.clone());
+    let script = syntax::parse(file, &text).unwrap_or_else(|d| panic!("syntax error:\n{}", d.render(&sources)));
+    // As the CLI packs it: file << 20 | line.
+    let line_of = |span: Span| (span.file << 20) | sources.line_col(span).0 as u32;
+    let check_format = |_: &str, _: &str, _: &[Type]| Ok(());
+    let input = CompileInput {
+        script: &script,
+        options: Options::default(),
+        macro_args: vec![format!("{name}.d")],
+        target: Some(4242),
+        allow_zero_matches: false,
+        line_of: &line_of,
+        boot_to_wall_ns: 0,
+        task_offsets: Some(TaskOffsets { real_parent: 1000, tgid: 2000 }),
+        check_format: &check_format,
+    };
+    match compile(&input, &mut FakeResolver) {
+        Ok(c) => (text, c),
+        Err(e) => {
+            let d = tracer_lang::diag::Diagnostic::error(e.span, e.message);
+            panic!("compile error:\n{}", d.render(&sources))
+        }
+    }
+}
+
+/// Every function's IR, in program order.
+fn ir(c: &Compiled) -> String {
+    c.functions.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// Per program: its name, probe and attachment, then the disassembly with map names.
+fn disassembly(c: &Compiled) -> String {
+    let mut out = String::new();
+    for (i, (p, e)) in c.script.programs.iter().zip(&c.emitted).enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let probe = &c.script.probes[p.probe as usize];
+        writeln!(out, "program {} (probe {} {}): {:?}", p.name, probe.id, probe.full_name(), p.attach).unwrap();
+        let map_name = |idx: usize| {
+            e.map_relocs.iter().find(|(at, _)| *at == idx).map(|(_, m)| c.maps[m.0 as usize].name.clone())
+        };
+        out.push_str(&tracer_ebpf::disasm::disassemble_with(&e.insns, map_name));
+    }
+    out
+}
+
+/// The runtime ABI: clause records, aggregations and maps.
+fn abi(c: &Compiled) -> String {
+    let mut out = String::new();
+    writeln!(out, "clauses: {:#?}", c.script.clauses).unwrap();
+    writeln!(out, "aggs: {:#?}", c.script.aggs).unwrap();
+    writeln!(out, "maps:").unwrap();
+    for m in &c.maps {
+        writeln!(
+            out,
+            "  {}: type {} key {} value {} max_entries {}",
+            m.name, m.map_type, m.key_size, m.value_size, m.max_entries
+        )
+        .unwrap();
+    }
+    out
+}
+
+fn check(name: &str) {
+    let (text, c) = compile_script(name);
+    // Same programs, same order, everywhere.
+    assert_eq!(c.functions.len(), c.emitted.len());
+    assert_eq!(c.functions.len(), c.script.programs.len());
+    for (f, p) in c.functions.iter().zip(&c.script.programs) {
+        assert_eq!(f.name, p.name);
+    }
+    insta::with_settings!({ description => text.as_str(), omit_expression => true, prepend_module_to_snapshot => true }, {
+        insta::assert_snapshot!(format!("{name}__ir"), ir(&c));
+        insta::assert_snapshot!(format!("{name}__asm"), disassembly(&c));
+        insta::assert_snapshot!(format!("{name}__abi"), abi(&c));
+    });
+}
+
+macro_rules! corpus {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check(stringify!($name));
+            }
+        )*
+        const CORPUS: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+corpus! {
+    agg_all,
+    arith_signed,
+    begin_exit,
+    copyinstr,
+    globals_assoc,
+    if_ternary,
+    multi_clause,
+    ppid,
+    predicate_pid,
+    printa_clear_trunc,
+    probefunc_raw,
+    self_latency,
+    speculation,
+    stack,
+    str_compare,
+    strings,
+    syscall_return_errno,
+    this_locals,
+    trace_printf,
+    tracepoint_args,
+}
+
+/// Every script in the corpus directory has a test above, and every test a script.
+#[test]
+fn corpus_is_complete() {
+    let mut files: Vec<String> = std::fs::read_dir(corpus_dir())
+        .expect("tests/lower_corpus")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "d"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = CORPUS.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(files, listed, "add new scripts to the corpus! list in tests/lower.rs");
+}
+
+/// The same script compiles to the same bytes twice (no hash-order or address dependence).
+#[test]
+fn deterministic() {
+    for name in CORPUS {
+        let (_, a) = compile_script(name);
+        let (_, b) = compile_script(name);
+        assert_eq!(ir(&a), ir(&b), "{name}: IR differs between two compilations");
+        assert_eq!(a.script.elf, b.script.elf, "{name}: ELF differs between two compilations");
+    }
+}

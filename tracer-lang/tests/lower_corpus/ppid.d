@@ -1,0 +1,5 @@
+#pragma D option quiet
+syscall::getppid:entry
+{
+	printf("%d %d\n", pid, ppid);
+}

@@ -1,0 +1,5 @@
+syscall::read:entry
+/pid == 1234 && arg2 > 4096/
+{
+	trace(arg2);
+}

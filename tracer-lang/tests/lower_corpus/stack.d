@@ -1,0 +1,5 @@
+profile-997
+/pid != 0/
+{
+	@[stack()] = count();
+}

@@ -1,0 +1,5 @@
+syscall::openat:entry
+/execname == "bash"/
+{
+	printf("%s opened\n", execname);
+}
