@@ -217,6 +217,19 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             ExprKind::AggRef(_) => Err(CompileError::new(span, "an aggregation can only be used with printa(), clear(), trunc(), normalize() or denormalize()")),
             ExprKind::Aggregate { .. } => self.aggregate(e).map(|_| Val::Int(self.f.imm(0), Type::Void)),
+            ExprKind::Member { base, member, .. } if matches!(&base.node, ExprKind::Ident(n) if n == "args") => {
+                let fields = match &self.probe.args {
+                    crate::probes::ArgSource::Tracepoint { fields } => fields.clone(),
+                    _ => return Err(CompileError::new(span, format!("{} has no named arguments; use args[N] or argN", self.probe.desc.full_name()))),
+                };
+                match fields.iter().position(|f| &f.name == member) {
+                    Some(i) => self.tp_field(i as u32),
+                    None => {
+                        let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+                        Err(CompileError::new(span, format!("{} has no argument named {member}; it has: {}", self.probe.desc.full_name(), names.join(", "))))
+                    }
+                }
+            }
             ExprKind::Member { .. } | ExprKind::Offsetof { .. } => Err(CompileError::new(
                 span,
                 "struct members need kernel types (BTF), which arrive with the fbt provider; not available yet",
@@ -275,20 +288,37 @@ impl<'g, 'a> Lower<'g, 'a> {
             },
             _ => return Err(CompileError::new(span, "args[] takes one index")),
         };
-        let ty = match &self.probe.args {
-            crate::probes::ArgSource::Tracepoint { fields } => match fields.get(i as usize) {
-                Some(f) => f.ty.clone(),
-                None => {
-                    return Err(CompileError::new(
-                        span,
-                        format!("index {i} is out of range for {} args[ ]", self.probe.desc.full_name()),
-                    ))
-                }
-            },
-            _ => Type::LONG,
-        };
+        if let crate::probes::ArgSource::Tracepoint { fields } = &self.probe.args {
+            if i as usize >= fields.len() {
+                return Err(CompileError::new(
+                    span,
+                    format!("index {i} is out of range for {} args[ ]", self.probe.desc.full_name()),
+                ));
+            }
+            return self.tp_field(i);
+        }
         let r = self.arg(i);
-        Ok(Val::Int(r, ty))
+        Ok(Val::Int(r, Type::LONG))
+    }
+
+    /// Tracepoint field `i`, typed; character arrays are copied out as strings.
+    fn tp_field(&mut self, i: u32) -> Result<Val> {
+        let field = match &self.probe.args {
+            crate::probes::ArgSource::Tracepoint { fields } => fields[i as usize].clone(),
+            _ => unreachable!(),
+        };
+        if field.ty == Type::Str {
+            let strsize = self.g.opts.strsize;
+            let off = self.temp(strsize);
+            let buf = self.scratch_ptr(off);
+            self.f.store(buf, 0, Operand::Imm(0), Size::DW);
+            let src = self.f.alu(AluOp::Add, tracer_ebpf::ir::Function::CTX, Operand::Imm(field.offset as i64));
+            let n = (field.size + 1).min(strsize);
+            self.f.call(helper::PROBE_READ_KERNEL_STR, vec![buf.into(), Operand::Imm(n as i64), src.into()]);
+            return Ok(Val::Str(buf));
+        }
+        let r = self.arg(i);
+        Ok(Val::Int(r, field.ty))
     }
 
     fn unary(&mut self, op: UnOp, e: &Expr, span: Span) -> Result<Val> {
