@@ -96,7 +96,7 @@ impl ProbeResolver for FakeResolver {
             [n @ ("BEGIN" | "END" | "ERROR")] | ["dtrace", "", "", n @ ("BEGIN" | "END" | "ERROR")] => ResolvedProbe {
                 desc: desc("dtrace", "", "", n),
                 attach: Attach::Trigger { symbol: n.to_string() },
-                args: ArgSource::None,
+                args: if *n == "ERROR" { ArgSource::Error } else { ArgSource::None },
                 dynamic_func: false,
             },
             [n] | ["profile", "", "", n] if profile(n).is_some() => profile(n).unwrap(),
@@ -222,6 +222,7 @@ corpus! {
     arith_signed,
     begin_exit,
     copyinstr,
+    error_probe,
     globals_assoc,
     if_ternary,
     multi_clause,

@@ -1,7 +1,7 @@
 #pragma D option quiet
 tracepoint:sched:sched_switch
-/args[1] != 0/
+/args->prev_pid != 0/
 {
-	printf("%s -> %s (%d)\n", args[0], args[4], args[5]);
+	printf("%s -> %s (%d)\n", args->prev_comm, args[4], args->next_pid);
 	@[args[3]] = count();
 }
