@@ -28,12 +28,23 @@ const SYSCALLS: &[&str] = &["read", "write", "openat", "getppid"];
 struct FakeResolver;
 
 fn desc(provider: &str, module: &str, function: &str, name: &str) -> ProbeDesc {
-    ProbeDesc { id: 0, provider: provider.into(), module: module.into(), function: function.into(), name: name.into() }
+    ProbeDesc {
+        id: 0,
+        provider: provider.into(),
+        module: module.into(),
+        function: function.into(),
+        name: name.into(),
+    }
 }
 
 /// `sched:sched_switch` as a 6.x kernel's format file describes it (common_ fields dropped).
 fn sched_switch_fields() -> Vec<TpField> {
-    let f = |name: &str, offset, size, ty| TpField { name: name.into(), offset, size, ty };
+    let f = |name: &str, offset, size, ty| TpField {
+        name: name.into(),
+        offset,
+        size,
+        ty,
+    };
     vec![
         f("prev_comm", 8, 16, Type::Str),
         f("prev_pid", 24, 4, Type::INT),
@@ -52,25 +63,50 @@ fn profile(name: &str) -> Option<ResolvedProbe> {
         ("tick", r) => (false, r),
         _ => return None,
     };
-    let split = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let split = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     let n: u64 = rest[..split].parse().ok()?;
     let attach = match &rest[split..] {
-        "" | "hz" => Attach::Perf { period_ns: None, frequency: Some(n), all_cpus },
-        "ms" => Attach::Perf { period_ns: Some(n * 1_000_000), frequency: None, all_cpus },
-        "s" => Attach::Perf { period_ns: Some(n * 1_000_000_000), frequency: None, all_cpus },
+        "" | "hz" => Attach::Perf {
+            period_ns: None,
+            frequency: Some(n),
+            all_cpus,
+        },
+        "ms" => Attach::Perf {
+            period_ns: Some(n * 1_000_000),
+            frequency: None,
+            all_cpus,
+        },
+        "s" => Attach::Perf {
+            period_ns: Some(n * 1_000_000_000),
+            frequency: None,
+            all_cpus,
+        },
         _ => return None,
     };
-    Some(ResolvedProbe { desc: desc("profile", "", "", name), attach, args: ArgSource::Profile, dynamic_func: false })
+    Some(ResolvedProbe {
+        desc: desc("profile", "", "", name),
+        attach,
+        args: ArgSource::Profile,
+        dynamic_func: false,
+    })
 }
 
 fn syscall(func: &str, kind: &str) -> ResolvedProbe {
     let (tp, args) = match kind {
-        "entry" => (format!("sys_enter_{func}"), ArgSource::SyscallEntry { nargs: 6 }),
+        "entry" => (
+            format!("sys_enter_{func}"),
+            ArgSource::SyscallEntry { nargs: 6 },
+        ),
         _ => (format!("sys_exit_{func}"), ArgSource::SyscallReturn),
     };
     ResolvedProbe {
         desc: desc("syscall", "vmlinux", func, kind),
-        attach: Attach::Tracepoint { category: "syscalls".into(), name: tp },
+        attach: Attach::Tracepoint {
+            category: "syscalls".into(),
+            name: tp,
+        },
         args,
         dynamic_func: false,
     }
@@ -93,19 +129,33 @@ impl ProbeResolver for FakeResolver {
     fn resolve(&mut self, description: &str) -> Result<Vec<ResolvedProbe>, String> {
         let parts: Vec<&str> = description.split(':').collect();
         let probe = match parts.as_slice() {
-            [n @ ("BEGIN" | "END" | "ERROR")] | ["dtrace", "", "", n @ ("BEGIN" | "END" | "ERROR")] => ResolvedProbe {
+            [n @ ("BEGIN" | "END" | "ERROR")]
+            | ["dtrace", "", "", n @ ("BEGIN" | "END" | "ERROR")] => ResolvedProbe {
                 desc: desc("dtrace", "", "", n),
-                attach: Attach::Trigger { symbol: n.to_string() },
-                args: if *n == "ERROR" { ArgSource::Error } else { ArgSource::None },
+                attach: Attach::Trigger {
+                    symbol: n.to_string(),
+                },
+                args: if *n == "ERROR" {
+                    ArgSource::Error
+                } else {
+                    ArgSource::None
+                },
                 dynamic_func: false,
             },
             [n] | ["profile", "", "", n] if profile(n).is_some() => profile(n).unwrap(),
             ["syscall", "", "", kind @ ("entry" | "return")] => raw_syscall(kind),
-            ["syscall", "", f, kind @ ("entry" | "return")] if SYSCALLS.contains(f) => syscall(f, kind),
+            ["syscall", "", f, kind @ ("entry" | "return")] if SYSCALLS.contains(f) => {
+                syscall(f, kind)
+            }
             ["tracepoint", "sched", "sched_switch"] => ResolvedProbe {
                 desc: desc("tracepoint", "sched", "", "sched_switch"),
-                attach: Attach::Tracepoint { category: "sched".into(), name: "sched_switch".into() },
-                args: ArgSource::Tracepoint { fields: sched_switch_fields() },
+                attach: Attach::Tracepoint {
+                    category: "sched".into(),
+                    name: "sched_switch".into(),
+                },
+                args: ArgSource::Tracepoint {
+                    fields: sched_switch_fields(),
+                },
                 dynamic_func: false,
             },
             _ => return Ok(Vec::new()),
@@ -127,7 +177,8 @@ fn compile_script(name: &str) -> (String, Compiled) {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut sources = SourceMap::new();
     let file = sources.add(format!("{name}.d"), text.clone());
-    let script = syntax::parse(file, &text).unwrap_or_else(|d| panic!("syntax error:\n{}", d.render(&sources)));
+    let script = syntax::parse(file, &text)
+        .unwrap_or_else(|d| panic!("syntax error:\n{}", d.render(&sources)));
     // As the CLI packs it: file << 20 | line.
     let line_of = |span: Span| (span.file << 20) | sources.line_col(span).0 as u32;
     let check_format = |_: &str, _: &str, _: &[Type]| Ok(());
@@ -139,7 +190,10 @@ fn compile_script(name: &str) -> (String, Compiled) {
         allow_zero_matches: false,
         line_of: &line_of,
         boot_to_wall_ns: 0,
-        task_offsets: Some(TaskOffsets { real_parent: 1000, tgid: 2000 }),
+        task_offsets: Some(TaskOffsets {
+            real_parent: 1000,
+            tgid: 2000,
+        }),
         check_format: &check_format,
     };
     match compile(&input, &mut FakeResolver) {
@@ -153,7 +207,11 @@ fn compile_script(name: &str) -> (String, Compiled) {
 
 /// Every function's IR, in program order.
 fn ir(c: &Compiled) -> String {
-    c.functions.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n")
+    c.functions
+        .iter()
+        .map(|f| f.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Per program: its name, probe and attachment, then the disassembly with map names.
@@ -164,9 +222,20 @@ fn disassembly(c: &Compiled) -> String {
             out.push('\n');
         }
         let probe = &c.script.probes[p.probe as usize];
-        writeln!(out, "program {} (probe {} {}): {:?}", p.name, probe.id, probe.full_name(), p.attach).unwrap();
+        writeln!(
+            out,
+            "program {} (probe {} {}): {:?}",
+            p.name,
+            probe.id,
+            probe.full_name(),
+            p.attach
+        )
+        .unwrap();
         let map_name = |idx: usize| {
-            e.map_relocs.iter().find(|(at, _)| *at == idx).map(|(_, m)| c.maps[m.0 as usize].name.clone())
+            e.map_relocs
+                .iter()
+                .find(|(at, _)| *at == idx)
+                .map(|(_, m)| c.maps[m.0 as usize].name.clone())
         };
         out.push_str(&tracer_ebpf::disasm::disassemble_with(&e.insns, map_name));
     }
@@ -230,6 +299,7 @@ corpus! {
     predicate_pid,
     printa_clear_trunc,
     probefunc_raw,
+    raw_syscall_args,
     self_latency,
     speculation,
     stack,
@@ -253,7 +323,10 @@ fn corpus_is_complete() {
     files.sort();
     let mut listed: Vec<String> = CORPUS.iter().map(|s| s.to_string()).collect();
     listed.sort();
-    assert_eq!(files, listed, "add new scripts to the corpus! list in tests/lower.rs");
+    assert_eq!(
+        files, listed,
+        "add new scripts to the corpus! list in tests/lower.rs"
+    );
 }
 
 /// The same script compiles to the same bytes twice (no hash-order or address dependence).
@@ -262,7 +335,14 @@ fn deterministic() {
     for name in CORPUS {
         let (_, a) = compile_script(name);
         let (_, b) = compile_script(name);
-        assert_eq!(ir(&a), ir(&b), "{name}: IR differs between two compilations");
-        assert_eq!(a.script.elf, b.script.elf, "{name}: ELF differs between two compilations");
+        assert_eq!(
+            ir(&a),
+            ir(&b),
+            "{name}: IR differs between two compilations"
+        );
+        assert_eq!(
+            a.script.elf, b.script.elf,
+            "{name}: ELF differs between two compilations"
+        );
     }
 }
