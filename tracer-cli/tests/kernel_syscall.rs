@@ -25,13 +25,9 @@ fn syscall_entry_notices_without_q() {
     let cmd = format!("{} 3", t("getppid_loop"));
     let out = run(&["-c", &cmd, "-n", "syscall::getppid:entry /pid == $target/ { @ = count(); }"]).ok();
     assert_eq!(out.stdout, "\n                3\n", "{out}");
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
-    assert_eq!(lines[0], "tracer: description 'syscall::getppid:entry ' matched 1 probe");
-    assert!(
-        lines[1].starts_with("tracer: pid ") && lines[1].ends_with(" exited with status 0"),
-        "{out}"
-    );
+    // The target's exit notice is checked in kernel_process.rs.
+    let first = out.stderr.lines().next();
+    assert_eq!(first, Some("tracer: description 'syscall::getppid:entry ' matched 1 probe"), "{out}");
 }
 
 #[test]

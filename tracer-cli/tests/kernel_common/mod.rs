@@ -435,6 +435,15 @@ pub mod bpf {
         Some(String::from_utf8_lossy(&raw[..end]).into_owned())
     }
 
+    /// Processes holding a descriptor of program `id` (or of a link to it).
+    pub fn holders(id: u32) -> Vec<u32> {
+        let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+        rd.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| program_ids_of(pid).contains(&id))
+            .collect()
+    }
+
     /// Ids of the programs process `pid` holds descriptors of (programs and links), from
     /// `/proc/PID/fdinfo`.
     pub fn program_ids_of(pid: u32) -> std::collections::BTreeSet<u32> {
