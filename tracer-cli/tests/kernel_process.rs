@@ -196,6 +196,53 @@ fn command_not_in_path() {
     );
 }
 
+// ---- destructive actions (-w) -----------------------------------------------------------------
+
+#[test]
+fn destructive_actions_need_w() {
+    let out = run(&["-q", "-n", "BEGIN { system(\"true\"); exit(0); }"]);
+    assert_eq!(out.code(), 1, "{out}");
+    assert!(out.stderr.contains("destructive") && out.stderr.contains("-w"), "{out}");
+}
+
+#[test]
+fn destructive_system_runs_a_command() {
+    let out = run(&["-q", "-w", "-n", "BEGIN { system(\"echo hi from %s\", \"system\"); exit(0); }"]).ok();
+    assert_eq!(out.stdout, "hi from system\n\n", "{out}");
+    assert_eq!(out.stderr, "tracer: allowing destructive actions\n", "{out}");
+}
+
+#[test]
+fn destructive_raise_signals_the_target() {
+    // ustack_target waits for EOF on stdin (a pipe that stays open): only the signal ends it.
+    let tracer = spawn_with(
+        &["-q", "-w", "-c", &t("ustack_target"), "-n", "syscall::getppid:entry /pid == $target/ { raise(9); }"],
+        In::Piped,
+    );
+    let out = tracer.finish_keeping_stdin(Duration::from_secs(30)).ok();
+    assert_eq!(out.stdout, "\n", "{out}");
+}
+
+#[test]
+fn destructive_stop_stops_the_target() {
+    let tracer = spawn_with(
+        &["-q", "-w", "-c", &t("ustack_target"), "-n", "syscall::getppid:entry /pid == $target/ { stop(); printf(\"stopped %d\\n\", pid); }"],
+        In::Piped,
+    );
+    let pid_of = |s: &str| s.lines().find_map(|l| l.strip_prefix("stopped ")?.parse::<u32>().ok());
+    tracer.wait_stdout(Duration::from_secs(30), "stopped PID", |s| pid_of(s).is_some());
+    let pid = pid_of(&tracer.stdout()).unwrap();
+    let state = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next().unwrap_or('?')))
+    };
+    assert!(eventually(Duration::from_secs(10), || state() == Some('T')), "target {pid} is in state {:?}, not stopped", state());
+    tracer.signal(libc::SIGINT);
+    tracer.finish(Duration::from_secs(30)).ok();
+    assert!(eventually(Duration::from_secs(5), || !alive(pid)), "the stopped -c target {pid} outlived tracer");
+}
+
 // ---- 4. nothing is left in the kernel -------------------------------------------------------
 
 #[derive(Debug, Clone, Copy)]

@@ -213,9 +213,14 @@ impl Running {
         assert_eq!(r, 0, "kill({}, {sig}) failed", self.pid());
     }
 
-    /// Wait for tracer to exit (at most `timeout`) and return its output.
+    /// Close tracer's stdin, wait for it to exit (at most `timeout`) and return its output.
     pub fn finish(mut self, timeout: Duration) -> Output {
         drop(self.stdin.take());
+        self.finish_keeping_stdin(timeout)
+    }
+
+    /// Wait for tracer to exit (at most `timeout`) with its stdin left as it is.
+    pub fn finish_keeping_stdin(mut self, timeout: Duration) -> Output {
         let deadline = Instant::now() + timeout;
         let status = loop {
             let child = self.child.as_mut().unwrap();
