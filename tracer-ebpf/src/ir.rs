@@ -287,12 +287,12 @@ impl fmt::Display for Inst {
             Inst::MemZero { dst, len } => write!(f, "  memzero(v{}, {len})", dst.0),
             Inst::MemCopy { dst, src, len } => write!(f, "  memcpy(v{}, v{}, {len})", dst.0, src.0),
             Inst::StrCmp { dst, a, b, max } => write!(f, "  v{} = strcmp(v{}, v{}, {max})", dst.0, a.0, b.0),
-            Inst::StrLen { dst, s, max, .. } => write!(f, "  v{} = strlen(v{}, {max})", dst.0, s.0),
-            Inst::StrChr { dst, s, c, max, reverse, .. } => {
-                write!(f, "  v{} = strchr(v{}, {c}, {max}, rev={reverse})", dst.0, s.0)
+            Inst::StrLen { dst, s, max, tmp } => write!(f, "  v{} = strlen(v{}, {max}, tmp=v{})", dst.0, s.0, tmp.0),
+            Inst::StrChr { dst, s, c, max, reverse, tmp } => {
+                write!(f, "  v{} = strchr(v{}, {c}, {max}, rev={reverse}, tmp=v{})", dst.0, s.0, tmp.0)
             }
-            Inst::StrStr { dst, hay, needle, start, max, reverse, .. } => {
-                write!(f, "  v{} = strstr(v{}, v{}, {start}, {max}, rev={reverse})", dst.0, hay.0, needle.0)
+            Inst::StrStr { dst, hay, needle, start, max, reverse, tmp } => {
+                write!(f, "  v{} = strstr(v{}, v{}, {start}, {max}, rev={reverse}, tmp=v{})", dst.0, hay.0, needle.0, tmp.0)
             }
         }
     }

@@ -15,9 +15,9 @@ pub enum ArgSource {
     SyscallEntry { nargs: u32 },
     /// syscalls:sys_exit_*: the return value at ctx+16 (arg0 = arg1 = ret, errno).
     SyscallReturn,
-    /// raw_syscalls:sys_enter: syscall number at ctx+8, args at ctx+16 + 8·i.
+    /// The raw_syscalls:sys_enter tracepoint: syscall number at ctx+8, args at ctx+16 + 8·i.
     RawSyscallEntry,
-    /// raw_syscalls:sys_exit: number at ctx+8, return value at ctx+16.
+    /// The raw_syscalls:sys_exit tracepoint: number at ctx+8, return value at ctx+16.
     RawSyscallReturn,
     /// perf_event (profile/tick): arg0 = kernel pc, arg1 = user pc, from the saved registers.
     Profile,

@@ -1,5 +1,5 @@
 //! The syscall provider on the syscalls tracepoints. A wildcard over functions uses
-//! raw_syscalls instead, so that `syscall:::entry` is one program, not hundreds.
+//! the raw_syscalls tracepoints instead, so that `syscall:::entry` is one program, not hundreds.
 
 use super::{glob_match, Pattern};
 use tracer_common::{Attach, ProbeDesc};
@@ -46,7 +46,9 @@ pub fn resolve(p: &Pattern, names: &[String]) -> Result<Vec<ResolvedProbe>, Stri
             let (tp, args) = if k == "entry" { ("sys_enter", ArgSource::RawSyscallEntry) } else { ("sys_exit", ArgSource::RawSyscallReturn) };
             out.push(ResolvedProbe {
                 desc: desc("", k),
-                attach: Attach::RawTracepoint { name: tp.into() },
+                // The raw_syscalls *tracepoint* (not a raw tracepoint): its format puts the
+                // number at ctx+8 and the arguments or return value at ctx+16.
+                attach: Attach::Tracepoint { category: "raw_syscalls".into(), name: tp.into() },
                 args,
                 dynamic_func: true,
             });

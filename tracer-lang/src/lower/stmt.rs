@@ -31,6 +31,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 }
             }
             Stmt::If { cond, then, els, .. } => {
+                self.line(cond.span);
                 let c = self.expr(cond)?;
                 let c = self.truth(&c, cond.span)?;
                 let else_l = self.f.label();
