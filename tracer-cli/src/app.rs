@@ -279,6 +279,9 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     if args.compile_only {
         return Ok(0);
     }
+    if compiled.matched == 0 {
+        return Err(Failure::new("no probes matched"));
+    }
     let opts = &compiled.script.options;
     if !opts.quiet {
         let n = compiled.matched;
