@@ -247,10 +247,34 @@ fn verifier_failure(prepared: &Prepared, program: &str, probe: &str, log: &str) 
     Failure::new(m)
 }
 
+/// Loading eBPF programs needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_ADMIN for some
+/// program types and for mounting tracefs). Say so in one line instead of failing later.
+fn check_privileges() -> Result<(), Failure> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |bit: u32| caps & (1u64 << bit) != 0;
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    Err(Failure::new(
+        "insufficient privileges to trace: run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN (in a container: --privileged)",
+    ))
+}
+
 pub fn run(args: Args) -> Result<i32, Failure> {
     if args.version {
         println!("tracer: Sun D 1.13 (tracer {})", env!("CARGO_PKG_VERSION"));
         return Ok(0);
+    }
+    if !args.compile_only {
+        check_privileges()?;
     }
     if args.list {
         return list(&args);
