@@ -3,7 +3,7 @@
 //! for user ones).
 
 use super::maps::Entries;
-use blazesym::symbolize::source::{Kernel, Process, Source};
+use blazesym::symbolize::source::{Elf, Kernel, Process, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer};
 use blazesym::{MaybeDefault, Pid};
 use std::collections::HashMap;
@@ -47,6 +47,35 @@ pub struct Decoder {
     symbolizer: Symbolizer,
     /// Kernel address → formatted symbol (kernel addresses repeat a lot in stacks).
     kcache: HashMap<u64, String>,
+    /// File mappings of processes, remembered while they were alive.
+    maps: HashMap<u32, Vec<Mapping>>,
+}
+
+/// One file-backed line of /proc/PID/maps.
+#[derive(Debug, Clone)]
+struct Mapping {
+    start: u64,
+    end: u64,
+    offset: u64,
+    path: std::path::PathBuf,
+}
+
+impl Mapping {
+    fn parse(line: &str) -> Option<Mapping> {
+        let mut f = line.split_whitespace();
+        let (range, _perms, offset, _dev, _inode) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+        let path = f.collect::<Vec<_>>().join(" ");
+        if !path.starts_with('/') {
+            return None;
+        }
+        let (a, b) = range.split_once('-')?;
+        Some(Mapping {
+            start: u64::from_str_radix(a, 16).ok()?,
+            end: u64::from_str_radix(b, 16).ok()?,
+            offset: u64::from_str_radix(offset, 16).ok()?,
+            path: path.into(),
+        })
+    }
 }
 
 impl Default for Decoder {
@@ -118,6 +147,7 @@ impl Decoder {
         Decoder {
             symbolizer: Symbolizer::new(),
             kcache: HashMap::new(),
+            maps: HashMap::new(),
         }
     }
 
@@ -231,12 +261,45 @@ impl Decoder {
         addrs.iter().map(|a| self.kcache[a].clone()).collect()
     }
 
-    /// User addresses of process `pid` as ``module`func+0xoff``, hex when unknown (the
-    /// process must still be alive to be symbolized).
+    /// Keep a copy of `pid`'s file mappings, so that its addresses can still be symbolized
+    /// after it exits (the `-c`/`-p` target usually has exited by the final dump).
+    pub fn remember_process(&mut self, pid: u32) {
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+            let maps: Vec<Mapping> = text.lines().filter_map(Mapping::parse).collect();
+            if !maps.is_empty() {
+                self.maps.insert(pid, maps);
+            }
+        }
+    }
+
+    /// Symbolize through a remembered mapping: address → file offset → the ELF file's symbols.
+    fn syms_from_snapshot(&mut self, pid: u32, addrs: &[u64]) -> Option<Vec<String>> {
+        let maps = self.maps.get(&pid)?.clone();
+        let mut out = Vec::new();
+        for addr in addrs {
+            let text = maps.iter().find(|m| m.start <= *addr && *addr < m.end).and_then(|m| {
+                let file_off = addr - m.start + m.offset;
+                let src = Source::Elf(Elf::new(&m.path));
+                let syms = self.symbolizer.symbolize(&src, Input::FileOffset(&[file_off][..])).ok()?;
+                match syms.first()? {
+                    Symbolized::Sym(sym) => Some(format_sym(&module_basename(Some(m.path.as_os_str())), &sym.name, sym.offset)),
+                    Symbolized::Unknown(_) => None,
+                }
+            });
+            out.push(text.unwrap_or_else(|| format!("{addr:#x}")));
+        }
+        Some(out)
+    }
+
+    /// User addresses of process `pid` as ``module`func+0xoff``, hex when unknown: from the
+    /// live process, or from a remembered copy of its mappings once it has exited.
     pub fn user_syms(&mut self, pid: u32, addrs: &[u64]) -> Vec<String> {
         let hex = || addrs.iter().map(|a| format!("{a:#x}")).collect();
         if pid == 0 || addrs.is_empty() {
             return hex();
+        }
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return self.syms_from_snapshot(pid, addrs).unwrap_or_else(hex);
         }
         let src = Source::Process(Process::new(Pid::from(pid)));
         let Ok(syms) = self.symbolizer.symbolize(&src, Input::AbsAddr(addrs)) else {

@@ -242,6 +242,10 @@ pub async fn run(
     }
     let period = Duration::from_nanos(script.options.switchrate_ns.max(10_000_000));
     let mut tick = tokio::time::interval(period);
+    // The target's mappings are copied while it lives, so its user stacks still symbolize
+    // after it exits.
+    let target_pid = target.as_deref().map(|t| t.pid());
+    let mut remember = tokio::time::interval(Duration::from_millis(20));
     while reason.is_none() {
         let exited = async {
             match target.as_deref_mut() {
@@ -260,6 +264,9 @@ pub async fn run(
             _ = sigint.recv() => reason = Some(StopReason::Signal(libc::SIGINT)),
             _ = sigterm.recv() => reason = Some(StopReason::Signal(libc::SIGTERM)),
             _ = tick.tick() => drops.report(&session, handler),
+            _ = remember.tick(), if target_pid.is_some() => {
+                session.decoder().remember_process(target_pid.unwrap_or(0));
+            }
         }
     }
     let mut reason = reason.unwrap_or(StopReason::Exit);
