@@ -1,14 +1,19 @@
 //! Kernel type offsets from BTF (`/sys/kernel/btf/vmlinux`), for the built-ins that read
-//! `task_struct` (`ppid`). A small reader: aya's BTF type lookups are crate-private.
+//! `task_struct` (`ppid`, `vtimestamp`). A small reader: aya's BTF type lookups are crate-private.
 
 use tracer_lang::lower::TaskOffsets;
 
 /// `task_struct.real_parent` and `task_struct.tgid`, or None without kernel BTF.
 pub fn task_offsets() -> Option<TaskOffsets> {
     let data = std::fs::read("/sys/kernel/btf/vmlinux").ok()?;
-    let members = struct_members(&data, "task_struct")?;
-    let find = |n: &str| members.iter().find(|(name, _)| name == n).map(|(_, off)| *off);
-    Some(TaskOffsets { real_parent: find("real_parent")?, tgid: find("tgid")? })
+    let task = struct_members(&data, "task_struct")?;
+    let se = struct_members(&data, "sched_entity")?;
+    let find = |m: &[(String, u32)], n: &str| m.iter().find(|(name, _)| name == n).map(|(_, off)| *off);
+    Some(TaskOffsets {
+        real_parent: find(&task, "real_parent")?,
+        tgid: find(&task, "tgid")?,
+        sum_exec_runtime: find(&task, "se")? + find(&se, "sum_exec_runtime")?,
+    })
 }
 
 fn u32_at(d: &[u8], off: usize) -> Option<u32> {

@@ -193,6 +193,7 @@ fn compile_script(name: &str) -> (String, Compiled) {
         task_offsets: Some(TaskOffsets {
             real_parent: 1000,
             tgid: 2000,
+            sum_exec_runtime: 3000,
         }),
         check_format: &check_format,
     };

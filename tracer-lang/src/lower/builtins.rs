@@ -97,7 +97,11 @@ impl<'g, 'a> Lower<'g, 'a> {
                 int(v)
             }
             "cpu" => int(self.f.call(helper::GET_SMP_PROCESSOR_ID, vec![])),
-            "timestamp" | "vtimestamp" => int(self.f.call(helper::KTIME_GET_NS, vec![])),
+            "timestamp" => int(self.f.call(helper::KTIME_GET_NS, vec![])),
+            "vtimestamp" => {
+                let v = self.read_task_field(span, |o| o.sum_exec_runtime, 8)?;
+                int(v)
+            }
             "walltimestamp" => {
                 let t = self.f.call(helper::KTIME_GET_NS, vec![]);
                 int(self.f.alu(AluOp::Add, t, Operand::Imm(self.g.input.boot_to_wall_ns)))
@@ -225,6 +229,20 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.f.push(Inst::MemCopy { dst: buf, src: p, len: tracer_common::syscalls::NAME_SIZE });
         self.f.push(Inst::Label(done));
         Ok(Val::Str(buf))
+    }
+
+    /// A field of the current `task_struct`, at a BTF-derived offset.
+    fn read_task_field(&mut self, span: Span, field: impl Fn(&super::TaskOffsets) -> u32, size: u32) -> Result<tracer_ebpf::ir::VReg> {
+        let offs = self.g.input.task_offsets.ok_or_else(|| {
+            CompileError::new(span, "this variable needs kernel BTF (/sys/kernel/btf/vmlinux) to find task_struct offsets")
+        })?;
+        let task = self.f.call(helper::GET_CURRENT_TASK, vec![]);
+        let ptr = self.f.alu(AluOp::Add, task, Operand::Imm(field(&offs) as i64));
+        let slot = self.temp(8);
+        let dst = self.scratch_ptr(slot);
+        self.f.store(dst, 0, Operand::Imm(0), Size::DW);
+        self.f.call(helper::PROBE_READ_KERNEL, vec![dst.into(), Operand::Imm(size as i64), ptr.into()]);
+        Ok(self.f.load(dst, 0, Size::from_bytes(size).unwrap_or(Size::DW)))
     }
 
     /// `task->real_parent->tgid` through BTF offsets the runtime resolved at compile time.

@@ -75,6 +75,8 @@ pub struct CompileInput<'a> {
 pub struct TaskOffsets {
     pub real_parent: u32,
     pub tgid: u32,
+    /// `se.sum_exec_runtime`: the thread's on-CPU nanoseconds (`vtimestamp`).
+    pub sum_exec_runtime: u32,
 }
 
 /// The compiler's output: the runtime's script plus the IR and machine code for golden tests
