@@ -337,6 +337,40 @@ fn ustack_and_stack_frame_limits() {
 }
 
 #[test]
+#[ignore = "bug: ustack() aggregation keys of a -c target are printed (after it exited) as bare addresses"]
+fn ustack_aggregation_keys_of_a_command_are_symbolized() {
+    // The classic `dtrace -c cmd -n '... { @[ustack()] = count(); }'`: the aggregation is
+    // printed after the command has exited.
+    let out = run(&["-q", "-c", &t("ustack_target"), "-n", "syscall::getppid:entry /pid == $target/ { @[ustack()] = count(); }"]).ok();
+    let f = frames(&out.stdout);
+    assert!(f.iter().any(|x| x.starts_with("ustack_target`main+0x")), "{out}");
+    assert!(f.iter().any(|x| x.starts_with("ustack_target`middle+0x")), "{out}");
+}
+
+#[test]
+fn stack_frame_options() {
+    let tracer = spawn_with(
+        &[
+            "-q",
+            "-x",
+            "ustackframes=2",
+            "-x",
+            "stackframes=1",
+            "-c",
+            &t("ustack_target"),
+            "-n",
+            "syscall::getppid:entry /pid == $target/ { ustack(); printf(\"--\\n\"); stack(); printf(\"==\\n\"); }",
+        ],
+        In::Piped,
+    );
+    tracer.wait_line("==");
+    let out = tracer.finish(Duration::from_secs(30)).ok();
+    let (user, kernel) = out.stdout.split_once("--\n").unwrap();
+    assert_eq!(frames(user).len(), 2, "{out}");
+    assert_eq!(frames(kernel).len(), 1, "{out}");
+}
+
+#[test]
 fn stack_shows_the_kernel_system_call_path() {
     let out = run(&["-q", "-c", &t("getppid_loop"), "-n", "syscall::getppid:entry /pid == $target/ { stack(); }"]).ok();
     let f = frames(&out.stdout);

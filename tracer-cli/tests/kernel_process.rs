@@ -187,6 +187,20 @@ fn command_failing_exec_is_reported_even_if_begin_exits() {
 }
 
 #[test]
+fn script_file_with_target_and_pragmas() {
+    let script = scratch_file("count.d");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/env tracer -s\n#pragma D option quiet\nsyscall::getppid:entry /pid == $target/ { @ = count(); }\nEND { printa(\"calls %@d\\n\", @); }\n",
+    )
+    .unwrap();
+    let cmd = format!("'{}' 4", t("getppid_loop"));
+    let out = run(&["-c", &cmd, "-s", script.to_str().unwrap()]).ok();
+    assert_eq!(out.stdout, "calls 4\n\n", "{out}");
+    assert_eq!(out.stderr, "", "{out}");
+}
+
+#[test]
 fn command_not_in_path() {
     let out = run(&["-q", "-c", "no-such-command-tracer-itest", "-n", "BEGIN { exit(0); }"]);
     assert_eq!(out.code(), 1, "{out}");

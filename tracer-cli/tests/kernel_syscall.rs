@@ -313,6 +313,25 @@ fn tracepoint_sched_process_exec_filename() {
 }
 
 #[test]
+fn tracepoint_char_array_field_by_name() {
+    // The target's first switch-out is before exec (named like tracer): skip it.
+    let tracer = spawn_with(
+        &[
+            "-q",
+            "-c",
+            &t("ustack_target"),
+            "-n",
+            "tracepoint:sched:sched_switch /args->prev_pid == $target && execname != \"tracer\"/ {
+                 printf(\"%s %d %s\\n\", args->prev_comm, args->prev_pid == pid, execname); exit(0);
+             }",
+        ],
+        In::Piped,
+    );
+    let out = tracer.finish_keeping_stdin(std::time::Duration::from_secs(30)).ok();
+    assert_eq!(out.stdout, "ustack_target 1 ustack_target\n\n", "{out}");
+}
+
+#[test]
 fn tracepoint_out_of_range_arg_is_a_compile_error() {
     let out = run(&["-q", "-n", "tracepoint:syscalls:sys_enter_getppid { trace(args[3]); }"]);
     assert_eq!(out.code(), 1, "{out}");
