@@ -203,7 +203,7 @@ fn list_no_match_fails() {
     let out = run(&["-l", "-n", "syscall::no_such_syscall_itest:"]);
     assert_eq!(out.code(), 1, "{out}");
     assert!(out.stderr.contains("syscall::no_such_syscall_itest:"), "{out}");
-    assert!(out.stdout.lines().skip(1).next().is_none(), "{out}");
+    assert!(out.stdout.lines().nth(1).is_none(), "{out}");
 }
 
 #[test]
