@@ -17,9 +17,20 @@ pub struct Failure {
     pub status: i32,
 }
 
+/// Drop Rust's " (os error N)" from a system error's text: dtrace(1) prints strerror alone.
+fn plain(message: String) -> String {
+    match message.find(" (os error ") {
+        Some(i) => {
+            let end = message[i..].find(')').map(|j| i + j + 1).unwrap_or(message.len());
+            format!("{}{}", &message[..i], &message[end..])
+        }
+        None => message,
+    }
+}
+
 impl Failure {
     pub fn new(message: impl Into<String>) -> Failure {
-        Failure { message: message.into(), status: 1 }
+        Failure { message: plain(message.into()), status: 1 }
     }
     fn usage(message: impl Into<String>) -> Failure {
         Failure { message: message.into(), status: 2 }
@@ -185,13 +196,51 @@ fn description_head(text: &str) -> String {
     head[..cut].to_string()
 }
 
-/// `-l`: list matching probes in DTrace's columns.
+/// `SIGKILL` for 9, as dtrace(1) names signals.
+fn signal_name(sig: i32) -> String {
+    const NAMES: [&str; 32] = [
+        "", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
+        "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP",
+        "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR",
+        "SIGSYS",
+    ];
+    NAMES.get(sig as usize).filter(|n| !n.is_empty()).map(|n| n.to_string()).unwrap_or_else(|| format!("signal {sig}"))
+}
+
+/// `-l`: list matching probes in DTrace's columns. A closed pipe (`tracer -l | head`) ends
+/// the listing quietly.
 fn list(args: &Args) -> Result<i32, Failure> {
+    match list_to_stdout(args) {
+        Err(ListError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(ListError::Io(e)) => Err(Failure::new(e.to_string())),
+        Err(ListError::Failure(f)) => Err(f),
+        Ok(status) => Ok(status),
+    }
+}
+
+enum ListError {
+    Io(std::io::Error),
+    Failure(Failure),
+}
+
+impl From<std::io::Error> for ListError {
+    fn from(e: std::io::Error) -> Self {
+        ListError::Io(e)
+    }
+}
+
+impl From<String> for ListError {
+    fn from(e: String) -> Self {
+        ListError::Failure(Failure::new(e))
+    }
+}
+
+fn list_to_stdout(args: &Args) -> Result<i32, ListError> {
     let mut resolver = Resolver::new();
     let patterns: Vec<Option<Pattern>> = if args.clauses.is_empty() {
         vec![None]
     } else {
-        args.clauses.iter().map(|c| Pattern::parse(description_head(c).trim()).map(Some)).collect::<Result<_, _>>()?
+        args.clauses.iter().map(|c| Pattern::parse(description_head(c).trim()).map(Some)).collect::<Result<_, String>>()?
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "{:>5} {:>10} {:>17} {:>33} {}", "ID", "PROVIDER", "MODULE", "FUNCTION", "NAME")?;
@@ -199,10 +248,10 @@ fn list(args: &Args) -> Result<i32, Failure> {
         let probes = resolver.list(p.as_ref())?;
         if probes.is_empty() {
             if let Some(p) = &p {
-                return Err(Failure::new(format!(
+                return Err(ListError::Failure(Failure::new(format!(
                     "invalid probe specifier {}:{}:{}:{}: probe description does not match any probes",
                     p.provider, p.module, p.function, p.name
-                )));
+                ))));
             }
         }
         for d in probes {
@@ -288,7 +337,7 @@ pub fn run(args: Args) -> Result<i32, Failure> {
         other => return Err(Failure::usage(format!("unknown output format \"{other}\" (use text or json)"))),
     };
     let mut target = match (&args.command, args.pid) {
-        (Some(cmd), _) => Some(Target::spawn_stopped(cmd).map_err(|e| Failure::new(format!("failed to create process: {e}")))?),
+        (Some(cmd), _) => Some(Target::spawn_stopped(cmd).map_err(|e| Failure::new(e.to_string()))?),
         (_, Some(pid)) => Some(Target::grab(pid).map_err(|e| Failure::new(e.to_string()))?),
         _ => None,
     };
@@ -347,10 +396,11 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     if let StopReason::TargetExited(info) = outcome.reason {
         if !opts.quiet {
             let pid = target.as_ref().map(|t| t.pid()).unwrap_or(0);
+            // dtrace(1)'s wording.
             match info {
+                runtime::ExitInfo::Exited(0) | runtime::ExitInfo::Unknown => eprintln!("tracer: pid {pid} has exited"),
                 runtime::ExitInfo::Exited(code) => eprintln!("tracer: pid {pid} exited with status {code}"),
-                runtime::ExitInfo::Signaled(sig) => eprintln!("tracer: pid {pid} terminated by signal {sig}"),
-                runtime::ExitInfo::Unknown => eprintln!("tracer: pid {pid} has exited"),
+                runtime::ExitInfo::Signaled(sig) => eprintln!("tracer: pid {pid} terminated by {}", signal_name(sig)),
             }
         }
     }

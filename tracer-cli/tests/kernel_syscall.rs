@@ -55,8 +55,8 @@ fn syscall_return_value_and_errno_on_success() {
 
 #[test]
 fn syscall_failing_openat_sets_errno_and_entry_path() {
-    // As in Oracle DTrace on Linux, a failing call's return probe sees the kernel's raw
-    // return value (-ENOENT) in arg0 and arg1, and errno = ENOENT.
+    // As the Dynamic Tracing Guide defines it (and illumos does), a failing call's return
+    // probe sees -1 in arg0 and arg1, and the error in errno (ENOENT).
     let missing = "/nonexistent/tracer-itest-missing";
     let cmd = format!("{} {missing}", t("open_missing"));
     let d = format!(
@@ -64,7 +64,7 @@ fn syscall_failing_openat_sets_errno_and_entry_path() {
          syscall::openat:return /self->want/ {{ printf(\"return %d %d %d\\n\", arg0, arg1, errno); self->want = 0; }}"
     );
     let out = run(&["-q", "-c", &cmd, "-n", &d]).ok();
-    assert_eq!(body(&out), [format!("entry {missing}"), "return -2 -2 2".to_string()], "{out}");
+    assert_eq!(body(&out), [format!("entry {missing}"), "return -1 -1 2".to_string()], "{out}");
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn syscall_wildcard_return_has_errno() {
         "syscall:::return /pid == $target && errno == 2/ { printf(\"%s %d %d\\n\", probefunc, errno, arg0); }",
     ])
     .ok();
-    assert!(body(&out).contains(&"openat 2 -2".to_string()), "{out}");
+    assert!(body(&out).contains(&"openat 2 -1".to_string()), "{out}");
 }
 
 #[test]
@@ -127,7 +127,6 @@ fn syscall_function_glob_matches_only_open_calls() {
 }
 
 #[test]
-#[ignore = "bug: arg0..arg5 beyond a syscall's own arguments make the tracepoint attach fail (EACCES, 'bpf_link_create failed: Permission denied')"]
 fn syscall_args_beyond_the_syscall_read_as_zero() {
     // getppid takes no arguments and close one: DTrace reads the unused arguments as 0.
     let cmd = format!("{} 1", t("getppid_loop"));
@@ -141,7 +140,8 @@ fn syscall_args_beyond_the_syscall_read_as_zero() {
     ])
     .ok();
     let lines = body(&out);
-    assert_eq!(lines.first().map(String::as_str), Some("0 0"), "{out}");
+    // The dynamic loader's close() calls come first.
+    assert_eq!(lines.iter().find(|l| !l.starts_with("close")).map(String::as_str), Some("0 0"), "{out}");
     assert!(lines.iter().filter(|l| l.starts_with("close")).all(|l| l == "close 0"), "{out}");
 }
 
@@ -338,7 +338,6 @@ fn tracepoint_syscall_exit_return_value() {
 }
 
 #[test]
-#[ignore = "bug: a __data_loc string tracepoint field (sched_process_exec filename) reads as its raw u32 locator"]
 fn tracepoint_sched_process_exec_filename() {
     // `filename` is a __data_loc string: args[0] must read as the path that was executed.
     let path = t("getppid_loop");
@@ -390,7 +389,6 @@ fn tracepoint_glob_lists_sched_process_events() {
 // ---- user memory --------------------------------------------------------------------------
 
 #[test]
-#[ignore = "bug: stringof(copyin(...)) and *(copyin(...) + i) are rejected by the verifier ('R1 pointer arithmetic with >>= operator prohibited')"]
 fn copyin_reads_user_memory() {
     let missing = "/nonexistent/abcdef";
     let cmd = format!("{} {missing}", t("open_missing"));

@@ -34,6 +34,8 @@ pub struct TpField {
     pub offset: u32,
     pub size: u32,
     pub ty: Type,
+    /// A `__data_loc` field: a u32 whose low 16 bits locate the data inside the record.
+    pub data_loc: bool,
 }
 
 /// One probe a description matched.

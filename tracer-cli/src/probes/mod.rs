@@ -77,6 +77,10 @@ fn rate_unit(unit: &str) -> Result<&'static str, String> {
 #[derive(Default)]
 pub struct Resolver {
     syscalls: Option<Vec<String>>,
+    /// Probe IDs by full name: the listed probes first, in listing order, then probes made
+    /// on demand (profile-N, tracepoints), so `-l` and a run agree on every ID.
+    ids: std::collections::HashMap<String, u32>,
+    next_id: u32,
 }
 
 impl Resolver {
@@ -91,20 +95,43 @@ impl Resolver {
         Ok(self.syscalls.as_deref().unwrap())
     }
 
-    /// Every probe for `-l`, optionally filtered by a pattern (tracepoints only when asked for).
-    pub fn list(&mut self, pattern: Option<&Pattern>) -> Result<Vec<ProbeDesc>, String> {
+    /// The probes every run knows without asking the kernel about tracepoints.
+    fn base_list(&mut self) -> Vec<ProbeDesc> {
         let mut out = dtrace::list();
         out.extend(profile::list());
         if let Ok(names) = self.syscall_names() {
             out.extend(syscall::list_probes(names));
         }
+        out
+    }
+
+    /// The stable ID of a probe (see `ids`).
+    fn id_of(&mut self, d: &ProbeDesc) -> u32 {
+        if self.ids.is_empty() {
+            for (i, b) in self.base_list().iter().enumerate() {
+                self.ids.insert(b.full_name(), i as u32 + 1);
+            }
+            self.next_id = self.ids.len() as u32 + 1;
+        }
+        if let Some(id) = self.ids.get(&d.full_name()) {
+            return *id;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.ids.insert(d.full_name(), id);
+        id
+    }
+
+    /// Every probe for `-l`, optionally filtered by a pattern (tracepoints only when asked for).
+    pub fn list(&mut self, pattern: Option<&Pattern>) -> Result<Vec<ProbeDesc>, String> {
+        let mut out = self.base_list();
         let want_tp = pattern.is_some_and(|p| !p.provider.is_empty() && glob_match(&p.provider, "tracepoint"));
         if want_tp {
             out.extend(tracepoint::list()?);
         }
         let mut out: Vec<ProbeDesc> = out.into_iter().filter(|d| pattern.is_none_or(|p| p.matches(d))).collect();
-        for (i, d) in out.iter_mut().enumerate() {
-            d.id = i as u32 + 1;
+        for d in out.iter_mut() {
+            d.id = self.id_of(d);
         }
         Ok(out)
     }
@@ -130,6 +157,9 @@ impl ProbeResolver for Resolver {
         }
         if !pat.provider.is_empty() && glob_match(&pat.provider, "tracepoint") {
             out.extend(tracepoint::resolve(&pat)?);
+        }
+        for p in out.iter_mut() {
+            p.desc.id = self.id_of(&p.desc);
         }
         Ok(out)
     }

@@ -26,7 +26,9 @@ pub fn list_probes(names: &[String]) -> Vec<ProbeDesc> {
 }
 
 fn nargs(func: &str) -> u32 {
-    super::tracefs::format("syscalls", &format!("sys_enter_{func}")).map(|f| f.len() as u32).unwrap_or(6)
+    super::tracefs::format("syscalls", &format!("sys_enter_{func}"))
+        .map(|f| f.iter().filter(|f| f.name != "__syscall_nr").count() as u32)
+        .unwrap_or(6)
 }
 
 pub fn resolve(p: &Pattern, names: &[String]) -> Result<Vec<ResolvedProbe>, String> {

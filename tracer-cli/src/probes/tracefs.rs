@@ -53,7 +53,10 @@ pub fn parse_format(text: &str) -> Vec<TpField> {
             Some(i) => (&name[..i], true),
             None => (name, false),
         };
-        let ty = if array && (ty_text.starts_with("char") || ty_text.contains(" char")) {
+        let data_loc = ty_text.starts_with("__data_loc");
+        let ty = if data_loc && ty_text.contains("char") {
+            Type::Str
+        } else if array && (ty_text.starts_with("char") || ty_text.contains(" char")) {
             Type::Str
         } else if ty_text.contains('*') {
             let base = ty_text.trim_end_matches('*').trim();
@@ -64,7 +67,7 @@ pub fn parse_format(text: &str) -> Vec<TpField> {
         } else {
             Type::Ptr(Box::new(Type::Void))
         };
-        out.push(TpField { name: name.to_string(), offset, size, ty });
+        out.push(TpField { name: name.to_string(), offset, size, ty, data_loc });
     }
     out
 }

@@ -51,6 +51,17 @@ pub struct Decoder {
     maps: HashMap<u32, Vec<Mapping>>,
 }
 
+/// The virtual address that file offset `off` of ELF file `path` is loaded at (PT_LOAD).
+fn file_offset_to_vaddr(path: &Path, off: u64) -> Option<u64> {
+    use object::{Object, ObjectSegment};
+    let data = std::fs::read(path).ok()?;
+    let file = object::File::parse(&*data).ok()?;
+    file.segments().find_map(|seg| {
+        let (start, size) = seg.file_range();
+        (start <= off && off < start + size).then(|| off - start + seg.address())
+    })
+}
+
 /// One file-backed line of /proc/PID/maps.
 #[derive(Debug, Clone)]
 struct Mapping {
@@ -264,6 +275,11 @@ impl Decoder {
     /// Keep a copy of `pid`'s file mappings, so that its addresses can still be symbolized
     /// after it exits (the `-c`/`-p` target usually has exited by the final dump).
     pub fn remember_process(&mut self, pid: u32) {
+        // Before its exec the `-c` child still maps tracer itself: nothing worth keeping.
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        if exe.is_none() || exe == std::fs::read_link("/proc/self/exe").ok() {
+            return;
+        }
         if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
             let maps: Vec<Mapping> = text.lines().filter_map(Mapping::parse).collect();
             if !maps.is_empty() {
@@ -279,8 +295,9 @@ impl Decoder {
         for addr in addrs {
             let text = maps.iter().find(|m| m.start <= *addr && *addr < m.end).and_then(|m| {
                 let file_off = addr - m.start + m.offset;
+                let virt = file_offset_to_vaddr(&m.path, file_off)?;
                 let src = Source::Elf(Elf::new(&m.path));
-                let syms = self.symbolizer.symbolize(&src, Input::FileOffset(&[file_off][..])).ok()?;
+                let syms = self.symbolizer.symbolize(&src, Input::VirtOffset(&[virt][..])).ok()?;
                 match syms.first()? {
                     Symbolized::Sym(sym) => Some(format_sym(&module_basename(Some(m.path.as_os_str())), &sym.name, sym.offset)),
                     Symbolized::Unknown(_) => None,
@@ -298,24 +315,23 @@ impl Decoder {
         if pid == 0 || addrs.is_empty() {
             return hex();
         }
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            return self.syms_from_snapshot(pid, addrs).unwrap_or_else(hex);
-        }
+        // A live process is read directly; an exited one (or a zombie, whose mappings are
+        // gone) through the copy remembered while it ran.
         let src = Source::Process(Process::new(Pid::from(pid)));
-        let Ok(syms) = self.symbolizer.symbolize(&src, Input::AbsAddr(addrs)) else {
-            return hex();
-        };
-        syms.iter()
-            .zip(addrs)
-            .map(|(s, addr)| match s {
-                Symbolized::Sym(sym) => format_sym(
-                    &module_basename(sym.module.as_deref()),
-                    &sym.name,
-                    sym.offset,
-                ),
-                Symbolized::Unknown(_) => format!("{addr:#x}"),
-            })
-            .collect()
+        let live: Option<Vec<Option<String>>> = self.symbolizer.symbolize(&src, Input::AbsAddr(addrs)).ok().map(|syms| {
+            syms.iter()
+                .map(|s| match s {
+                    Symbolized::Sym(sym) => Some(format_sym(&module_basename(sym.module.as_deref()), &sym.name, sym.offset)),
+                    Symbolized::Unknown(_) => None,
+                })
+                .collect()
+        });
+        match live {
+            Some(v) if v.iter().any(Option::is_some) => {
+                v.into_iter().zip(addrs).map(|(s, a)| s.unwrap_or_else(|| format!("{a:#x}"))).collect()
+            }
+            _ => self.syms_from_snapshot(pid, addrs).unwrap_or_else(hex),
+        }
     }
 
     /// An aggregation key's values, per `AggDesc::keys`.

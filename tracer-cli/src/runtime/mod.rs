@@ -238,6 +238,9 @@ pub async fn run(
     if reason.is_none() {
         if let Some(t) = target.as_deref_mut() {
             t.release()?;
+            // The new image is mapped now (stopped right after exec): remember it.
+            session.decoder().remember_process(t.pid());
+            t.resume()?;
         }
     }
     let period = Duration::from_nanos(script.options.switchrate_ns.max(10_000_000));

@@ -39,6 +39,8 @@ pub struct Target {
     pidfd: Option<OwnedFd>,
     watcher: Option<AsyncFd<OwnedFd>>,
     exited: Option<ExitInfo>,
+    /// A `-c` child held in its post-exec ptrace stop until `resume`.
+    stopped_at_exec: bool,
 }
 
 /// Split a command line like a simple shell: whitespace, '…', "…" and backslash escapes.
@@ -86,7 +88,8 @@ fn resolve(name: &str) -> Option<std::path::PathBuf> {
             .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     if name.contains('/') {
-        return Some(name.into());
+        let p = std::path::PathBuf::from(name);
+        return exec(&p).then_some(p);
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
     std::env::split_paths(&path)
@@ -193,6 +196,9 @@ impl Target {
                 libc::sigemptyset(&mut set);
                 libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
                 libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                // Stop right after exec so the parent can copy the new image's mappings
+                // (for symbolizing its stacks after it exits); the parent detaches at once.
+                libc::ptrace(libc::PTRACE_TRACEME, 0, std::ptr::null_mut::<libc::c_void>(), std::ptr::null_mut::<libc::c_void>());
                 libc::execv(cpath.as_ptr(), ptrs.as_ptr());
                 let errno = *libc::__errno_location();
                 libc::write(err_w.as_raw_fd(), (&errno as *const i32).cast(), 4);
@@ -211,6 +217,7 @@ impl Target {
             pidfd: pidfd_open(pid),
             watcher: None,
             exited: None,
+            stopped_at_exec: false,
         })
     }
 
@@ -228,6 +235,7 @@ impl Target {
             pidfd: pidfd_open(pid),
             watcher: None,
             exited: None,
+            stopped_at_exec: false,
         })
     }
 
@@ -259,6 +267,34 @@ impl Target {
             if n == 4 {
                 let e = io::Error::from_raw_os_error(i32::from_ne_bytes(errno));
                 bail!("failed to execute {cmd}: {e}");
+            }
+        }
+        // The exec succeeded: wait for the stop it causes under PTRACE_TRACEME.
+        let mut status = 0;
+        // SAFETY: waiting for our own child; `status` is a local.
+        let r = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, libc::__WALL) };
+        if r == self.pid as libc::pid_t && libc::WIFSTOPPED(status) {
+            self.stopped_at_exec = true;
+        } else if r == self.pid as libc::pid_t {
+            // It ended already (killed by a signal before the stop): keep its status.
+            self.exited = Some(if libc::WIFSIGNALED(status) {
+                ExitInfo::Signaled(libc::WTERMSIG(status))
+            } else {
+                ExitInfo::Exited(libc::WEXITSTATUS(status))
+            });
+        }
+        Ok(())
+    }
+
+    /// Let a `-c` process run on after its post-exec stop (see `release`).
+    pub fn resume(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.stopped_at_exec) {
+            // SAFETY: detaching from our own stopped tracee.
+            let r = unsafe {
+                libc::ptrace(libc::PTRACE_DETACH, self.pid as libc::pid_t, std::ptr::null_mut::<libc::c_void>(), std::ptr::null_mut::<libc::c_void>())
+            };
+            if r < 0 {
+                bail!("failed to resume pid {}: {}", self.pid, io::Error::last_os_error());
             }
         }
         Ok(())

@@ -133,10 +133,11 @@ impl<'g, 'a> Lower<'g, 'a> {
                 };
                 match ret {
                     Some(r) => {
-                        // errno = ret < 0 ? -ret : 0
+                        // errno = -ret for an error return (-4095..-1), else 0
                         let out = self.f.imm(0);
                         let done = self.f.label();
                         self.f.branch(JmpOp::Jsge, r, Operand::Imm(0), done);
+                        self.f.branch(JmpOp::Jslt, r, Operand::Imm(-4095), done);
                         self.f.push(Inst::Neg { dst: out, a: r });
                         self.f.push(Inst::Label(done));
                         int(out)
@@ -158,7 +159,17 @@ impl<'g, 'a> Lower<'g, 'a> {
         match &self.probe.args {
             ArgSource::SyscallEntry { nargs } if i < *nargs => self.f.load(Function::CTX, 16 + 8 * i as i16, Size::DW),
             ArgSource::RawSyscallEntry if i < 6 => self.f.load(Function::CTX, 16 + 8 * i as i16, Size::DW),
-            ArgSource::SyscallReturn | ArgSource::RawSyscallReturn if i < 2 => self.f.load(Function::CTX, 16, Size::DW),
+            ArgSource::SyscallReturn | ArgSource::RawSyscallReturn if i < 2 => {
+                // DTrace: a failed call returns -1 in arg0/arg1 and the error in errno.
+                let ret = self.f.load(Function::CTX, 16, Size::DW);
+                let out = self.f.mov(ret);
+                let done = self.f.label();
+                self.f.branch(JmpOp::Jsge, ret, Operand::Imm(0), done);
+                self.f.branch(JmpOp::Jslt, ret, Operand::Imm(-4095), done);
+                self.f.push(Inst::Mov { dst: out, src: Operand::Imm(-1) });
+                self.f.push(Inst::Label(done));
+                out
+            }
             ArgSource::Tracepoint { fields } if (i as usize) < fields.len() => {
                 let fd = fields[i as usize].clone();
                 let size = Size::from_bytes(fd.size.min(8)).unwrap_or(Size::DW);

@@ -212,6 +212,15 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let v = self.expr(x)?;
                 match v {
                     Val::Str(_) => Ok(v),
+                    // A pointer names a string in memory: copy it (kernel or scratch memory).
+                    Val::Int(r, Type::Ptr(_)) => {
+                        let strsize = self.g.opts.strsize;
+                        let off = self.temp(strsize);
+                        let buf = self.scratch_ptr(off);
+                        self.f.store(buf, 0, Operand::Imm(0), Size::DW);
+                        self.f.call(helper::PROBE_READ_KERNEL_STR, vec![buf.into(), Operand::Imm(strsize as i64), r.into()]);
+                        Ok(Val::Str(buf))
+                    }
                     Val::Int(r, _) => Ok(self.lltostr(r)),
                 }
             }
@@ -312,8 +321,15 @@ impl<'g, 'a> Lower<'g, 'a> {
             let off = self.temp(strsize);
             let buf = self.scratch_ptr(off);
             self.f.store(buf, 0, Operand::Imm(0), Size::DW);
-            let src = self.f.alu(AluOp::Add, tracer_ebpf::ir::Function::CTX, Operand::Imm(field.offset as i64));
-            let n = (field.size + 1).min(strsize);
+            let (src, n) = if field.data_loc {
+                // The u32 locator: length << 16 | offset of the data in the record.
+                let loc = self.f.load(tracer_ebpf::ir::Function::CTX, field.offset as i16, Size::W);
+                let at = self.f.alu(AluOp::And, loc, Operand::Imm(0xffff));
+                (self.f.alu(AluOp::Add, tracer_ebpf::ir::Function::CTX, at), strsize)
+            } else {
+                let src = self.f.alu(AluOp::Add, tracer_ebpf::ir::Function::CTX, Operand::Imm(field.offset as i64));
+                (src, (field.size + 1).min(strsize))
+            };
             self.f.call(helper::PROBE_READ_KERNEL_STR, vec![buf.into(), Operand::Imm(n as i64), src.into()]);
             return Ok(Val::Str(buf));
         }

@@ -209,26 +209,30 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             }
         }
     }
-    // DTrace's IDs: BEGIN 1, END 2, ERROR 3, then the others in order.
+    // Probe IDs come from the resolver (stable across -l and runs); a resolver that leaves
+    // them 0 gets DTrace's order: BEGIN 1, END 2, ERROR 3, then the others.
     let order = |p: &ProbePlan| match p.probe.desc.name.as_str() {
         "BEGIN" if p.probe.desc.provider == "dtrace" => 0,
         "END" if p.probe.desc.provider == "dtrace" => 1,
         "ERROR" if p.probe.desc.provider == "dtrace" => 2,
         _ => 3,
     };
-    plans.sort_by_key(order);
-    let mut next_id = 4;
-    for p in plans.iter_mut() {
-        p.probe.desc.id = match order(p) {
-            0 => 1,
-            1 => 2,
-            2 => 3,
-            _ => {
-                next_id += 1;
-                next_id - 1
-            }
-        };
+    if plans.iter().any(|p| p.probe.desc.id == 0) {
+        plans.sort_by_key(order);
+        let mut next_id = 4;
+        for p in plans.iter_mut() {
+            p.probe.desc.id = match order(p) {
+                0 => 1,
+                1 => 2,
+                2 => 3,
+                _ => {
+                    next_id += 1;
+                    next_id - 1
+                }
+            };
+        }
     }
+    plans.sort_by_key(|p| p.probe.desc.id);
 
     let mut g = Globals {
         input,
@@ -420,6 +424,11 @@ fn lower_probe(
     let m = f.map_ptr(g.map(MapNames::GLOBALS));
     let globals = f.call(tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
     f.branch(tracer_ebpf::insn::JmpOp::Jeq, globals, Operand::Imm(0), out);
+    let is_end = plan.probe.desc.provider == "dtrace" && plan.probe.desc.name == "END";
+    if !is_end {
+        let exiting = f.load(globals, vars::EXIT_FLAG as i16, tracer_ebpf::insn::Size::DW);
+        f.branch(tracer_ebpf::insn::JmpOp::Jne, exiting, Operand::Imm(0), out);
+    }
 
     let this_size = g.vars.this_size();
     let fault_size = tracer_common::record::HEADER_SIZE + tracer_common::record::FAULT_PAYLOAD_SIZE;

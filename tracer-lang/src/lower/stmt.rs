@@ -202,6 +202,15 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let del = self.f.label();
                 let done = self.f.label();
                 self.f.branch(JmpOp::Jne, is_zero, Operand::Imm(0), del);
+                if ty == Type::Str && matches!(v, Val::Int(..)) {
+                    // `self->s = 0` frees a string variable; any other integer is an error.
+                    self.f.push(Inst::Jump(del));
+                    self.f.push(Inst::Label(del));
+                    let m = self.f.map_ptr(map);
+                    self.f.call(helper::MAP_DELETE_ELEM, vec![m.into(), key.into()]);
+                    self.f.push(Inst::Label(done));
+                    return Ok(());
+                }
                 let vs = ty.storage_size(strsize).div_ceil(8) * 8;
                 let off = self.temp(vs.max(8));
                 let buf = self.scratch_ptr(off);
@@ -378,7 +387,10 @@ impl<'g, 'a> Lower<'g, 'a> {
             "exit" => {
                 argc(1..=1)?;
                 let v = self.expr(&args[0])?;
-                self.record_values(ActionKind::Exit, &[(v, args[0].span)])
+                self.record_values(ActionKind::Exit, &[(v, args[0].span)])?;
+                let flag = super::vars::EXIT_FLAG as i16;
+                self.f.store(self.globals, flag, Operand::Imm(1), Size::DW);
+                Ok(())
             }
             "stack" | "ustack" => {
                 let (user, depth) = self.stack_call(name, args, span)?;

@@ -14,6 +14,10 @@ use std::collections::BTreeMap;
 use tracer_ebpf::insn::map_type;
 use tracer_ebpf::ir::MapId;
 
+/// Offset in the globals value of the flag `exit()` sets: from then on every probe but END
+/// returns at once, as DTrace stops its ECBs when it starts draining.
+pub const EXIT_FLAG: u32 = 0;
+
 #[derive(Debug, Clone)]
 pub struct Scalar {
     pub ty: Type,
@@ -160,8 +164,8 @@ pub(crate) fn declare_all(g: &mut Globals, script: &ast::Script, clauses: &[&ast
             }
         }
     }
-    // Lay out scalars.
-    let mut off = 0;
+    // Lay out scalars after the exit flag (see `EXIT_FLAG`).
+    let mut off = EXIT_FLAG + 8;
     for (name, ty) in globals {
         let size = ty.storage_size(strsize).div_ceil(8) * 8;
         g.vars.globals.insert(name, Scalar { ty, offset: off });
