@@ -21,7 +21,10 @@ pub struct Failure {
 fn plain(message: String) -> String {
     match message.find(" (os error ") {
         Some(i) => {
-            let end = message[i..].find(')').map(|j| i + j + 1).unwrap_or(message.len());
+            let end = message[i..]
+                .find(')')
+                .map(|j| i + j + 1)
+                .unwrap_or(message.len());
             format!("{}{}", &message[..i], &message[end..])
         }
         None => message,
@@ -30,10 +33,16 @@ fn plain(message: String) -> String {
 
 impl Failure {
     pub fn new(message: impl Into<String>) -> Failure {
-        Failure { message: plain(message.into()), status: 1 }
+        Failure {
+            message: plain(message.into()),
+            status: 1,
+        }
     }
     fn usage(message: impl Into<String>) -> Failure {
-        Failure { message: message.into(), status: 2 }
+        Failure {
+            message: message.into(),
+            status: 2,
+        }
     }
 }
 
@@ -53,11 +62,20 @@ struct Source {
 fn gather(args: &Args) -> Result<Vec<Source>, Failure> {
     let mut out = Vec::new();
     for path in &args.scripts {
-        let text = std::fs::read_to_string(path).map_err(|e| Failure::new(format!("failed to open {path}: {e}")))?;
-        out.push(Source { name: path.clone(), text, from_file: true });
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::new(format!("failed to open {path}: {e}")))?;
+        out.push(Source {
+            name: path.clone(),
+            text,
+            from_file: true,
+        });
     }
     for c in &args.clauses {
-        out.push(Source { name: c.clone(), text: c.clone(), from_file: false });
+        out.push(Source {
+            name: c.clone(),
+            text: c.clone(),
+            from_file: false,
+        });
     }
     Ok(out)
 }
@@ -65,14 +83,16 @@ fn gather(args: &Args) -> Result<Vec<Source>, Failure> {
 fn options(args: &Args) -> Result<Options, Failure> {
     let mut o = Options::default();
     if let Some(b) = &args.bufsize {
-        tracer_lang::options::set_option(&mut o, "bufsize", Some(b)).map_err(|e| Failure::new(format!("failed to set -b: {e}")))?;
+        tracer_lang::options::set_option(&mut o, "bufsize", Some(b))
+            .map_err(|e| Failure::new(format!("failed to set -b: {e}")))?;
     }
     for x in &args.xopts {
         let (name, value) = match x.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (x.as_str(), None),
         };
-        tracer_lang::options::set_option(&mut o, name, value).map_err(|e| Failure::new(format!("failed to set -x {name}: {e}")))?;
+        tracer_lang::options::set_option(&mut o, name, value)
+            .map_err(|e| Failure::new(format!("failed to set -x {name}: {e}")))?;
     }
     o.quiet |= args.quiet;
     o.destructive |= args.destructive;
@@ -103,8 +123,14 @@ pub struct Prepared {
 }
 
 fn boot_to_wall_ns() -> i64 {
-    let mut mono = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    let mut real = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut mono = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let mut real = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe {
         libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut mono);
         libc::clock_gettime(libc::CLOCK_REALTIME, &mut real);
@@ -129,7 +155,9 @@ fn check_format(func: &str, fmt: &str, types: &[tracer_lang::types::Type]) -> Re
             Type::Void => ArgType::new(TypeClass::Other, "void"),
         })
         .collect();
-    validate(fmt, &args, &CallInfo::printf(func)).map(|_| ()).map_err(|e| e.0)
+    validate(fmt, &args, &CallInfo::printf(func))
+        .map(|_| ())
+        .map_err(|e| e.0)
 }
 
 /// Parse and compile everything given on the command line.
@@ -141,7 +169,11 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     let mut sources = SourceMap::new();
     let mut script = ast::Script::default();
     for s in &src {
-        let shown = if s.from_file { s.name.clone() } else { "-n".to_string() };
+        let shown = if s.from_file {
+            s.name.clone()
+        } else {
+            "-n".to_string()
+        };
         let file = sources.add(shown, s.text.clone());
         match syntax::parse(file, &s.text) {
             Ok(sc) => script.items.extend(sc.items),
@@ -177,7 +209,11 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         [s] => format!("description '{}'", description_head(&s.text)),
         _ => "script".into(),
     };
-    Ok(Prepared { compiled, sources, notice_name })
+    Ok(Prepared {
+        compiled,
+        sources,
+        notice_name,
+    })
 }
 
 /// A `-n` argument as DTrace names it in notices: cut at the first `{`, `/` or `;`.
@@ -199,12 +235,44 @@ fn description_head(text: &str) -> String {
 /// `SIGKILL` for 9, as dtrace(1) names signals.
 fn signal_name(sig: i32) -> String {
     const NAMES: [&str; 32] = [
-        "", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
-        "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP",
-        "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR",
+        "",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
         "SIGSYS",
     ];
-    NAMES.get(sig as usize).filter(|n| !n.is_empty()).map(|n| n.to_string()).unwrap_or_else(|| format!("signal {sig}"))
+    NAMES
+        .get(sig as usize)
+        .filter(|n| !n.is_empty())
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| format!("signal {sig}"))
 }
 
 /// `-l`: list matching probes in DTrace's columns. A closed pipe (`tracer -l | head`) ends
@@ -240,10 +308,17 @@ fn list_to_stdout(args: &Args) -> Result<i32, ListError> {
     let patterns: Vec<Option<Pattern>> = if args.clauses.is_empty() {
         vec![None]
     } else {
-        args.clauses.iter().map(|c| Pattern::parse(description_head(c).trim()).map(Some)).collect::<Result<_, String>>()?
+        args.clauses
+            .iter()
+            .map(|c| Pattern::parse(description_head(c).trim()).map(Some))
+            .collect::<Result<_, String>>()?
     };
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:>5} {:>10} {:>17} {:>33} {}", "ID", "PROVIDER", "MODULE", "FUNCTION", "NAME")?;
+    writeln!(
+        out,
+        "{:>5} {:>10} {:>17} {:>33} {}",
+        "ID", "PROVIDER", "MODULE", "FUNCTION", "NAME"
+    )?;
     for p in patterns {
         let probes = resolver.list(p.as_ref())?;
         if probes.is_empty() {
@@ -255,7 +330,11 @@ fn list_to_stdout(args: &Args) -> Result<i32, ListError> {
             }
         }
         for d in probes {
-            writeln!(out, "{:>5} {:>10} {:>17} {:>33} {}", d.id, d.provider, d.module, d.function, d.name)?;
+            writeln!(
+                out,
+                "{:>5} {:>10} {:>17} {:>33} {}",
+                d.id, d.provider, d.module, d.function, d.name
+            )?;
         }
     }
     Ok(0)
@@ -278,12 +357,18 @@ fn verifier_failure(prepared: &Prepared, program: &str, probe: &str, log: &str) 
         (Some(i), Some(n)) => compiled.emitted[i].line_of(n),
         _ => None,
     };
-    let mut m = format!("failed to enable {probe}: the kernel verifier rejected the generated program");
+    let mut m =
+        format!("failed to enable {probe}: the kernel verifier rejected the generated program");
     if let Some(packed) = line {
         let (file, l) = (packed >> 20, packed & 0xfffff);
         let name = prepared.sources.name(file);
         m.push_str(&format!(" for {name}:{l}"));
-        if let Some(t) = prepared.sources.text(file).lines().nth(l.saturating_sub(1) as usize) {
+        if let Some(t) = prepared
+            .sources
+            .text(file)
+            .lines()
+            .nth(l.saturating_sub(1) as usize)
+        {
             m.push_str(&format!(":\n    {}", t.trim()));
         }
     }
@@ -334,10 +419,16 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     let format = match args.format.as_str() {
         "text" => OutputFormat::Text,
         "json" => OutputFormat::Json,
-        other => return Err(Failure::usage(format!("unknown output format \"{other}\" (use text or json)"))),
+        other => {
+            return Err(Failure::usage(format!(
+                "unknown output format \"{other}\" (use text or json)"
+            )))
+        }
     };
     let mut target = match (&args.command, args.pid) {
-        (Some(cmd), _) => Some(Target::spawn_stopped(cmd).map_err(|e| Failure::new(e.to_string()))?),
+        (Some(cmd), _) => {
+            Some(Target::spawn_stopped(cmd).map_err(|e| Failure::new(e.to_string()))?)
+        }
         (_, Some(pid)) => Some(Target::grab(pid).map_err(|e| Failure::new(e.to_string()))?),
         _ => None,
     };
@@ -358,21 +449,35 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     let opts = &compiled.script.options;
     if !opts.quiet {
         let n = compiled.matched;
-        eprintln!("tracer: {} matched {n} probe{}", prepared.notice_name, if n == 1 { "" } else { "s" });
+        eprintln!(
+            "tracer: {} matched {n} probe{}",
+            prepared.notice_name,
+            if n == 1 { "" } else { "s" }
+        );
     }
     if opts.destructive {
         eprintln!("tracer: allowing destructive actions");
     }
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
-            std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Failure::new(format!("failed to open {path}: {e}")))?,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| Failure::new(format!("failed to open {path}: {e}")))?,
         ),
         None => Box::new(std::io::stdout()),
     };
     let printer = Printer::new(out, format, opts);
     let mut consumer = Consumer::new(printer);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let outcome = rt.block_on(runtime::run(&compiled.script, target.as_mut(), &mut consumer));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(runtime::run(
+        &compiled.script,
+        target.as_mut(),
+        &mut consumer,
+    ));
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
@@ -382,7 +487,12 @@ pub fn run(args: Args) -> Result<i32, Failure> {
                 }
             }
             return Err(match e.downcast_ref::<RuntimeError>() {
-                Some(RuntimeError::Verifier { program, probe, log, .. }) => verifier_failure(&prepared, program, probe, log),
+                Some(RuntimeError::Verifier {
+                    program,
+                    probe,
+                    log,
+                    ..
+                }) => verifier_failure(&prepared, program, probe, log),
                 _ => Failure::new(format!("{e:#}")),
             });
         }
@@ -398,9 +508,15 @@ pub fn run(args: Args) -> Result<i32, Failure> {
             let pid = target.as_ref().map(|t| t.pid()).unwrap_or(0);
             // dtrace(1)'s wording.
             match info {
-                runtime::ExitInfo::Exited(0) | runtime::ExitInfo::Unknown => eprintln!("tracer: pid {pid} has exited"),
-                runtime::ExitInfo::Exited(code) => eprintln!("tracer: pid {pid} exited with status {code}"),
-                runtime::ExitInfo::Signaled(sig) => eprintln!("tracer: pid {pid} terminated by {}", signal_name(sig)),
+                runtime::ExitInfo::Exited(0) | runtime::ExitInfo::Unknown => {
+                    eprintln!("tracer: pid {pid} has exited")
+                }
+                runtime::ExitInfo::Exited(code) => {
+                    eprintln!("tracer: pid {pid} exited with status {code}")
+                }
+                runtime::ExitInfo::Signaled(sig) => {
+                    eprintln!("tracer: pid {pid} terminated by {}", signal_name(sig))
+                }
             }
         }
     }

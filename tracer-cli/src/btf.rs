@@ -8,7 +8,8 @@ pub fn task_offsets() -> Option<TaskOffsets> {
     let data = std::fs::read("/sys/kernel/btf/vmlinux").ok()?;
     let task = struct_members(&data, "task_struct")?;
     let se = struct_members(&data, "sched_entity")?;
-    let find = |m: &[(String, u32)], n: &str| m.iter().find(|(name, _)| name == n).map(|(_, off)| *off);
+    let find =
+        |m: &[(String, u32)], n: &str| m.iter().find(|(name, _)| name == n).map(|(_, off)| *off);
     Some(TaskOffsets {
         real_parent: find(&task, "real_parent")?,
         tgid: find(&task, "tgid")?,

@@ -70,6 +70,10 @@ pub struct Args {
     #[arg(short = 'S')]
     pub show_code: bool,
     /// Macro arguments $1..$9 ($$1 as strings).
-    #[arg(value_name = "ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub args: Vec<String>,
 }

@@ -16,7 +16,11 @@ pub struct Consumer {
 
 impl Consumer {
     pub fn new(printer: Printer) -> Consumer {
-        Consumer { printer, normals: HashMap::new(), speculations: HashMap::new() }
+        Consumer {
+            printer,
+            normals: HashMap::new(),
+            speculations: HashMap::new(),
+        }
     }
 
     pub fn snapshot(&self, session: &mut Session, agg: u32) -> anyhow::Result<AggSnapshot> {
@@ -46,7 +50,10 @@ impl Consumer {
                     }
                 }
                 ActionKind::Printa { format, aggs } => {
-                    let snaps = aggs.iter().map(|a| self.snapshot(session, *a)).collect::<anyhow::Result<Vec<_>>>()?;
+                    let snaps = aggs
+                        .iter()
+                        .map(|a| self.snapshot(session, *a))
+                        .collect::<anyhow::Result<Vec<_>>>()?;
                     let refs: Vec<&AggSnapshot> = snaps.iter().collect();
                     if let Err(e) = self.printer.printa(format.as_deref(), &refs) {
                         eprintln!("tracer: printa( ) failed: {e}");
@@ -74,7 +81,8 @@ impl Consumer {
                 }
                 ActionKind::Stack | ActionKind::UStack => {
                     if let Some(Value::Stack(frames)) = values.first() {
-                        self.printer.stack(frames, matches!(action.kind, ActionKind::UStack));
+                        self.printer
+                            .stack(frames, matches!(action.kind, ActionKind::UStack));
                     }
                 }
                 ActionKind::Commit | ActionKind::Discard => {
@@ -88,13 +96,18 @@ impl Consumer {
                         }
                     }
                 }
-                ActionKind::System { format } => match crate::output::printf::format(format, &values) {
-                    Ok(cmd) => {
-                        self.printer.flush();
-                        let _ = std::process::Command::new("/bin/sh").arg("-c").arg(&cmd).status();
+                ActionKind::System { format } => {
+                    match crate::output::printf::format(format, &values) {
+                        Ok(cmd) => {
+                            self.printer.flush();
+                            let _ = std::process::Command::new("/bin/sh")
+                                .arg("-c")
+                                .arg(&cmd)
+                                .status();
+                        }
+                        Err(e) => eprintln!("tracer: system( ) failed: {e}"),
                     }
-                    Err(e) => eprintln!("tracer: system( ) failed: {e}"),
-                },
+                }
                 ActionKind::Stop | ActionKind::Setopt { .. } => {}
             }
         }
@@ -106,7 +119,10 @@ impl Consumer {
 impl RecordHandler for Consumer {
     fn record(&mut self, session: &mut Session, record: Record) -> anyhow::Result<Flow> {
         if record.header.spec != 0 {
-            self.speculations.entry(record.header.spec).or_default().push(record);
+            self.speculations
+                .entry(record.header.spec)
+                .or_default()
+                .push(record);
             return Ok(Flow::Continue);
         }
         self.perform(session, record)

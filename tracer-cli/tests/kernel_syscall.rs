@@ -15,7 +15,14 @@ fn t(name: &str) -> String {
 #[test]
 fn syscall_entry_counts_exactly_the_target_calls() {
     let cmd = format!("{} 7", t("getppid_loop"));
-    let out = run(&["-q", "-c", &cmd, "-n", "syscall::getppid:entry /pid == $target/ { @ = count(); }"]).ok();
+    let out = run(&[
+        "-q",
+        "-c",
+        &cmd,
+        "-n",
+        "syscall::getppid:entry /pid == $target/ { @ = count(); }",
+    ])
+    .ok();
     assert_eq!(out.stdout, "\n                7\n", "{out}");
     assert_eq!(out.stderr, "", "{out}");
 }
@@ -23,11 +30,21 @@ fn syscall_entry_counts_exactly_the_target_calls() {
 #[test]
 fn syscall_entry_notices_without_q() {
     let cmd = format!("{} 3", t("getppid_loop"));
-    let out = run(&["-c", &cmd, "-n", "syscall::getppid:entry /pid == $target/ { @ = count(); }"]).ok();
+    let out = run(&[
+        "-c",
+        &cmd,
+        "-n",
+        "syscall::getppid:entry /pid == $target/ { @ = count(); }",
+    ])
+    .ok();
     assert_eq!(out.stdout, "\n                3\n", "{out}");
     // The target's exit notice is checked in kernel_process.rs.
     let first = out.stderr.lines().next();
-    assert_eq!(first, Some("tracer: description 'syscall::getppid:entry ' matched 1 probe"), "{out}");
+    assert_eq!(
+        first,
+        Some("tracer: description 'syscall::getppid:entry ' matched 1 probe"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -49,7 +66,10 @@ fn syscall_return_value_and_errno_on_success() {
         assert!(f[0] > 1, "{out}");
         assert_eq!(f[0], f[1], "arg0 and arg1 are both the return value\n{out}");
         assert_eq!(f[2], 0, "errno after a successful call\n{out}");
-        assert_eq!(f[3], 1, "getppid() returns the parent, which is ppid\n{out}");
+        assert_eq!(
+            f[3], 1,
+            "getppid() returns the parent, which is ppid\n{out}"
+        );
     }
 }
 
@@ -64,7 +84,11 @@ fn syscall_failing_openat_sets_errno_and_entry_path() {
          syscall::openat:return /self->want/ {{ printf(\"return %d %d %d\\n\", arg0, arg1, errno); self->want = 0; }}"
     );
     let out = run(&["-q", "-c", &cmd, "-n", &d]).ok();
-    assert_eq!(body(&out), [format!("entry {missing}"), "return -1 -1 2".to_string()], "{out}");
+    assert_eq!(
+        body(&out),
+        [format!("entry {missing}"), "return -1 -1 2".to_string()],
+        "{out}"
+    );
 }
 
 #[test]
@@ -72,21 +96,46 @@ fn syscall_entry_copyinstr_shows_every_path_opened() {
     // The dynamic loader opens libc; the program opens the missing path last.
     let missing = "/nonexistent/tracer-itest-copyinstr";
     let cmd = format!("{} {missing}", t("open_missing"));
-    let out = run(&["-q", "-c", &cmd, "-n", "syscall::openat:entry /pid == $target/ { printf(\"%s\\n\", copyinstr(arg1)); }"]).ok();
+    let out = run(&[
+        "-q",
+        "-c",
+        &cmd,
+        "-n",
+        "syscall::openat:entry /pid == $target/ { printf(\"%s\\n\", copyinstr(arg1)); }",
+    ])
+    .ok();
     let lines = body(&out);
     assert_eq!(lines.last().map(String::as_str), Some(missing), "{out}");
-    assert!(lines.iter().any(|l| l.contains("libc.so")), "the loader's libc open is missing\n{out}");
+    assert!(
+        lines.iter().any(|l| l.contains("libc.so")),
+        "the loader's libc open is missing\n{out}"
+    );
 }
 
 #[test]
 fn syscall_wildcard_entry_names_probefunc_from_the_number() {
     let cmd = format!("{} 9", t("getppid_loop"));
-    let out = run(&["-q", "-c", &cmd, "-n", "syscall:::entry /pid == $target/ { @[probefunc] = count(); }"]).ok();
+    let out = run(&[
+        "-q",
+        "-c",
+        &cmd,
+        "-n",
+        "syscall:::entry /pid == $target/ { @[probefunc] = count(); }",
+    ])
+    .ok();
     let counts = parse_string_counts(&out);
     assert_eq!(counts.get("getppid"), Some(&9), "{out}");
     assert_eq!(counts.get("exit_group"), Some(&1), "{out}");
-    assert!(counts.contains_key("execve"), "the target's execve is traced\n{out}");
-    assert!(counts.keys().all(|k| !k.is_empty() && !k.starts_with("sys_")), "{out}");
+    assert!(
+        counts.contains_key("execve"),
+        "the target's execve is traced\n{out}"
+    );
+    assert!(
+        counts
+            .keys()
+            .all(|k| !k.is_empty() && !k.starts_with("sys_")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -108,7 +157,13 @@ fn syscall_wildcard_return_has_errno() {
 fn syscall_function_glob_matches_only_open_calls() {
     let missing = "/nonexistent/tracer-itest-glob";
     let cmd = format!("{} {missing}", t("open_missing"));
-    let out = run(&["-c", &cmd, "-n", "syscall::open*:entry /pid == $target/ { @[probefunc] = count(); }"]).ok();
+    let out = run(&[
+        "-c",
+        &cmd,
+        "-n",
+        "syscall::open*:entry /pid == $target/ { @[probefunc] = count(); }",
+    ])
+    .ok();
     let counts = parse_string_counts(&out);
     assert!(!counts.is_empty(), "{out}");
     assert!(counts.keys().all(|k| k.starts_with("open")), "{out}");
@@ -121,7 +176,15 @@ fn syscall_function_glob_matches_only_open_calls() {
         .parse()
         .unwrap();
     let expected = std::fs::read_dir("/sys/kernel/tracing/events/syscalls")
-        .map(|rd| rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("sys_enter_open")).count())
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("sys_enter_open")
+                })
+                .count()
+        })
         .unwrap_or(n);
     assert_eq!(n, expected, "one probe per open* syscall\n{out}");
 }
@@ -141,16 +204,35 @@ fn syscall_args_beyond_the_syscall_read_as_zero() {
     .ok();
     let lines = body(&out);
     // The dynamic loader's close() calls come first.
-    assert_eq!(lines.iter().find(|l| !l.starts_with("close")).map(String::as_str), Some("0 0"), "{out}");
-    assert!(lines.iter().filter(|l| l.starts_with("close")).all(|l| l == "close 0"), "{out}");
+    assert_eq!(
+        lines
+            .iter()
+            .find(|l| !l.starts_with("close"))
+            .map(String::as_str),
+        Some("0 0"),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("close"))
+            .all(|l| l == "close 0"),
+        "{out}"
+    );
 }
 
 /// `  KEY     COUNT` rows of a single-string-key aggregation dump.
 fn parse_string_counts(out: &Output) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
     for l in out.stdout.lines().filter(|l| !l.trim().is_empty()) {
-        let (k, v) = l.trim().rsplit_once(' ').unwrap_or_else(|| panic!("bad row {l:?}\n{out}"));
-        m.insert(k.trim().to_string(), v.parse().unwrap_or_else(|_| panic!("bad row {l:?}\n{out}")));
+        let (k, v) = l
+            .trim()
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad row {l:?}\n{out}"));
+        m.insert(
+            k.trim().to_string(),
+            v.parse().unwrap_or_else(|_| panic!("bad row {l:?}\n{out}")),
+        );
     }
     m
 }
@@ -171,12 +253,23 @@ fn builtins_pid_tid_ppid_uid_gid_execname_match_the_processes() {
     ])
     .ok();
     let mut got = body(&out);
-    let mut want: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(String::from).collect();
+    let mut want: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
     got.sort();
     want.sort();
-    assert_eq!(want.len(), 2, "the target did not report both processes: {want:?}");
+    assert_eq!(
+        want.len(),
+        2,
+        "the target did not report both processes: {want:?}"
+    );
     assert_eq!(got, want, "{out}");
-    assert!(want.iter().any(|l| l.ends_with(" 65534 65534 ids-child")), "{want:?}");
+    assert!(
+        want.iter().any(|l| l.ends_with(" 65534 65534 ids-child")),
+        "{want:?}"
+    );
 }
 
 #[test]
@@ -206,16 +299,26 @@ fn builtins_cpu_timestamp_walltimestamp() {
     ])
     .ok();
     let after = wall_ns();
-    let rows: Vec<Vec<i64>> = body(&out).iter().map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect()).collect();
+    let rows: Vec<Vec<i64>> = body(&out)
+        .iter()
+        .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
+        .collect();
     assert_eq!(rows.len(), 5, "{out}");
     for w in rows.windows(2) {
         assert!(w[1][1] > w[0][1], "timestamp is not increasing\n{out}");
         assert!(w[1][2] >= w[0][2], "walltimestamp went backwards\n{out}");
     }
     let span = rows[4][1] - rows[0][1];
-    assert!(span >= 0 && (span as i128) <= after - before, "timestamp span {span} ns is longer than the run\n{out}");
+    assert!(
+        span >= 0 && (span as i128) <= after - before,
+        "timestamp span {span} ns is longer than the run\n{out}"
+    );
     for r in &rows {
-        assert!((0..ncpu as i64).contains(&r[0]), "cpu {} out of range\n{out}", r[0]);
+        assert!(
+            (0..ncpu as i64).contains(&r[0]),
+            "cpu {} out of range\n{out}",
+            r[0]
+        );
         let slack = 2_000_000_000i128;
         assert!(
             (r[2] as i128) >= before - slack && (r[2] as i128) <= after + slack,
@@ -237,11 +340,20 @@ fn builtins_vtimestamp_counts_on_cpu_time() {
         "syscall::getppid:entry /pid == $target/ { printf(\"%d %d\\n\", timestamp, vtimestamp); }",
     ])
     .ok();
-    let rows: Vec<Vec<i64>> = body(&out).iter().map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect()).collect();
+    let rows: Vec<Vec<i64>> = body(&out)
+        .iter()
+        .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
+        .collect();
     assert_eq!(rows.len(), 7, "{out}");
     let (dt, dv) = (rows[1][0] - rows[0][0], rows[1][1] - rows[0][1]);
-    assert!(dv >= 100_000_000, "vtimestamp grew {dv} ns over a 200 ms spin\n{out}");
-    assert!(dv <= dt + 1_000_000, "vtimestamp grew {dv} ns, more than the {dt} ns that passed\n{out}");
+    assert!(
+        dv >= 100_000_000,
+        "vtimestamp grew {dv} ns over a 200 ms spin\n{out}"
+    );
+    assert!(
+        dv <= dt + 1_000_000,
+        "vtimestamp grew {dv} ns, more than the {dt} ns that passed\n{out}"
+    );
     for w in rows.windows(2) {
         assert!(w[1][1] >= w[0][1], "vtimestamp went backwards\n{out}");
     }
@@ -263,12 +375,18 @@ fn builtins_vtimestamp_advances_between_probes() {
     assert_eq!(v.len(), 7, "{out}");
     // The last five calls are back to back: each one costs some CPU time.
     for w in v[1..].windows(2) {
-        assert!(w[1] > w[0], "vtimestamp did not advance between two system calls\n{out}");
+        assert!(
+            w[1] > w[0],
+            "vtimestamp did not advance between two system calls\n{out}"
+        );
     }
 }
 
 fn wall_ns() -> i128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i128
 }
 
 // ---- 7. thread-local variables --------------------------------------------------------------
@@ -299,12 +417,27 @@ fn thread_locals_are_per_thread() {
     assert_eq!(truth.len(), 2);
     let lines = body(&out);
     for (tid, n) in &truth {
-        assert!(lines.contains(&format!("exit {tid} {n}")), "thread {tid} should see self->n == {n}\n{out}");
-        assert!(lines.contains(&format!("max {tid} {n}")), "@n[{tid}] should be {n}\n{out}");
+        assert!(
+            lines.contains(&format!("exit {tid} {n}")),
+            "thread {tid} should see self->n == {n}\n{out}"
+        );
+        assert!(
+            lines.contains(&format!("max {tid} {n}")),
+            "@n[{tid}] should be {n}\n{out}"
+        );
     }
     // The main thread made no getppid call: its self->n is unset (0).
-    assert!(lines.iter().any(|l| l.starts_with("group ") && l.ends_with(" 0")), "{out}");
-    assert_eq!(lines.iter().filter(|l| l.starts_with("max ")).count(), 2, "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("group ") && l.ends_with(" 0")),
+        "{out}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("max ")).count(),
+        2,
+        "{out}"
+    );
 }
 
 // ---- 8. tracepoints -------------------------------------------------------------------------
@@ -313,13 +446,20 @@ fn thread_locals_are_per_thread() {
 fn tracepoint_syscall_enter_args_and_names() {
     let nr = libc::SYS_getppid;
     let cmd = format!("{} 4", t("getppid_loop"));
-    for probe in ["tracepoint:syscalls:sys_enter_getppid", "tracepoint:syscalls::sys_enter_getppid"] {
+    for probe in [
+        "tracepoint:syscalls:sys_enter_getppid",
+        "tracepoint:syscalls::sys_enter_getppid",
+    ] {
         let d = format!(
             "{probe} /pid == $target/ {{ @[probeprov, probemod, probefunc, probename, args[0]] = count(); }}
              END {{ printa(\"%s %s [%s] %s %d %@d\\n\", @); printf(\"[%s]\\n\", probefunc); }}"
         );
         let out = run(&["-q", "-c", &cmd, "-n", &d]).ok();
-        assert_eq!(out.stdout, format!("tracepoint syscalls [] sys_enter_getppid {nr} 4\n[]\n\n"), "{probe}\n{out}");
+        assert_eq!(
+            out.stdout,
+            format!("tracepoint syscalls [] sys_enter_getppid {nr} 4\n[]\n\n"),
+            "{probe}\n{out}"
+        );
     }
 }
 
@@ -367,22 +507,36 @@ fn tracepoint_char_array_field_by_name() {
         ],
         In::Piped,
     );
-    let out = tracer.finish_keeping_stdin(std::time::Duration::from_secs(30)).ok();
+    let out = tracer
+        .finish_keeping_stdin(std::time::Duration::from_secs(30))
+        .ok();
     assert_eq!(out.stdout, "ustack_target 1 ustack_target\n\n", "{out}");
 }
 
 #[test]
 fn tracepoint_out_of_range_arg_is_a_compile_error() {
-    let out = run(&["-q", "-n", "tracepoint:syscalls:sys_enter_getppid { trace(args[3]); }"]);
+    let out = run(&[
+        "-q",
+        "-n",
+        "tracepoint:syscalls:sys_enter_getppid { trace(args[3]); }",
+    ]);
     assert_eq!(out.code(), 1, "{out}");
-    assert!(out.stderr.starts_with("tracer: invalid probe specifier"), "{out}");
+    assert!(
+        out.stderr.starts_with("tracer: invalid probe specifier"),
+        "{out}"
+    );
     assert!(out.stderr.contains("index 3 is out of range"), "{out}");
 }
 
 #[test]
 fn tracepoint_glob_lists_sched_process_events() {
     let out = run(&["-l", "-n", "tracepoint:sched:sched_process_ex*"]).ok();
-    let names: Vec<&str> = out.stdout.lines().skip(1).map(|l| l.rsplit(' ').next().unwrap()).collect();
+    let names: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
     assert_eq!(names, ["sched_process_exec", "sched_process_exit"], "{out}");
 }
 
@@ -420,13 +574,22 @@ fn copyinstr_of_a_bad_address_faults_and_tracing_goes_on() {
     ])
     .ok();
     // Every openat of the target counted; none of the faulting clause's records shown.
-    let n: usize = out.stdout.trim().parse().unwrap_or_else(|_| panic!("{out}"));
+    let n: usize = out
+        .stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{out}"));
     assert!(n >= 2, "{out}");
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(lines.len(), n, "one fault per firing\n{out}");
     for l in lines {
-        let rest = l.strip_prefix("tracer: error on enabled probe ID 1 (ID ").unwrap_or_else(|| panic!("{out}"));
+        let rest = l
+            .strip_prefix("tracer: error on enabled probe ID 1 (ID ")
+            .unwrap_or_else(|| panic!("{out}"));
         let (_, what) = rest.split_once(": ").unwrap();
-        assert_eq!(what, "syscall:vmlinux:openat:entry): invalid address (0x8) in action #2", "{out}");
+        assert_eq!(
+            what, "syscall:vmlinux:openat:entry): invalid address (0x8) in action #2",
+            "{out}"
+        );
     }
 }

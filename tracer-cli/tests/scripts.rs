@@ -30,7 +30,9 @@ fn run_one(path: &Path) -> Result<(), String> {
     // Relative to the scripts directory (the working directory), so messages are stable.
     let script = path.file_name().unwrap().to_str().unwrap();
     let extra = header(&text, "tracer:").unwrap_or_default();
-    let status: i32 = header(&text, "status:").map(|s| s.parse().unwrap()).unwrap_or(0);
+    let status: i32 = header(&text, "status:")
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(0);
     let mut args: Vec<String> = Vec::new();
     if !extra.contains("$SCRIPT") {
         args.extend(["-s".to_string(), script.to_string()]);
@@ -48,17 +50,25 @@ fn run_one(path: &Path) -> Result<(), String> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let mut problems = Vec::new();
-    let expect_out = std::fs::read_to_string(path.with_extension("out")).map_err(|_| "missing .out file".to_string())?;
+    let expect_out = std::fs::read_to_string(path.with_extension("out"))
+        .map_err(|_| "missing .out file".to_string())?;
     if stdout != expect_out {
-        problems.push(format!("stdout differs:\n--- expected\n{expect_out}\n--- got\n{stdout}\n--- stderr\n{stderr}"));
+        problems.push(format!(
+            "stdout differs:\n--- expected\n{expect_out}\n--- got\n{stdout}\n--- stderr\n{stderr}"
+        ));
     }
     if let Ok(expect_err) = std::fs::read_to_string(path.with_extension("err")) {
         if stderr != expect_err {
-            problems.push(format!("stderr differs:\n--- expected\n{expect_err}\n--- got\n{stderr}"));
+            problems.push(format!(
+                "stderr differs:\n--- expected\n{expect_err}\n--- got\n{stderr}"
+            ));
         }
     }
     if out.status.code() != Some(status) {
-        problems.push(format!("exit status {:?}, expected {status}; stderr:\n{stderr}", out.status.code()));
+        problems.push(format!(
+            "exit status {:?}, expected {status}; stderr:\n{stderr}",
+            out.status.code()
+        ));
     }
     if problems.is_empty() {
         Ok(())
@@ -117,5 +127,11 @@ fn d_scripts_print_what_dtrace_prints() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} scripts failed:\n{}", failures.len(), paths.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} scripts failed:\n{}",
+        failures.len(),
+        paths.len(),
+        failures.join("\n")
+    );
 }

@@ -25,8 +25,17 @@ pub enum AggFunc {
     Max,
     Stddev,
     Quantize,
-    Lquantize { low: i64, high: i64, step: i64 },
-    Llquantize { factor: u16, low: u16, high: u16, nsteps: u16 },
+    Lquantize {
+        low: i64,
+        high: i64,
+        step: i64,
+    },
+    Llquantize {
+        factor: u16,
+        low: u16,
+        high: u16,
+        nsteps: u16,
+    },
 }
 
 impl AggFunc {
@@ -52,9 +61,12 @@ impl AggFunc {
             AggFunc::Stddev => 4,
             AggFunc::Quantize => QUANTIZE_NBUCKETS,
             AggFunc::Lquantize { low, high, step } => lquantize_levels(*low, *high, *step) + 2,
-            AggFunc::Llquantize { factor, low, high, nsteps } => {
-                llquantize_nbuckets(*factor, *low, *high, *nsteps)
-            }
+            AggFunc::Llquantize {
+                factor,
+                low,
+                high,
+                nsteps,
+            } => llquantize_nbuckets(*factor, *low, *high, *nsteps),
         }
     }
 
@@ -63,7 +75,10 @@ impl AggFunc {
     }
 
     pub fn is_histogram(&self) -> bool {
-        matches!(self, AggFunc::Quantize | AggFunc::Lquantize { .. } | AggFunc::Llquantize { .. })
+        matches!(
+            self,
+            AggFunc::Quantize | AggFunc::Lquantize { .. } | AggFunc::Llquantize { .. }
+        )
     }
 }
 
@@ -221,7 +236,9 @@ impl AggValue {
     /// Merge the per-CPU accumulators of one key (each `func.value_size()` bytes).
     pub fn merge<'a>(func: &AggFunc, per_cpu: impl IntoIterator<Item = &'a [u8]>) -> AggValue {
         let words = |b: &'a [u8]| -> Vec<i64> {
-            b.chunks_exact(8).map(|c| i64::from_ne_bytes(c.try_into().unwrap())).collect()
+            b.chunks_exact(8)
+                .map(|c| i64::from_ne_bytes(c.try_into().unwrap()))
+                .collect()
         };
         let mut acc: Option<Vec<i64>> = None;
         let mut sumsq: u128 = 0;
@@ -241,7 +258,11 @@ impl AggValue {
                     } else if a[0] == 0 {
                         w
                     } else {
-                        let better = if matches!(func, AggFunc::Min) { w[1] < a[1] } else { w[1] > a[1] };
+                        let better = if matches!(func, AggFunc::Min) {
+                            w[1] < a[1]
+                        } else {
+                            w[1] > a[1]
+                        };
                         vec![a[0] + w[0], if better { w[1] } else { a[1] }]
                     }
                 }
@@ -252,8 +273,15 @@ impl AggValue {
         match func {
             AggFunc::Count | AggFunc::Sum => AggValue::Scalar(a[0]),
             AggFunc::Min | AggFunc::Max => AggValue::Scalar(a[1]),
-            AggFunc::Avg => AggValue::Avg { count: a[0] as u64, sum: a[1] },
-            AggFunc::Stddev => AggValue::Stddev { count: a[0] as u64, sum: a[1], sumsq },
+            AggFunc::Avg => AggValue::Avg {
+                count: a[0] as u64,
+                sum: a[1],
+            },
+            AggFunc::Stddev => AggValue::Stddev {
+                count: a[0] as u64,
+                sum: a[1],
+                sumsq,
+            },
             _ => AggValue::Hist(a),
         }
     }
@@ -262,7 +290,13 @@ impl AggValue {
     pub fn scalar(&self) -> i64 {
         match self {
             AggValue::Scalar(v) => *v,
-            AggValue::Avg { count, sum } => if *count == 0 { 0 } else { sum / *count as i64 },
+            AggValue::Avg { count, sum } => {
+                if *count == 0 {
+                    0
+                } else {
+                    sum / *count as i64
+                }
+            }
             AggValue::Stddev { count, sum, sumsq } => stddev(*count, *sum, *sumsq) as i64,
             AggValue::Hist(b) => b.iter().sum(),
         }

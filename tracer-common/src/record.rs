@@ -32,7 +32,12 @@ impl RecordHeader {
             return None;
         }
         let word = |i: usize| u32::from_ne_bytes(bytes[i..i + 4].try_into().unwrap());
-        Some(RecordHeader { epid: word(0), cpu: word(4), spec: word(8), reserved: word(12) })
+        Some(RecordHeader {
+            epid: word(0),
+            cpu: word(4),
+            spec: word(8),
+            reserved: word(12),
+        })
     }
 }
 
@@ -102,7 +107,10 @@ pub enum ActionKind {
     /// `printf(fmt, ...)`: one field per argument.
     Printf { format: String },
     /// `printa([fmt,] @a, ...)`: aggregation indexes into `CompiledScript::aggs`. No fields.
-    Printa { format: Option<String>, aggs: Vec<u32> },
+    Printa {
+        format: Option<String>,
+        aggs: Vec<u32>,
+    },
     /// `clear(@a)`.
     Clear { agg: u32 },
     /// `trunc(@a[, n])`: one optional field, n.

@@ -57,7 +57,10 @@ pub struct ProbeDesc {
 impl ProbeDesc {
     /// `provider:module:function:name`.
     pub fn full_name(&self) -> String {
-        format!("{}:{}:{}:{}", self.provider, self.module, self.function, self.name)
+        format!(
+            "{}:{}:{}:{}",
+            self.provider, self.module, self.function, self.name
+        )
     }
 }
 
@@ -65,13 +68,34 @@ impl ProbeDesc {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Attach {
     /// BEGIN/END/ERROR: a uprobe on one of tracer's own trigger functions, fired by calling it.
-    Trigger { symbol: String },
-    Tracepoint { category: String, name: String },
-    RawTracepoint { name: String },
+    Trigger {
+        symbol: String,
+    },
+    Tracepoint {
+        category: String,
+        name: String,
+    },
+    RawTracepoint {
+        name: String,
+    },
     /// profile-N (every CPU) or tick-N (one CPU), a CPU-clock perf event.
-    Perf { period_ns: Option<u64>, frequency: Option<u64>, all_cpus: bool },
-    Kprobe { function: String, offset: u64, ret: bool },
-    Uprobe { path: String, offset: u64, ret: bool, pid: Option<u32>, ref_ctr_offset: Option<u64> },
+    Perf {
+        period_ns: Option<u64>,
+        frequency: Option<u64>,
+        all_cpus: bool,
+    },
+    Kprobe {
+        function: String,
+        offset: u64,
+        ret: bool,
+    },
+    Uprobe {
+        path: String,
+        offset: u64,
+        ret: bool,
+        pid: Option<u32>,
+        ref_ctr_offset: Option<u64>,
+    },
 }
 
 /// One eBPF program in the object.

@@ -5,7 +5,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     /// An integer with its D width and signedness (they decide trace()/key layouts).
-    Int { value: i64, size: u8, signed: bool },
+    Int {
+        value: i64,
+        size: u8,
+        signed: bool,
+    },
     Str(String),
     /// Symbolized stack frames, innermost first (``module`func+0xoff`` or a hex address).
     Stack(Vec<String>),
@@ -17,7 +21,11 @@ pub enum Value {
 
 impl Value {
     pub fn int(value: i64) -> Value {
-        Value::Int { value, size: 8, signed: true }
+        Value::Int {
+            value,
+            size: 8,
+            signed: true,
+        }
     }
 
     pub fn as_i64(&self) -> Option<i64> {

@@ -19,7 +19,11 @@ pub struct Emitted {
 impl Emitted {
     /// The D source line that produced instruction `idx` (for verifier messages).
     pub fn line_of(&self, idx: usize) -> Option<u32> {
-        self.lines.iter().take_while(|(i, _)| *i <= idx).last().map(|(_, l)| *l)
+        self.lines
+            .iter()
+            .take_while(|(i, _)| *i <= idx)
+            .last()
+            .map(|(_, l)| *l)
     }
 }
 
@@ -108,7 +112,9 @@ impl<'a> Emitter<'a> {
         // Sequentialise: emit a move whose destination is no longer needed as a source; break
         // cycles through r0.
         while !moves.is_empty() {
-            if let Some(i) = (0..moves.len()).find(|&i| !moves.iter().any(|(_, s)| *s == moves[i].0)) {
+            if let Some(i) =
+                (0..moves.len()).find(|&i| !moves.iter().any(|(_, s)| *s == moves[i].0))
+            {
                 let (d, s) = moves.remove(i);
                 self.push(Insn::mov64_reg(d, s));
             } else {
@@ -195,16 +201,28 @@ impl<'a> Emitter<'a> {
                 self.push(Insn::to_be(d, *bits as i32));
                 self.finish_def(*dst, d);
             }
-            Inst::Load { dst, base, off, size } => {
+            Inst::Load {
+                dst,
+                base,
+                off,
+                size,
+            } => {
                 let b = self.use_reg(*base, TMP1);
                 let d = self.def_reg(*dst);
                 self.push(Insn::ldx(*size, d, b, *off));
                 self.finish_def(*dst, d);
             }
-            Inst::Store { base, off, src, size } => {
+            Inst::Store {
+                base,
+                off,
+                src,
+                size,
+            } => {
                 let b = self.use_reg(*base, TMP1);
                 match src {
-                    Operand::Imm(v) if fits_i32(*v) => self.push(Insn::st_imm(*size, b, *off, *v as i32)),
+                    Operand::Imm(v) if fits_i32(*v) => {
+                        self.push(Insn::st_imm(*size, b, *off, *v as i32))
+                    }
                     Operand::Imm(v) => {
                         self.load_imm(TMP0, *v);
                         self.push(Insn::stx(*size, b, *off, TMP0));
@@ -294,15 +312,35 @@ impl<'a> Emitter<'a> {
                 self.launder();
                 self.set_result(Some(*dst));
             }
-            Inst::StrChr { dst, s, c, max, reverse, tmp } => {
+            Inst::StrChr {
+                dst,
+                s,
+                c,
+                max,
+                reverse,
+                tmp,
+            } => {
                 self.shuffle_args(&[Operand::Reg(*s), *c, Operand::Reg(*tmp)]);
                 self.save_tmp(Reg::R3);
                 self.expand_strchr(*max, *reverse);
                 self.launder();
                 self.set_result(Some(*dst));
             }
-            Inst::StrStr { dst, hay, needle, start, max, reverse, tmp } => {
-                self.shuffle_args(&[Operand::Reg(*hay), Operand::Reg(*needle), *start, Operand::Reg(*tmp)]);
+            Inst::StrStr {
+                dst,
+                hay,
+                needle,
+                start,
+                max,
+                reverse,
+                tmp,
+            } => {
+                self.shuffle_args(&[
+                    Operand::Reg(*hay),
+                    Operand::Reg(*needle),
+                    *start,
+                    Operand::Reg(*tmp),
+                ]);
                 self.save_tmp(Reg::R4);
                 self.expand_strstr(*max, *reverse);
                 self.launder();
@@ -388,7 +426,11 @@ impl<'a> Emitter<'a> {
         // Searching for NUL finds the terminator itself.
         let no_match = self.jmp_fwd(Insn::jmp_reg(JmpOp::Jne, Reg::R3, Reg::R2, 0));
         self.push(Insn::mov64_reg(Reg::R4, Reg::R0));
-        let done2 = if reverse { None } else { Some(self.jmp_fwd(Insn::ja(0))) };
+        let done2 = if reverse {
+            None
+        } else {
+            Some(self.jmp_fwd(Insn::ja(0)))
+        };
         self.patch_here(no_match);
         let done3 = self.jmp_fwd(Insn::jmp_imm(JmpOp::Jeq, Reg::R3, 0, 0));
         self.push(Insn::alu64_imm(AluOp::Add, Reg::R0, 1));
@@ -465,7 +507,12 @@ impl<'a> Emitter<'a> {
 /// top 8-byte slots (fp-8, fp-16), which `Function::new` callers must reserve first.
 pub fn emit(f: &Function) -> Result<Emitted, String> {
     let alloc = allocate(f)?;
-    let mut e = Emitter { alloc: &alloc, out: Emitted::default(), labels: HashMap::new(), fixups: Vec::new() };
+    let mut e = Emitter {
+        alloc: &alloc,
+        out: Emitted::default(),
+        labels: HashMap::new(),
+        fixups: Vec::new(),
+    };
     // The context arrives in r1.
     match alloc.loc(Function::CTX) {
         Loc::Reg(r) if r != Reg::R1 => e.push(Insn::mov64_reg(r, Reg::R1)),
@@ -480,7 +527,10 @@ pub fn emit(f: &Function) -> Result<Emitted, String> {
         e.push(Insn::exit());
     }
     for (at, label) in std::mem::take(&mut e.fixups) {
-        let target = *e.labels.get(&label).ok_or_else(|| format!("undefined label L{}", label.0))?;
+        let target = *e
+            .labels
+            .get(&label)
+            .ok_or_else(|| format!("undefined label L{}", label.0))?;
         let off = target as i64 - at as i64 - 1;
         if off < 0 || off > i16::MAX as i64 {
             return Err(format!("branch offset {off} out of range in {}", f.name));

@@ -179,7 +179,13 @@ impl Insn {
     }
 
     fn new(code: u8, dst: Reg, src: Reg, off: i16, imm: i32) -> Insn {
-        Insn { code, dst: dst.0, src: src.0, off, imm }
+        Insn {
+            code,
+            dst: dst.0,
+            src: src.0,
+            off,
+            imm,
+        }
     }
 
     pub fn alu64_reg(op: AluOp, dst: Reg, src: Reg) -> Insn {
@@ -228,7 +234,13 @@ impl Insn {
     }
     /// `lock *(dst + off) += src` (64-bit).
     pub fn atomic_add64(dst: Reg, off: i16, src: Reg) -> Insn {
-        Insn::new(BPF_STX | BPF_ATOMIC | BPF_DW, dst, src, off, AluOp::Add as i32)
+        Insn::new(
+            BPF_STX | BPF_ATOMIC | BPF_DW,
+            dst,
+            src,
+            off,
+            AluOp::Add as i32,
+        )
     }
     pub fn jmp_reg(op: JmpOp, dst: Reg, src: Reg, off: i16) -> Insn {
         Insn::new(BPF_JMP | op as u8 | BPF_X, dst, src, off, 0)
@@ -300,10 +312,16 @@ mod tests {
     #[test]
     fn encodes_like_the_kernel() {
         // r0 = 42; exit  →  b7 00 00 00 2a 00 00 00 / 95 00 00 00 00 00 00 00
-        assert_eq!(Insn::mov64_imm(Reg::R0, 42).encode(), [0xb7, 0, 0, 0, 42, 0, 0, 0]);
+        assert_eq!(
+            Insn::mov64_imm(Reg::R0, 42).encode(),
+            [0xb7, 0, 0, 0, 42, 0, 0, 0]
+        );
         assert_eq!(Insn::exit().encode(), [0x95, 0, 0, 0, 0, 0, 0, 0]);
         // *(u64 *)(r10 - 8) = r1  →  7b 1a f8 ff 00 00 00 00
-        assert_eq!(Insn::stx(Size::DW, Reg::FP, -8, Reg::R1).encode(), [0x7b, 0x1a, 0xf8, 0xff, 0, 0, 0, 0]);
+        assert_eq!(
+            Insn::stx(Size::DW, Reg::FP, -8, Reg::R1).encode(),
+            [0x7b, 0x1a, 0xf8, 0xff, 0, 0, 0, 0]
+        );
         let i = Insn::jmp_imm(JmpOp::Jne, Reg::R3, -1, 7);
         assert_eq!(Insn::decode(&i.encode()), i);
     }

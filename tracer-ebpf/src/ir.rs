@@ -31,25 +31,65 @@ impl From<VReg> for Operand {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inst {
     /// `dst = src`
-    Mov { dst: VReg, src: Operand },
+    Mov {
+        dst: VReg,
+        src: Operand,
+    },
     /// `dst = a op b` (64-bit)
-    Alu { op: AluOp, dst: VReg, a: Operand, b: Operand },
+    Alu {
+        op: AluOp,
+        dst: VReg,
+        a: Operand,
+        b: Operand,
+    },
     /// `dst = -a`
-    Neg { dst: VReg, a: VReg },
+    Neg {
+        dst: VReg,
+        a: VReg,
+    },
     /// `dst = bswap_be(a)` to big endian of `bits` width (htons/htonl/htonll).
-    ToBe { dst: VReg, a: VReg, bits: u32 },
+    ToBe {
+        dst: VReg,
+        a: VReg,
+        bits: u32,
+    },
     /// `dst = *(size *)(base + off)`, zero-extended.
-    Load { dst: VReg, base: VReg, off: i16, size: Size },
+    Load {
+        dst: VReg,
+        base: VReg,
+        off: i16,
+        size: Size,
+    },
     /// `*(size *)(base + off) = src`
-    Store { base: VReg, off: i16, src: Operand, size: Size },
+    Store {
+        base: VReg,
+        off: i16,
+        src: Operand,
+        size: Size,
+    },
     /// `dst = fp - offset`: the address of a stack buffer reserved with `Function::stack_buffer`.
-    StackAddr { dst: VReg, offset: u32 },
+    StackAddr {
+        dst: VReg,
+        offset: u32,
+    },
     /// `dst = &map` (LD_IMM64 with a map relocation).
-    MapPtr { dst: VReg, map: MapId },
+    MapPtr {
+        dst: VReg,
+        map: MapId,
+    },
     /// Call a kernel helper. Arguments go to r1..r5, the result comes from r0.
-    Call { helper: i32, args: Vec<Operand>, dst: Option<VReg> },
+    Call {
+        helper: i32,
+        args: Vec<Operand>,
+        dst: Option<VReg>,
+    },
     /// `if a cond b goto target` (forward only)
-    Branch { cond: JmpOp, a: VReg, b: Operand, target: Label },
+    Branch {
+        cond: JmpOp,
+        a: VReg,
+        b: Operand,
+        target: Label,
+    },
     /// `goto target` (forward only)
     Jump(Label),
     Label(Label),
@@ -58,21 +98,53 @@ pub enum Inst {
     /// The following instructions come from this D source line (for verifier diagnostics).
     Line(u32),
     /// Zero `len` bytes at `dst` (len a multiple of 8).
-    MemZero { dst: VReg, len: u32 },
+    MemZero {
+        dst: VReg,
+        len: u32,
+    },
     /// Copy `len` bytes (a multiple of 8) from `src` to `dst`; both are map-value or stack
     /// pointers.
-    MemCopy { dst: VReg, src: VReg, len: u32 },
+    MemCopy {
+        dst: VReg,
+        src: VReg,
+        len: u32,
+    },
     /// `dst = strcmp(a, b)` over at most `max` bytes: <0, 0, >0.
-    StrCmp { dst: VReg, a: VReg, b: VReg, max: u32 },
+    StrCmp {
+        dst: VReg,
+        a: VReg,
+        b: VReg,
+        max: u32,
+    },
     /// `dst = strlen(s)`, at most `max`. `tmp` (in this and the other looping pseudo-ops)
     /// points to 8 bytes of map memory used to make the result imprecise for the verifier,
     /// so that the states leaving the loop merge instead of multiplying.
-    StrLen { dst: VReg, s: VReg, max: u32, tmp: VReg },
+    StrLen {
+        dst: VReg,
+        s: VReg,
+        max: u32,
+        tmp: VReg,
+    },
     /// `dst = index of first occurrence of byte c in s at or after start, or -1`, at most `max`
     /// (`strchr`, `index` on one char). `reverse` searches from the end (`strrchr`).
-    StrChr { dst: VReg, s: VReg, c: Operand, max: u32, reverse: bool, tmp: VReg },
+    StrChr {
+        dst: VReg,
+        s: VReg,
+        c: Operand,
+        max: u32,
+        reverse: bool,
+        tmp: VReg,
+    },
     /// `dst = offset of needle in hay at or after `start`, or -1` (`strstr`, `index`, `rindex`).
-    StrStr { dst: VReg, hay: VReg, needle: VReg, start: Operand, max: u32, reverse: bool, tmp: VReg },
+    StrStr {
+        dst: VReg,
+        hay: VReg,
+        needle: VReg,
+        start: Operand,
+        max: u32,
+        reverse: bool,
+        tmp: VReg,
+    },
 }
 
 impl Inst {
@@ -127,12 +199,22 @@ impl Inst {
                 v.extend(op(c));
                 v.push(*tmp);
             }
-            Inst::StrStr { hay, needle, start, tmp, .. } => {
+            Inst::StrStr {
+                hay,
+                needle,
+                start,
+                tmp,
+                ..
+            } => {
                 v.extend([*hay, *needle]);
                 v.extend(op(start));
                 v.push(*tmp);
             }
-            Inst::StackAddr { .. } | Inst::MapPtr { .. } | Inst::Jump(_) | Inst::Label(_) | Inst::Line(_) => {}
+            Inst::StackAddr { .. }
+            | Inst::MapPtr { .. }
+            | Inst::Jump(_)
+            | Inst::Label(_)
+            | Inst::Line(_) => {}
         }
         v
     }
@@ -172,7 +254,11 @@ impl Function {
     /// A new function. The top 24 bytes of its stack are reserved for the emitter's
     /// pseudo-op expansions.
     pub fn new(name: impl Into<String>) -> Function {
-        Function { name: name.into(), stack_used: 24, ..Default::default() }
+        Function {
+            name: name.into(),
+            stack_used: 24,
+            ..Default::default()
+        }
     }
 
     /// The context pointer (r1 at entry) is always v0.
@@ -205,7 +291,10 @@ impl Function {
 
     pub fn mov(&mut self, src: impl Into<Operand>) -> VReg {
         let dst = self.vreg();
-        self.push(Inst::Mov { dst, src: src.into() });
+        self.push(Inst::Mov {
+            dst,
+            src: src.into(),
+        });
         dst
     }
 
@@ -215,23 +304,42 @@ impl Function {
 
     pub fn alu(&mut self, op: AluOp, a: impl Into<Operand>, b: impl Into<Operand>) -> VReg {
         let dst = self.vreg();
-        self.push(Inst::Alu { op, dst, a: a.into(), b: b.into() });
+        self.push(Inst::Alu {
+            op,
+            dst,
+            a: a.into(),
+            b: b.into(),
+        });
         dst
     }
 
     pub fn load(&mut self, base: VReg, off: i16, size: Size) -> VReg {
         let dst = self.vreg();
-        self.push(Inst::Load { dst, base, off, size });
+        self.push(Inst::Load {
+            dst,
+            base,
+            off,
+            size,
+        });
         dst
     }
 
     pub fn store(&mut self, base: VReg, off: i16, src: impl Into<Operand>, size: Size) {
-        self.push(Inst::Store { base, off, src: src.into(), size });
+        self.push(Inst::Store {
+            base,
+            off,
+            src: src.into(),
+            size,
+        });
     }
 
     pub fn call(&mut self, helper: i32, args: Vec<Operand>) -> VReg {
         let dst = self.vreg();
-        self.push(Inst::Call { helper, args, dst: Some(dst) });
+        self.push(Inst::Call {
+            helper,
+            args,
+            dst: Some(dst),
+        });
         dst
     }
 
@@ -242,7 +350,12 @@ impl Function {
     }
 
     pub fn branch(&mut self, cond: JmpOp, a: VReg, b: impl Into<Operand>, target: Label) {
-        self.push(Inst::Branch { cond, a, b: b.into(), target });
+        self.push(Inst::Branch {
+            cond,
+            a,
+            b: b.into(),
+            target,
+        });
     }
 
     pub fn stack_addr(&mut self, offset: u32) -> VReg {
@@ -268,8 +381,18 @@ impl fmt::Display for Inst {
             Inst::Alu { op, dst, a, b } => write!(f, "  v{} = {a} {op:?} {b}", dst.0),
             Inst::Neg { dst, a } => write!(f, "  v{} = -v{}", dst.0, a.0),
             Inst::ToBe { dst, a, bits } => write!(f, "  v{} = be{bits}(v{})", dst.0, a.0),
-            Inst::Load { dst, base, off, size } => write!(f, "  v{} = *({size:?})(v{} + {off})", dst.0, base.0),
-            Inst::Store { base, off, src, size } => write!(f, "  *({size:?})(v{} + {off}) = {src}", base.0),
+            Inst::Load {
+                dst,
+                base,
+                off,
+                size,
+            } => write!(f, "  v{} = *({size:?})(v{} + {off})", dst.0, base.0),
+            Inst::Store {
+                base,
+                off,
+                src,
+                size,
+            } => write!(f, "  *({size:?})(v{} + {off}) = {src}", base.0),
             Inst::StackAddr { dst, offset } => write!(f, "  v{} = fp - {offset}", dst.0),
             Inst::MapPtr { dst, map } => write!(f, "  v{} = map#{}", dst.0, map.0),
             Inst::Call { helper, args, dst } => {
@@ -279,20 +402,49 @@ impl fmt::Display for Inst {
                     None => write!(f, "  call {helper}({})", a.join(", ")),
                 }
             }
-            Inst::Branch { cond, a, b, target } => write!(f, "  if v{} {cond:?} {b} goto L{}", a.0, target.0),
+            Inst::Branch { cond, a, b, target } => {
+                write!(f, "  if v{} {cond:?} {b} goto L{}", a.0, target.0)
+            }
             Inst::Jump(l) => write!(f, "  goto L{}", l.0),
             Inst::Label(l) => write!(f, "L{}:", l.0),
             Inst::Ret(o) => write!(f, "  return {o}"),
             Inst::Line(l) => write!(f, "  ; line {l}"),
             Inst::MemZero { dst, len } => write!(f, "  memzero(v{}, {len})", dst.0),
             Inst::MemCopy { dst, src, len } => write!(f, "  memcpy(v{}, v{}, {len})", dst.0, src.0),
-            Inst::StrCmp { dst, a, b, max } => write!(f, "  v{} = strcmp(v{}, v{}, {max})", dst.0, a.0, b.0),
-            Inst::StrLen { dst, s, max, tmp } => write!(f, "  v{} = strlen(v{}, {max}, tmp=v{})", dst.0, s.0, tmp.0),
-            Inst::StrChr { dst, s, c, max, reverse, tmp } => {
-                write!(f, "  v{} = strchr(v{}, {c}, {max}, rev={reverse}, tmp=v{})", dst.0, s.0, tmp.0)
+            Inst::StrCmp { dst, a, b, max } => {
+                write!(f, "  v{} = strcmp(v{}, v{}, {max})", dst.0, a.0, b.0)
             }
-            Inst::StrStr { dst, hay, needle, start, max, reverse, tmp } => {
-                write!(f, "  v{} = strstr(v{}, v{}, {start}, {max}, rev={reverse}, tmp=v{})", dst.0, hay.0, needle.0, tmp.0)
+            Inst::StrLen { dst, s, max, tmp } => {
+                write!(f, "  v{} = strlen(v{}, {max}, tmp=v{})", dst.0, s.0, tmp.0)
+            }
+            Inst::StrChr {
+                dst,
+                s,
+                c,
+                max,
+                reverse,
+                tmp,
+            } => {
+                write!(
+                    f,
+                    "  v{} = strchr(v{}, {c}, {max}, rev={reverse}, tmp=v{})",
+                    dst.0, s.0, tmp.0
+                )
+            }
+            Inst::StrStr {
+                dst,
+                hay,
+                needle,
+                start,
+                max,
+                reverse,
+                tmp,
+            } => {
+                write!(
+                    f,
+                    "  v{} = strstr(v{}, v{}, {start}, {max}, rev={reverse}, tmp=v{})",
+                    dst.0, hay.0, needle.0, tmp.0
+                )
             }
         }
     }

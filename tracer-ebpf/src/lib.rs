@@ -6,7 +6,7 @@
 
 pub mod disasm;
 pub mod elf;
-pub mod insn;
 pub mod emit;
+pub mod insn;
 pub mod ir;
 pub mod regalloc;

@@ -77,7 +77,12 @@ fn intervals(f: &Function) -> Vec<Interval> {
         // r0) and one at `e` only reads it.
         let crosses_call = e > s + 1 && calls[e] - calls[s + 1] > 0;
         // The context pointer must survive the whole program's calls.
-        out.push(Interval { vreg: VReg(v as u32), start: s, end: e, crosses_call });
+        out.push(Interval {
+            vreg: VReg(v as u32),
+            start: s,
+            end: e,
+            crosses_call,
+        });
     }
     out.sort_by_key(|i| (i.start, i.vreg));
     out
@@ -98,7 +103,11 @@ pub fn allocate(f: &Function) -> Result<Allocation, String> {
         let pool: Vec<Reg> = if cur.crosses_call {
             CALLEE_SAVED.to_vec()
         } else {
-            CALLER_SAVED.iter().chain(CALLEE_SAVED.iter()).copied().collect()
+            CALLER_SAVED
+                .iter()
+                .chain(CALLEE_SAVED.iter())
+                .copied()
+                .collect()
         };
         if let Some(r) = pool.iter().copied().find(|r| !taken(*r, &active)) {
             locs[cur.vreg.0 as usize] = Loc::Reg(r);
@@ -128,7 +137,10 @@ pub fn allocate(f: &Function) -> Result<Allocation, String> {
             f.name
         ));
     }
-    Ok(Allocation { locs, stack_size: stack })
+    Ok(Allocation {
+        locs,
+        stack_size: stack,
+    })
 }
 
 #[cfg(test)]
@@ -159,7 +171,13 @@ mod tests {
             acc = f.alu(AluOp::Add, acc, *v);
         }
         let alloc = allocate(&f).unwrap();
-        let spilled = vs.iter().filter(|v| matches!(alloc.loc(**v), Loc::Spill(_))).count();
-        assert_eq!(spilled, 2, "6 call-crossing values, 4 callee-saved registers");
+        let spilled = vs
+            .iter()
+            .filter(|v| matches!(alloc.loc(**v), Loc::Spill(_)))
+            .count();
+        assert_eq!(
+            spilled, 2,
+            "6 call-crossing values, 4 callee-saved registers"
+        );
     }
 }

@@ -43,13 +43,17 @@ pub fn parse_time_ns(v: &str) -> Option<u64> {
 /// Set one option; the error text follows `tracer: failed to set -x NAME: `.
 pub fn set_option(o: &mut Options, name: &str, value: Option<&str>) -> Result<(), String> {
     let size = |v: Option<&str>| -> Result<u64, String> {
-        v.and_then(parse_size).ok_or_else(|| format!("Invalid value for {name}: expected a size such as 4m"))
+        v.and_then(parse_size)
+            .ok_or_else(|| format!("Invalid value for {name}: expected a size such as 4m"))
     };
     let int = |v: Option<&str>| -> Result<u32, String> {
-        v.and_then(|s| s.parse::<u32>().ok()).ok_or_else(|| format!("Invalid value for {name}: expected an integer"))
+        v.and_then(|s| s.parse::<u32>().ok())
+            .ok_or_else(|| format!("Invalid value for {name}: expected an integer"))
     };
     let time = |v: Option<&str>| -> Result<u64, String> {
-        v.and_then(parse_time_ns).ok_or_else(|| format!("Invalid value for {name}: expected a time such as 10ms or a rate such as 10hz"))
+        v.and_then(parse_time_ns).ok_or_else(|| {
+            format!("Invalid value for {name}: expected a time such as 10ms or a rate such as 10hz")
+        })
     };
     let flag = |v: Option<&str>| -> Result<bool, String> {
         match v {
@@ -81,8 +85,8 @@ pub fn set_option(o: &mut Options, name: &str, value: Option<&str>) -> Result<()
         "stackframes" => o.stackframes = int(value)?.clamp(1, 127),
         "ustackframes" => o.ustackframes = int(value)?.clamp(1, 127),
         "flowindent" => o.flowindent = flag(value)?,
-        "statusrate" | "cleanrate" | "bufpolicy" | "bufresize" | "rawbytes" | "stackindent" | "zdefs" | "defaultargs"
-        | "errtags" | "droptags" | "verbose" | "timing" => {}
+        "statusrate" | "cleanrate" | "bufpolicy" | "bufresize" | "rawbytes" | "stackindent"
+        | "zdefs" | "defaultargs" | "errtags" | "droptags" | "verbose" | "timing" => {}
         _ => return Err(format!("Invalid option name: {name}")),
     }
     Ok(())

@@ -4,23 +4,42 @@ use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Type {
-    Int { size: u8, signed: bool },
+    Int {
+        size: u8,
+        signed: bool,
+    },
     /// A string of at most `strsize` bytes.
     Str,
     /// A pointer; arithmetic treats it as a u64. The pointee decides `*p` and `stringof`.
     Ptr(Box<Type>),
     Void,
     /// `stack()` / `ustack()` values.
-    Stack { user: bool },
+    Stack {
+        user: bool,
+    },
     /// `sym()`/`func()` (kernel) and `usym()`/`ufunc()` (user) values.
-    Sym { user: bool },
+    Sym {
+        user: bool,
+    },
 }
 
 impl Type {
-    pub const INT: Type = Type::Int { size: 4, signed: true };
-    pub const UINT: Type = Type::Int { size: 4, signed: false };
-    pub const LONG: Type = Type::Int { size: 8, signed: true };
-    pub const ULONG: Type = Type::Int { size: 8, signed: false };
+    pub const INT: Type = Type::Int {
+        size: 4,
+        signed: true,
+    };
+    pub const UINT: Type = Type::Int {
+        size: 4,
+        signed: false,
+    };
+    pub const LONG: Type = Type::Int {
+        size: 8,
+        signed: true,
+    };
+    pub const ULONG: Type = Type::Int {
+        size: 8,
+        signed: false,
+    };
 
     pub fn is_int(&self) -> bool {
         matches!(self, Type::Int { .. } | Type::Ptr(_))
@@ -45,36 +64,71 @@ impl Type {
         let (sa, ua) = a.int_parts();
         let (sb, ub) = b.int_parts();
         let size = sa.max(sb).max(4);
-        let signed = if sa == sb { ua && ub } else if sa > sb { ua } else { ub };
+        let signed = if sa == sb {
+            ua && ub
+        } else if sa > sb {
+            ua
+        } else {
+            ub
+        };
         Type::Int { size, signed }
     }
 
     /// Parse a type name as written (`unsigned long long`, `uint32_t`, `string`, `char`).
     pub fn from_name(base: &str, pointers: u32) -> Option<Type> {
-        let words: Vec<&str> = base.split_whitespace().filter(|w| *w != "const" && *w != "volatile").collect();
+        let words: Vec<&str> = base
+            .split_whitespace()
+            .filter(|w| *w != "const" && *w != "volatile")
+            .collect();
         let joined = words.join(" ");
-        let mut t = match joined.as_str() {
-            "string" => Type::Str,
-            "void" => Type::Void,
-            "char" | "signed char" | "int8_t" => Type::Int { size: 1, signed: true },
-            "unsigned char" | "uchar_t" | "uint8_t" | "bool" | "_Bool" => Type::Int { size: 1, signed: false },
-            "short" | "signed short" | "short int" | "int16_t" => Type::Int { size: 2, signed: true },
-            "unsigned short" | "unsigned short int" | "uint16_t" | "ushort_t" => Type::Int { size: 2, signed: false },
-            "int" | "signed" | "signed int" | "int32_t" | "pid_t" | "id_t" | "processorid_t" => Type::INT,
-            "unsigned" | "unsigned int" | "uint32_t" | "uint_t" | "uid_t" | "gid_t" | "mode_t" => Type::UINT,
-            "long" | "signed long" | "long int" | "long long" | "signed long long" | "long long int" | "int64_t"
-            | "ssize_t" | "intptr_t" | "off_t" | "hrtime_t" | "loff_t" => Type::LONG,
-            "unsigned long" | "unsigned long int" | "unsigned long long" | "unsigned long long int" | "uint64_t"
-            | "size_t" | "uintptr_t" | "caddr_t" => Type::ULONG,
-            other if other.starts_with("struct ") || other.starts_with("union ") || other.starts_with("enum ") => {
-                if other.starts_with("enum ") {
-                    Type::INT
-                } else {
-                    Type::Void
+        let mut t =
+            match joined.as_str() {
+                "string" => Type::Str,
+                "void" => Type::Void,
+                "char" | "signed char" | "int8_t" => Type::Int {
+                    size: 1,
+                    signed: true,
+                },
+                "unsigned char" | "uchar_t" | "uint8_t" | "bool" | "_Bool" => Type::Int {
+                    size: 1,
+                    signed: false,
+                },
+                "short" | "signed short" | "short int" | "int16_t" => Type::Int {
+                    size: 2,
+                    signed: true,
+                },
+                "unsigned short" | "unsigned short int" | "uint16_t" | "ushort_t" => Type::Int {
+                    size: 2,
+                    signed: false,
+                },
+                "int" | "signed" | "signed int" | "int32_t" | "pid_t" | "id_t"
+                | "processorid_t" => Type::INT,
+                "unsigned" | "unsigned int" | "uint32_t" | "uint_t" | "uid_t" | "gid_t"
+                | "mode_t" => Type::UINT,
+                "long" | "signed long" | "long int" | "long long" | "signed long long"
+                | "long long int" | "int64_t" | "ssize_t" | "intptr_t" | "off_t" | "hrtime_t"
+                | "loff_t" => Type::LONG,
+                "unsigned long"
+                | "unsigned long int"
+                | "unsigned long long"
+                | "unsigned long long int"
+                | "uint64_t"
+                | "size_t"
+                | "uintptr_t"
+                | "caddr_t" => Type::ULONG,
+                other
+                    if other.starts_with("struct ")
+                        || other.starts_with("union ")
+                        || other.starts_with("enum ") =>
+                {
+                    if other.starts_with("enum ") {
+                        Type::INT
+                    } else {
+                        Type::Void
+                    }
                 }
-            }
-            _ => return None,
-        };
+                _ => return None,
+            };
         for _ in 0..pointers {
             t = Type::Ptr(Box::new(t));
         }

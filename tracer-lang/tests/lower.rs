@@ -43,7 +43,8 @@ fn sched_switch_fields() -> Vec<TpField> {
         name: name.into(),
         offset,
         size,
-        ty, data_loc: false
+        ty,
+        data_loc: false,
     };
     vec![
         f("prev_comm", 8, 16, Type::Str),

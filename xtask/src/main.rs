@@ -6,7 +6,9 @@ use std::process::Command;
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
-    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -29,7 +31,9 @@ fn ensure_tracefs() {
     {
         return;
     }
-    let _ = Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]).status();
+    let _ = Command::new("mount")
+        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+        .status();
 }
 
 fn test() -> Result<()> {
@@ -48,7 +52,9 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(),
         _ => {
-            eprintln!("usage: cargo xtask test    run every test against this machine's kernel (as root)");
+            eprintln!(
+                "usage: cargo xtask test    run every test against this machine's kernel (as root)"
+            );
             std::process::exit(2);
         }
     }

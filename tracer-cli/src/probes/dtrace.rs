@@ -5,7 +5,13 @@ use tracer_common::{Attach, ProbeDesc};
 use tracer_lang::probes::{ArgSource, ResolvedProbe};
 
 fn desc(name: &str) -> ProbeDesc {
-    ProbeDesc { id: 0, provider: "dtrace".into(), module: String::new(), function: String::new(), name: name.into() }
+    ProbeDesc {
+        id: 0,
+        provider: "dtrace".into(),
+        module: String::new(),
+        function: String::new(),
+        name: name.into(),
+    }
 }
 
 pub fn list() -> Vec<ProbeDesc> {
@@ -17,8 +23,14 @@ pub fn resolve(p: &Pattern) -> Vec<ResolvedProbe> {
         .into_iter()
         .filter(|d| p.matches(d))
         .map(|d| ResolvedProbe {
-            attach: Attach::Trigger { symbol: d.name.clone() },
-            args: if d.name == "ERROR" { ArgSource::Error } else { ArgSource::None },
+            attach: Attach::Trigger {
+                symbol: d.name.clone(),
+            },
+            args: if d.name == "ERROR" {
+                ArgSource::Error
+            } else {
+                ArgSource::None
+            },
             desc: d,
             dynamic_func: false,
         })

@@ -31,23 +31,40 @@ impl Pattern {
         }
         let parts: Vec<&str> = text.split(':').collect();
         if parts.len() > 4 {
-            return Err(format!("invalid probe description \"{text}\": too many fields"));
+            return Err(format!(
+                "invalid probe description \"{text}\": too many fields"
+            ));
         }
         let mut f = vec![""; 4 - parts.len()];
         f.extend(parts);
-        Ok(Pattern { provider: f[0].into(), module: f[1].into(), function: f[2].into(), name: f[3].into() })
+        Ok(Pattern {
+            provider: f[0].into(),
+            module: f[1].into(),
+            function: f[2].into(),
+            name: f[3].into(),
+        })
     }
 
     pub fn matches(&self, d: &ProbeDesc) -> bool {
         let m = |pat: &str, s: &str| pat.is_empty() || glob_match(pat, s);
-        m(&self.provider, &d.provider) && m(&self.module, &d.module) && m(&self.function, &d.function) && m(&self.name, &d.name)
+        m(&self.provider, &d.provider)
+            && m(&self.module, &d.module)
+            && m(&self.function, &d.function)
+            && m(&self.name, &d.name)
     }
 }
 
 /// bpftrace probe names as aliases for the providers tracer has.
 fn bpftrace_alias(text: &str) -> Result<Option<Pattern>, String> {
     let parts: Vec<&str> = text.split(':').collect();
-    let pat = |p: &str, m: &str, f: &str, n: &str| Some(Pattern { provider: p.into(), module: m.into(), function: f.into(), name: n.into() });
+    let pat = |p: &str, m: &str, f: &str, n: &str| {
+        Some(Pattern {
+            provider: p.into(),
+            module: m.into(),
+            function: f.into(),
+            name: n.into(),
+        })
+    };
     Ok(match parts.as_slice() {
         ["tracepoint" | "t", cat, name] => pat("tracepoint", cat, "", name),
         ["profile" | "p", unit, n] => pat("profile", "", "", &format!("profile-{n}{}", rate_unit(unit)?)),
@@ -69,7 +86,11 @@ fn rate_unit(unit: &str) -> Result<&'static str, String> {
         "ms" => "ms",
         "us" => "us",
         "ns" => "ns",
-        other => return Err(format!("unknown rate unit \"{other}\" (use hz, s, ms, us or ns)")),
+        other => {
+            return Err(format!(
+                "unknown rate unit \"{other}\" (use hz, s, ms, us or ns)"
+            ))
+        }
     })
 }
 
@@ -125,11 +146,15 @@ impl Resolver {
     /// Every probe for `-l`, optionally filtered by a pattern (tracepoints only when asked for).
     pub fn list(&mut self, pattern: Option<&Pattern>) -> Result<Vec<ProbeDesc>, String> {
         let mut out = self.base_list();
-        let want_tp = pattern.is_some_and(|p| !p.provider.is_empty() && glob_match(&p.provider, "tracepoint"));
+        let want_tp = pattern
+            .is_some_and(|p| !p.provider.is_empty() && glob_match(&p.provider, "tracepoint"));
         if want_tp {
             out.extend(tracepoint::list()?);
         }
-        let mut out: Vec<ProbeDesc> = out.into_iter().filter(|d| pattern.is_none_or(|p| p.matches(d))).collect();
+        let mut out: Vec<ProbeDesc> = out
+            .into_iter()
+            .filter(|d| pattern.is_none_or(|p| p.matches(d)))
+            .collect();
         for d in out.iter_mut() {
             d.id = self.id_of(d);
         }
@@ -175,9 +200,15 @@ mod tests {
         assert_eq!(p.name, "BEGIN");
         assert!(p.provider.is_empty());
         let p = Pattern::parse("syscall::read:entry").unwrap();
-        assert_eq!((p.provider.as_str(), p.function.as_str(), p.name.as_str()), ("syscall", "read", "entry"));
+        assert_eq!(
+            (p.provider.as_str(), p.function.as_str(), p.name.as_str()),
+            ("syscall", "read", "entry")
+        );
         let p = Pattern::parse("tracepoint:sched:sched_switch").unwrap();
-        assert_eq!((p.provider.as_str(), p.module.as_str(), p.name.as_str()), ("tracepoint", "sched", "sched_switch"));
+        assert_eq!(
+            (p.provider.as_str(), p.module.as_str(), p.name.as_str()),
+            ("tracepoint", "sched", "sched_switch")
+        );
         let p = Pattern::parse("profile:hz:99").unwrap();
         assert_eq!(p.name, "profile-99hz");
         let p = Pattern::parse("interval:s:1").unwrap();

@@ -18,7 +18,13 @@ pub fn list() -> Vec<ProbeDesc> {
 }
 
 fn desc(name: &str) -> ProbeDesc {
-    ProbeDesc { id: 0, provider: "profile".into(), module: String::new(), function: String::new(), name: name.into() }
+    ProbeDesc {
+        id: 0,
+        provider: "profile".into(),
+        module: String::new(),
+        function: String::new(),
+        name: name.into(),
+    }
 }
 
 /// Parse `profile-997`, `tick-10ms`, … into (all CPUs, period ns or frequency).
@@ -30,15 +36,29 @@ pub fn parse(name: &str) -> Result<Option<(bool, Attach)>, String> {
     } else {
         return Ok(None);
     };
-    let split = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let split = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     let (num, unit) = rest.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid profile probe {name}: expected a number"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid profile probe {name}: expected a number"))?;
     if n == 0 {
-        return Err(format!("invalid profile probe {name}: the rate must be positive"));
+        return Err(format!(
+            "invalid profile probe {name}: the rate must be positive"
+        ));
     }
-    let ns = |mult: u64| Attach::Perf { period_ns: Some(n * mult), frequency: None, all_cpus: all };
+    let ns = |mult: u64| Attach::Perf {
+        period_ns: Some(n * mult),
+        frequency: None,
+        all_cpus: all,
+    };
     let attach = match unit {
-        "" | "hz" => Attach::Perf { period_ns: None, frequency: Some(n), all_cpus: all },
+        "" | "hz" => Attach::Perf {
+            period_ns: None,
+            frequency: Some(n),
+            all_cpus: all,
+        },
         "ns" | "nsec" => ns(1),
         "us" | "usec" => ns(1_000),
         "ms" | "msec" => ns(1_000_000),
@@ -46,11 +66,20 @@ pub fn parse(name: &str) -> Result<Option<(bool, Attach)>, String> {
         "m" | "min" => ns(60_000_000_000),
         "h" | "hour" => ns(3_600_000_000_000),
         "d" | "day" => ns(86_400_000_000_000),
-        other => return Err(format!("invalid profile probe {name}: unknown unit \"{other}\"")),
+        other => {
+            return Err(format!(
+                "invalid profile probe {name}: unknown unit \"{other}\""
+            ))
+        }
     };
-    if let Attach::Perf { period_ns: Some(p), .. } = attach {
+    if let Attach::Perf {
+        period_ns: Some(p), ..
+    } = attach
+    {
         if p < 10_000 {
-            return Err(format!("invalid profile probe {name}: the interval must be at least 10us"));
+            return Err(format!(
+                "invalid profile probe {name}: the interval must be at least 10us"
+            ));
         }
     }
     Ok(Some((all, attach)))
@@ -65,14 +94,23 @@ pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
     }
     // A concrete name is created on demand, as DTrace does; a glob only matches listed ones.
     let names: Vec<String> = if p.name.contains(['*', '?', '[']) || p.name.is_empty() {
-        list().into_iter().map(|d| d.name).filter(|n| p.name.is_empty() || super::glob_match(&p.name, n)).collect()
+        list()
+            .into_iter()
+            .map(|d| d.name)
+            .filter(|n| p.name.is_empty() || super::glob_match(&p.name, n))
+            .collect()
     } else {
         vec![p.name.clone()]
     };
     let mut out = Vec::new();
     for name in names {
         if let Some((_, attach)) = parse(&name)? {
-            out.push(ResolvedProbe { desc: desc(&name), attach, args: ArgSource::Profile, dynamic_func: false });
+            out.push(ResolvedProbe {
+                desc: desc(&name),
+                attach,
+                args: ArgSource::Profile,
+                dynamic_func: false,
+            });
         }
     }
     Ok(out)
@@ -84,9 +122,30 @@ mod tests {
 
     #[test]
     fn units() {
-        assert_eq!(parse("profile-997").unwrap().unwrap().1, Attach::Perf { period_ns: None, frequency: Some(997), all_cpus: true });
-        assert_eq!(parse("tick-1s").unwrap().unwrap().1, Attach::Perf { period_ns: Some(1_000_000_000), frequency: None, all_cpus: false });
-        assert_eq!(parse("tick-10ms").unwrap().unwrap().1, Attach::Perf { period_ns: Some(10_000_000), frequency: None, all_cpus: false });
+        assert_eq!(
+            parse("profile-997").unwrap().unwrap().1,
+            Attach::Perf {
+                period_ns: None,
+                frequency: Some(997),
+                all_cpus: true
+            }
+        );
+        assert_eq!(
+            parse("tick-1s").unwrap().unwrap().1,
+            Attach::Perf {
+                period_ns: Some(1_000_000_000),
+                frequency: None,
+                all_cpus: false
+            }
+        );
+        assert_eq!(
+            parse("tick-10ms").unwrap().unwrap().1,
+            Attach::Perf {
+                period_ns: Some(10_000_000),
+                frequency: None,
+                all_cpus: false
+            }
+        );
         assert!(parse("tick-5parsecs").is_err());
         assert!(parse("BEGIN").unwrap().is_none());
     }

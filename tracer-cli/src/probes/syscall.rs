@@ -8,21 +8,40 @@ use tracer_lang::probes::{ArgSource, ResolvedProbe};
 /// Names of the syscalls with tracepoints on this kernel.
 pub fn list() -> Result<Vec<String>, String> {
     let dir = super::tracefs::root()?.join("events/syscalls");
-    let rd = std::fs::read_dir(&dir).map_err(|e| format!("cannot list {}: {e} (is CONFIG_FTRACE_SYSCALLS set?)", dir.display()))?;
+    let rd = std::fs::read_dir(&dir).map_err(|e| {
+        format!(
+            "cannot list {}: {e} (is CONFIG_FTRACE_SYSCALLS set?)",
+            dir.display()
+        )
+    })?;
     let mut names: Vec<String> = rd
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("sys_enter_")).map(String::from))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("sys_enter_"))
+                .map(String::from)
+        })
         .collect();
     names.sort();
     Ok(names)
 }
 
 fn desc(func: &str, name: &str) -> ProbeDesc {
-    ProbeDesc { id: 0, provider: "syscall".into(), module: "vmlinux".into(), function: func.into(), name: name.into() }
+    ProbeDesc {
+        id: 0,
+        provider: "syscall".into(),
+        module: "vmlinux".into(),
+        function: func.into(),
+        name: name.into(),
+    }
 }
 
 pub fn list_probes(names: &[String]) -> Vec<ProbeDesc> {
-    names.iter().flat_map(|n| [desc(n, "entry"), desc(n, "return")]).collect()
+    names
+        .iter()
+        .flat_map(|n| [desc(n, "entry"), desc(n, "return")])
+        .collect()
 }
 
 fn nargs(func: &str) -> u32 {
@@ -35,8 +54,14 @@ pub fn resolve(p: &Pattern, names: &[String]) -> Result<Vec<ResolvedProbe>, Stri
     if !p.module.is_empty() && !glob_match(&p.module, "vmlinux") {
         return Ok(Vec::new());
     }
-    let kinds: Vec<&str> = ["entry", "return"].into_iter().filter(|k| p.name.is_empty() || glob_match(&p.name, k)).collect();
-    let funcs: Vec<&String> = names.iter().filter(|n| p.function.is_empty() || glob_match(&p.function, n)).collect();
+    let kinds: Vec<&str> = ["entry", "return"]
+        .into_iter()
+        .filter(|k| p.name.is_empty() || glob_match(&p.name, k))
+        .collect();
+    let funcs: Vec<&String> = names
+        .iter()
+        .filter(|n| p.function.is_empty() || glob_match(&p.function, n))
+        .collect();
     if kinds.is_empty() || funcs.is_empty() {
         return Ok(Vec::new());
     }
@@ -45,12 +70,19 @@ pub fn resolve(p: &Pattern, names: &[String]) -> Result<Vec<ResolvedProbe>, Stri
     if any_function && funcs.len() > 1 {
         // One raw_syscalls program per kind; probefunc comes from the syscall number.
         for k in kinds {
-            let (tp, args) = if k == "entry" { ("sys_enter", ArgSource::RawSyscallEntry) } else { ("sys_exit", ArgSource::RawSyscallReturn) };
+            let (tp, args) = if k == "entry" {
+                ("sys_enter", ArgSource::RawSyscallEntry)
+            } else {
+                ("sys_exit", ArgSource::RawSyscallReturn)
+            };
             out.push(ResolvedProbe {
                 desc: desc("", k),
                 // The raw_syscalls *tracepoint* (not a raw tracepoint): its format puts the
                 // number at ctx+8 and the arguments or return value at ctx+16.
-                attach: Attach::Tracepoint { category: "raw_syscalls".into(), name: tp.into() },
+                attach: Attach::Tracepoint {
+                    category: "raw_syscalls".into(),
+                    name: tp.into(),
+                },
                 args,
                 dynamic_func: true,
             });
@@ -60,13 +92,19 @@ pub fn resolve(p: &Pattern, names: &[String]) -> Result<Vec<ResolvedProbe>, Stri
     for f in funcs {
         for k in &kinds {
             let (tp, args) = if *k == "entry" {
-                (format!("sys_enter_{f}"), ArgSource::SyscallEntry { nargs: nargs(f) })
+                (
+                    format!("sys_enter_{f}"),
+                    ArgSource::SyscallEntry { nargs: nargs(f) },
+                )
             } else {
                 (format!("sys_exit_{f}"), ArgSource::SyscallReturn)
             };
             out.push(ResolvedProbe {
                 desc: desc(f, k),
-                attach: Attach::Tracepoint { category: "syscalls".into(), name: tp },
+                attach: Attach::Tracepoint {
+                    category: "syscalls".into(),
+                    name: tp,
+                },
                 args,
                 dynamic_func: false,
             });

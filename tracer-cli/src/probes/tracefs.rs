@@ -12,7 +12,15 @@ pub fn root() -> Result<PathBuf, String> {
         }
     }
     let target = c"/sys/kernel/tracing";
-    let rc = unsafe { libc::mount(c"nodev".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null()) };
+    let rc = unsafe {
+        libc::mount(
+            c"nodev".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
     if rc == 0 && Path::new("/sys/kernel/tracing/events").is_dir() {
         return Ok(PathBuf::from("/sys/kernel/tracing"));
     }
@@ -24,8 +32,13 @@ pub fn root() -> Result<PathBuf, String> {
 
 /// Fields of `events/<category>/<name>/format`, without the `common_` ones.
 pub fn format(category: &str, name: &str) -> Result<Vec<TpField>, String> {
-    let path = root()?.join("events").join(category).join(name).join("format");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let path = root()?
+        .join("events")
+        .join(category)
+        .join(name)
+        .join("format");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok(parse_format(&text))
 }
 
@@ -33,14 +46,23 @@ pub fn parse_format(text: &str) -> Vec<TpField> {
     let mut out = Vec::new();
     for line in text.lines() {
         let line = line.trim();
-        let Some(rest) = line.strip_prefix("field:") else { continue };
+        let Some(rest) = line.strip_prefix("field:") else {
+            continue;
+        };
         let parts: Vec<&str> = rest.split(';').map(str::trim).collect();
         if parts.len() < 4 {
             continue;
         }
         let decl = parts[0];
-        let get = |key: &str| parts.iter().find_map(|p| p.strip_prefix(key)).and_then(|v| v.trim().parse::<u32>().ok());
-        let (Some(offset), Some(size)) = (get("offset:"), get("size:")) else { continue };
+        let get = |key: &str| {
+            parts
+                .iter()
+                .find_map(|p| p.strip_prefix(key))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        };
+        let (Some(offset), Some(size)) = (get("offset:"), get("size:")) else {
+            continue;
+        };
         let signed = get("signed:").unwrap_or(0) == 1;
         let (ty_text, name) = match decl.rfind(|c: char| c == ' ' || c == '*') {
             Some(i) => (decl[..=i].trim(), decl[i + 1..].trim()),
@@ -63,11 +85,20 @@ pub fn parse_format(text: &str) -> Vec<TpField> {
             let pointee = Type::from_name(base, 0).unwrap_or(Type::Void);
             Type::Ptr(Box::new(pointee))
         } else if size <= 8 && !array {
-            Type::Int { size: size as u8, signed }
+            Type::Int {
+                size: size as u8,
+                signed,
+            }
         } else {
             Type::Ptr(Box::new(Type::Void))
         };
-        out.push(TpField { name: name.to_string(), offset, size, ty, data_loc });
+        out.push(TpField {
+            name: name.to_string(),
+            offset,
+            size,
+            ty,
+            data_loc,
+        });
     }
     out
 }
@@ -81,8 +112,14 @@ mod tests {
         let text = "name: sched_switch\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\n\tfield:char prev_comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\tfield:pid_t prev_pid;\toffset:24;\tsize:4;\tsigned:1;\n\tfield:const char * filename;\toffset:24;\tsize:8;\tsigned:0;\n";
         let f = parse_format(text);
         assert_eq!(f.len(), 3);
-        assert_eq!((f[0].name.as_str(), f[0].offset, f[0].ty.clone()), ("prev_comm", 8, Type::Str));
-        assert_eq!((f[1].name.as_str(), f[1].ty.clone()), ("prev_pid", Type::INT));
+        assert_eq!(
+            (f[0].name.as_str(), f[0].offset, f[0].ty.clone()),
+            ("prev_comm", 8, Type::Str)
+        );
+        assert_eq!(
+            (f[1].name.as_str(), f[1].ty.clone()),
+            ("prev_pid", Type::INT)
+        );
         assert_eq!(f[2].name, "filename");
         assert!(matches!(f[2].ty, Type::Ptr(_)));
     }

@@ -6,20 +6,33 @@ use tracer_common::{Attach, ProbeDesc};
 use tracer_lang::probes::{ArgSource, ResolvedProbe};
 
 fn desc(category: &str, name: &str) -> ProbeDesc {
-    ProbeDesc { id: 0, provider: "tracepoint".into(), module: category.into(), function: String::new(), name: name.into() }
+    ProbeDesc {
+        id: 0,
+        provider: "tracepoint".into(),
+        module: category.into(),
+        function: String::new(),
+        name: name.into(),
+    }
 }
 
 pub fn list() -> Result<Vec<ProbeDesc>, String> {
     let dir = super::tracefs::root()?.join("events");
     let mut out = Vec::new();
-    let mut cats: Vec<_> = std::fs::read_dir(&dir).map_err(|e| e.to_string())?.filter_map(|e| e.ok()).collect();
+    let mut cats: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok())
+        .collect();
     cats.sort_by_key(|e| e.file_name());
     for cat in cats {
         if !cat.path().is_dir() {
             continue;
         }
         let c = cat.file_name().to_string_lossy().to_string();
-        let mut evs: Vec<_> = std::fs::read_dir(cat.path()).map_err(|e| e.to_string())?.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).collect();
+        let mut evs: Vec<_> = std::fs::read_dir(cat.path())
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .collect();
         evs.sort_by_key(|e| e.file_name());
         for ev in evs {
             out.push(desc(&c, &ev.file_name().to_string_lossy()));
@@ -37,7 +50,9 @@ pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
     };
     let mut out = Vec::new();
     for d in candidates {
-        if !(p.module.is_empty() || glob_match(&p.module, &d.module)) || !(p.name.is_empty() || glob_match(&p.name, &d.name)) {
+        if !(p.module.is_empty() || glob_match(&p.module, &d.module))
+            || !(p.name.is_empty() || glob_match(&p.name, &d.name))
+        {
             continue;
         }
         let fields = match super::tracefs::format(&d.module, &d.name) {
@@ -45,7 +60,10 @@ pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
             Err(_) => continue,
         };
         out.push(ResolvedProbe {
-            attach: Attach::Tracepoint { category: d.module.clone(), name: d.name.clone() },
+            attach: Attach::Tracepoint {
+                category: d.module.clone(),
+                name: d.name.clone(),
+            },
             desc: d,
             args: ArgSource::Tracepoint { fields },
             dynamic_func: false,

@@ -74,7 +74,8 @@ struct Mapping {
 impl Mapping {
     fn parse(line: &str) -> Option<Mapping> {
         let mut f = line.split_whitespace();
-        let (range, _perms, offset, _dev, _inode) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+        let (range, _perms, offset, _dev, _inode) =
+            (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
         let path = f.collect::<Vec<_>>().join(" ");
         if !path.starts_with('/') {
             return None;
@@ -293,16 +294,26 @@ impl Decoder {
         let maps = self.maps.get(&pid)?.clone();
         let mut out = Vec::new();
         for addr in addrs {
-            let text = maps.iter().find(|m| m.start <= *addr && *addr < m.end).and_then(|m| {
-                let file_off = addr - m.start + m.offset;
-                let virt = file_offset_to_vaddr(&m.path, file_off)?;
-                let src = Source::Elf(Elf::new(&m.path));
-                let syms = self.symbolizer.symbolize(&src, Input::VirtOffset(&[virt][..])).ok()?;
-                match syms.first()? {
-                    Symbolized::Sym(sym) => Some(format_sym(&module_basename(Some(m.path.as_os_str())), &sym.name, sym.offset)),
-                    Symbolized::Unknown(_) => None,
-                }
-            });
+            let text = maps
+                .iter()
+                .find(|m| m.start <= *addr && *addr < m.end)
+                .and_then(|m| {
+                    let file_off = addr - m.start + m.offset;
+                    let virt = file_offset_to_vaddr(&m.path, file_off)?;
+                    let src = Source::Elf(Elf::new(&m.path));
+                    let syms = self
+                        .symbolizer
+                        .symbolize(&src, Input::VirtOffset(&[virt][..]))
+                        .ok()?;
+                    match syms.first()? {
+                        Symbolized::Sym(sym) => Some(format_sym(
+                            &module_basename(Some(m.path.as_os_str())),
+                            &sym.name,
+                            sym.offset,
+                        )),
+                        Symbolized::Unknown(_) => None,
+                    }
+                });
             out.push(text.unwrap_or_else(|| format!("{addr:#x}")));
         }
         Some(out)
@@ -318,18 +329,28 @@ impl Decoder {
         // A live process is read directly; an exited one (or a zombie, whose mappings are
         // gone) through the copy remembered while it ran.
         let src = Source::Process(Process::new(Pid::from(pid)));
-        let live: Option<Vec<Option<String>>> = self.symbolizer.symbolize(&src, Input::AbsAddr(addrs)).ok().map(|syms| {
-            syms.iter()
-                .map(|s| match s {
-                    Symbolized::Sym(sym) => Some(format_sym(&module_basename(sym.module.as_deref()), &sym.name, sym.offset)),
-                    Symbolized::Unknown(_) => None,
-                })
-                .collect()
-        });
+        let live: Option<Vec<Option<String>>> = self
+            .symbolizer
+            .symbolize(&src, Input::AbsAddr(addrs))
+            .ok()
+            .map(|syms| {
+                syms.iter()
+                    .map(|s| match s {
+                        Symbolized::Sym(sym) => Some(format_sym(
+                            &module_basename(sym.module.as_deref()),
+                            &sym.name,
+                            sym.offset,
+                        )),
+                        Symbolized::Unknown(_) => None,
+                    })
+                    .collect()
+            });
         match live {
-            Some(v) if v.iter().any(Option::is_some) => {
-                v.into_iter().zip(addrs).map(|(s, a)| s.unwrap_or_else(|| format!("{a:#x}"))).collect()
-            }
+            Some(v) if v.iter().any(Option::is_some) => v
+                .into_iter()
+                .zip(addrs)
+                .map(|(s, a)| s.unwrap_or_else(|| format!("{a:#x}")))
+                .collect(),
             _ => self.syms_from_snapshot(pid, addrs).unwrap_or_else(hex),
         }
     }

@@ -87,12 +87,17 @@ pub trait RecordHandler {
         };
         // Only address faults name the address, as in DTrace.
         let addr = match fault.fault {
-            Some(tracer_common::record::Fault::BadAddr | tracer_common::record::Fault::BadAlign) => {
+            Some(
+                tracer_common::record::Fault::BadAddr | tracer_common::record::Fault::BadAlign,
+            ) => {
                 format!(" ({:#x})", fault.addr)
             }
             _ => String::new(),
         };
-        eprintln!("tracer: error on enabled probe ID {} (ID {id}: {name}): {what}{addr} in {place}", fault.epid + 1);
+        eprintln!(
+            "tracer: error on enabled probe ID {} (ID {id}: {name}): {what}{addr} in {place}",
+            fault.epid + 1
+        );
         Ok(Flow::Continue)
     }
 

@@ -198,7 +198,12 @@ impl Target {
                 libc::signal(libc::SIGPIPE, libc::SIG_DFL);
                 // Stop right after exec so the parent can copy the new image's mappings
                 // (for symbolizing its stacks after it exits); the parent detaches at once.
-                libc::ptrace(libc::PTRACE_TRACEME, 0, std::ptr::null_mut::<libc::c_void>(), std::ptr::null_mut::<libc::c_void>());
+                libc::ptrace(
+                    libc::PTRACE_TRACEME,
+                    0,
+                    std::ptr::null_mut::<libc::c_void>(),
+                    std::ptr::null_mut::<libc::c_void>(),
+                );
                 libc::execv(cpath.as_ptr(), ptrs.as_ptr());
                 let errno = *libc::__errno_location();
                 libc::write(err_w.as_raw_fd(), (&errno as *const i32).cast(), 4);
@@ -291,10 +296,19 @@ impl Target {
         if std::mem::take(&mut self.stopped_at_exec) {
             // SAFETY: detaching from our own stopped tracee.
             let r = unsafe {
-                libc::ptrace(libc::PTRACE_DETACH, self.pid as libc::pid_t, std::ptr::null_mut::<libc::c_void>(), std::ptr::null_mut::<libc::c_void>())
+                libc::ptrace(
+                    libc::PTRACE_DETACH,
+                    self.pid as libc::pid_t,
+                    std::ptr::null_mut::<libc::c_void>(),
+                    std::ptr::null_mut::<libc::c_void>(),
+                )
             };
             if r < 0 {
-                bail!("failed to resume pid {}: {}", self.pid, io::Error::last_os_error());
+                bail!(
+                    "failed to resume pid {}: {}",
+                    self.pid,
+                    io::Error::last_os_error()
+                );
             }
         }
         Ok(())

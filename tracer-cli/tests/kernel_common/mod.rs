@@ -32,7 +32,8 @@ fn targets_src() -> PathBuf {
 pub fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("kernel-itests-{}", std::process::id()));
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("kernel-itests-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d
     })
@@ -63,7 +64,12 @@ pub fn target(name: &str) -> PathBuf {
         .arg(&src)
         .output()
         .expect("cannot run cc");
-    assert!(r.status.success(), "cc {} failed:\n{}", src.display(), String::from_utf8_lossy(&r.stderr));
+    assert!(
+        r.status.success(),
+        "cc {} failed:\n{}",
+        src.display(),
+        String::from_utf8_lossy(&r.stderr)
+    );
     map.insert(name.to_string(), out.clone());
     out
 }
@@ -79,7 +85,9 @@ pub struct Output {
 impl Output {
     /// The exit code; panics (showing the output) when tracer died of a signal.
     pub fn code(&self) -> i32 {
-        self.status.code().unwrap_or_else(|| panic!("tracer died of signal {:?}\n{self}", self.status.signal()))
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("tracer died of signal {:?}\n{self}", self.status.signal()))
     }
 
     /// Assert a zero exit status.
@@ -91,7 +99,11 @@ impl Output {
 
 impl std::fmt::Display for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "status: {:?}\n--- stdout\n{}--- stderr\n{}---", self.status, self.stdout, self.stderr)
+        write!(
+            f,
+            "status: {:?}\n--- stdout\n{}--- stderr\n{}---",
+            self.status, self.stdout, self.stderr
+        )
     }
 }
 
@@ -176,9 +188,18 @@ pub fn spawn_with(args: &[&str], stdin: In) -> Running {
     let mut child = cmd.spawn().expect("cannot start tracer");
     let out = Arc::new(Stream::default());
     let err = Arc::new(Stream::default());
-    let readers = vec![out.collect(child.stdout.take().unwrap()), err.collect(child.stderr.take().unwrap())];
+    let readers = vec![
+        out.collect(child.stdout.take().unwrap()),
+        err.collect(child.stderr.take().unwrap()),
+    ];
     let stdin = child.stdin.take();
-    Running { child: Some(child), stdin, out, err, readers }
+    Running {
+        child: Some(child),
+        stdin,
+        out,
+        err,
+        readers,
+    }
 }
 
 impl Running {
@@ -197,13 +218,21 @@ impl Running {
     /// Wait until stdout satisfies `pred`; panics (killing tracer) after `timeout`.
     pub fn wait_stdout(&self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) {
         if !self.out.wait_for(timeout, &pred) {
-            panic!("tracer never printed {what} (waited {timeout:?})\n--- stdout\n{}--- stderr\n{}", self.stdout(), self.stderr());
+            panic!(
+                "tracer never printed {what} (waited {timeout:?})\n--- stdout\n{}--- stderr\n{}",
+                self.stdout(),
+                self.stderr()
+            );
         }
     }
 
     /// Wait for a line equal to `line` on stdout.
     pub fn wait_line(&self, line: &str) {
-        self.wait_stdout(Duration::from_secs(30), &format!("the line {line:?}"), |s| s.lines().any(|l| l == line));
+        self.wait_stdout(
+            Duration::from_secs(30),
+            &format!("the line {line:?}"),
+            |s| s.lines().any(|l| l == line),
+        );
     }
 
     /// Send `sig` to tracer (not its group).
@@ -229,7 +258,11 @@ impl Running {
             }
             if Instant::now() >= deadline {
                 self.kill_group();
-                panic!("tracer did not exit within {timeout:?}\n--- stdout\n{}--- stderr\n{}", self.stdout(), self.stderr());
+                panic!(
+                    "tracer did not exit within {timeout:?}\n--- stdout\n{}--- stderr\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         };
@@ -237,7 +270,11 @@ impl Running {
         // Wait for the pipes to close (a stray -c child could hold them: bounded).
         self.out.wait_for(Duration::from_secs(5), &|_| false);
         self.err.wait_for(Duration::from_secs(5), &|_| false);
-        Output { status, stdout: self.stdout(), stderr: self.stderr() }
+        Output {
+            status,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+        }
     }
 
     fn kill_group(&mut self) {
@@ -268,8 +305,13 @@ pub fn run(args: &[&str]) -> Output {
 
 /// Lines of a quiet run's stdout without DTrace's final empty line (asserting that it is there).
 pub fn body(out: &Output) -> Vec<String> {
-    let s = out.stdout.strip_suffix('\n').unwrap_or_else(|| panic!("stdout does not end with a newline\n{out}"));
-    let s = s.strip_suffix('\n').unwrap_or_else(|| panic!("stdout does not end with DTrace's empty line\n{out}"));
+    let s = out
+        .stdout
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("stdout does not end with a newline\n{out}"));
+    let s = s
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("stdout does not end with DTrace's empty line\n{out}"));
     if s.is_empty() {
         return Vec::new();
     }
@@ -280,7 +322,9 @@ pub fn body(out: &Output) -> Vec<String> {
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => false,
-        Ok(s) => s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Ok(s) => s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
     }
 }
 
@@ -303,7 +347,13 @@ pub struct Proc(pub Child);
 
 impl Proc {
     pub fn start(path: &Path, args: &[&str]) -> Proc {
-        Proc(Command::new(path).args(args).stdin(Stdio::null()).spawn().expect("cannot start target"))
+        Proc(
+            Command::new(path)
+                .args(args)
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("cannot start target"),
+        )
     }
 
     pub fn pid(&self) -> u32 {
@@ -317,7 +367,11 @@ impl Proc {
             if let Some(s) = self.0.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "target {} did not exit within {timeout:?}", self.pid());
+            assert!(
+                Instant::now() < deadline,
+                "target {} did not exit within {timeout:?}",
+                self.pid()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -364,7 +418,9 @@ impl Busy {
                         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
                     }
                     let deadline = Instant::now() + Duration::from_secs(30);
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                        && Instant::now() < deadline
+                    {
                         std::hint::spin_loop();
                     }
                 })
@@ -421,7 +477,11 @@ pub mod bpf {
         let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut attr);
         if fd < 0 {
             let e = std::io::Error::last_os_error();
-            assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "BPF_PROG_GET_FD_BY_ID({id}): {e}");
+            assert_eq!(
+                e.raw_os_error(),
+                Some(libc::ENOENT),
+                "BPF_PROG_GET_FD_BY_ID({id}): {e}"
+            );
             return None;
         }
         // struct bpf_prog_info up to and including `name[16]` at offset 64.
@@ -442,7 +502,9 @@ pub mod bpf {
 
     /// Processes holding a descriptor of program `id` (or of a link to it).
     pub fn holders(id: u32) -> Vec<u32> {
-        let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
         rd.flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
             .filter(|&pid| program_ids_of(pid).contains(&id))
@@ -453,9 +515,13 @@ pub mod bpf {
     /// `/proc/PID/fdinfo`.
     pub fn program_ids_of(pid: u32) -> std::collections::BTreeSet<u32> {
         let mut ids = std::collections::BTreeSet::new();
-        let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else { return ids };
+        let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+            return ids;
+        };
         for e in rd.flatten() {
-            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+            let Ok(text) = std::fs::read_to_string(e.path()) else {
+                continue;
+            };
             for line in text.lines() {
                 if let Some(v) = line.strip_prefix("prog_id:") {
                     ids.insert(v.trim().parse().unwrap());

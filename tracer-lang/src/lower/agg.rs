@@ -21,22 +21,41 @@ enum KeyVal {
 fn const_int(e: &Expr) -> Option<i64> {
     match &e.node {
         ExprKind::Int { value, .. } => Some(*value as i64),
-        ExprKind::Unary { op: crate::syntax::ast::UnOp::Neg, expr } => const_int(expr).map(|v| -v),
+        ExprKind::Unary {
+            op: crate::syntax::ast::UnOp::Neg,
+            expr,
+        } => const_int(expr).map(|v| -v),
         _ => None,
     }
 }
 
 impl<'g, 'a> Lower<'g, 'a> {
-    fn agg_func(&self, name: &str, args: &[Expr], span: crate::syntax::ast::Span) -> Result<(AggFunc, usize)> {
+    fn agg_func(
+        &self,
+        name: &str,
+        args: &[Expr],
+        span: crate::syntax::ast::Span,
+    ) -> Result<(AggFunc, usize)> {
         let need = |n: usize, m: usize| -> Result<()> {
             if args.len() >= n && args.len() <= m {
                 Ok(())
             } else {
-                Err(CompileError::new(span, format!("{name}( ) prototype mismatch: {} arguments passed", args.len())))
+                Err(CompileError::new(
+                    span,
+                    format!(
+                        "{name}( ) prototype mismatch: {} arguments passed",
+                        args.len()
+                    ),
+                ))
             }
         };
         let c = |i: usize| -> Result<i64> {
-            const_int(&args[i]).ok_or_else(|| CompileError::new(args[i].span, format!("{name}( ) argument #{} must be an integer constant", i + 1)))
+            const_int(&args[i]).ok_or_else(|| {
+                CompileError::new(
+                    args[i].span,
+                    format!("{name}( ) argument #{} must be an integer constant", i + 1),
+                )
+            })
         };
         Ok(match name {
             "count" => {
@@ -63,10 +82,16 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let (low, high) = (c(1)?, c(2)?);
                 let step = if args.len() > 3 { c(3)? } else { 1 };
                 if step <= 0 || high <= low {
-                    return Err(CompileError::new(span, "lquantize( ) needs low < high and a positive step"));
+                    return Err(CompileError::new(
+                        span,
+                        "lquantize( ) needs low < high and a positive step",
+                    ));
                 }
                 if (high - low) / step > 10_000 {
-                    return Err(CompileError::new(span, "lquantize( ) would have more than 10000 levels"));
+                    return Err(CompileError::new(
+                        span,
+                        "lquantize( ) would have more than 10000 levels",
+                    ));
                 }
                 (AggFunc::Lquantize { low, high, step }, 1)
             }
@@ -74,23 +99,50 @@ impl<'g, 'a> Lower<'g, 'a> {
                 need(5, 6)?;
                 let (factor, low, high, nsteps) = (c(1)?, c(2)?, c(3)?, c(4)?);
                 if factor < 2 {
-                    return Err(CompileError::new(args[1].span, "llquantize( ) factor must be at least 2"));
+                    return Err(CompileError::new(
+                        args[1].span,
+                        "llquantize( ) factor must be at least 2",
+                    ));
                 }
                 if nsteps < factor || nsteps % factor != 0 {
-                    return Err(CompileError::new(args[4].span, "llquantize( ) factor must evenly divide the number of steps"));
+                    return Err(CompileError::new(
+                        args[4].span,
+                        "llquantize( ) factor must evenly divide the number of steps",
+                    ));
                 }
                 if high < low {
-                    return Err(CompileError::new(args[3].span, "llquantize( ) high magnitude must be at least the low magnitude"));
+                    return Err(CompileError::new(
+                        args[3].span,
+                        "llquantize( ) high magnitude must be at least the low magnitude",
+                    ));
                 }
-                (AggFunc::Llquantize { factor: factor as u16, low: low as u16, high: high as u16, nsteps: nsteps as u16 }, 1)
+                (
+                    AggFunc::Llquantize {
+                        factor: factor as u16,
+                        low: low as u16,
+                        high: high as u16,
+                        nsteps: nsteps as u16,
+                    },
+                    1,
+                )
             }
-            other => return Err(CompileError::new(span, format!("{other}( ) is not an aggregating function"))),
+            other => {
+                return Err(CompileError::new(
+                    span,
+                    format!("{other}( ) is not an aggregating function"),
+                ))
+            }
         })
     }
 
     pub fn aggregate(&mut self, e: &Expr) -> Result<()> {
         let (name, keys, func, args) = match &e.node {
-            ExprKind::Aggregate { name, keys, func, args } => (name, keys, func, args),
+            ExprKind::Aggregate {
+                name,
+                keys,
+                func,
+                args,
+            } => (name, keys, func, args),
             _ => unreachable!(),
         };
         let (af, nvals) = self.agg_func(&func.node, args, func.span)?;
@@ -107,7 +159,11 @@ impl<'g, 'a> Lower<'g, 'a> {
             };
             kvals.push((kv, k.span));
         }
-        let value = if nvals > 0 { Some(self.expr(&args[0])?) } else { None };
+        let value = if nvals > 0 {
+            Some(self.expr(&args[0])?)
+        } else {
+            None
+        };
         let value = match value {
             Some(v) => Some(self.int_of(&v, args[0].span)?),
             None => None,
@@ -138,19 +194,55 @@ impl<'g, 'a> Lower<'g, 'a> {
             Some(i) => {
                 let a = &self.g.aggs[i];
                 if a.func != af {
-                    return Err(CompileError::new(func.span, format!("@{} is already a {}( ) aggregation; it cannot also be {}( )", name.node, a.func.name(), af.name())));
+                    return Err(CompileError::new(
+                        func.span,
+                        format!(
+                            "@{} is already a {}( ) aggregation; it cannot also be {}( )",
+                            name.node,
+                            a.func.name(),
+                            af.name()
+                        ),
+                    ));
                 }
-                if a.keys.iter().map(|f| std::mem::discriminant(&f.ty)).ne(fields.iter().map(|f| std::mem::discriminant(&f.ty))) {
-                    return Err(CompileError::new(e.span, format!("@{} is used with different key types", name.node)));
+                if a.keys
+                    .iter()
+                    .map(|f| std::mem::discriminant(&f.ty))
+                    .ne(fields.iter().map(|f| std::mem::discriminant(&f.ty)))
+                {
+                    return Err(CompileError::new(
+                        e.span,
+                        format!("@{} is used with different key types", name.node),
+                    ));
                 }
                 i
             }
             None => {
-                let map = format!("agg_{}", if name.node.is_empty() { "_" } else { &name.node });
+                let map = format!(
+                    "agg_{}",
+                    if name.node.is_empty() {
+                        "_"
+                    } else {
+                        &name.node
+                    }
+                );
                 let vs = af.value_size();
-                let max = (self.g.opts.aggsize / (key_size + vs + 64) as u64).clamp(16, 1 << 20) as u32;
-                self.g.add_map(MapSpec { name: map.clone(), map_type: map_type::PERCPU_HASH, key_size, value_size: vs, max_entries: max });
-                self.g.aggs.push(AggDesc { name: name.node.clone(), func: af.clone(), map, keys: fields.clone(), key_size, max_entries: max });
+                let max =
+                    (self.g.opts.aggsize / (key_size + vs + 64) as u64).clamp(16, 1 << 20) as u32;
+                self.g.add_map(MapSpec {
+                    name: map.clone(),
+                    map_type: map_type::PERCPU_HASH,
+                    key_size,
+                    value_size: vs,
+                    max_entries: max,
+                });
+                self.g.aggs.push(AggDesc {
+                    name: name.node.clone(),
+                    func: af.clone(),
+                    map,
+                    keys: fields.clone(),
+                    key_size,
+                    max_entries: max,
+                });
                 self.g.aggs.len() - 1
             }
         };
@@ -158,12 +250,18 @@ impl<'g, 'a> Lower<'g, 'a> {
         // Build the key.
         let koff = self.temp(key_size);
         let key = self.scratch_ptr(koff);
-        self.f.push(Inst::MemZero { dst: key, len: key_size });
+        self.f.push(Inst::MemZero {
+            dst: key,
+            len: key_size,
+        });
         for ((v, _), f) in kvals.iter().zip(&fields) {
             match v {
                 KeyVal::Val(Val::Str(p)) => {
                     let dst = self.f.alu(AluOp::Add, key, Operand::Imm(f.offset as i64));
-                    self.f.call(helper::PROBE_READ_KERNEL_STR, vec![dst.into(), Operand::Imm(strsize as i64), (*p).into()]);
+                    self.f.call(
+                        helper::PROBE_READ_KERNEL_STR,
+                        vec![dst.into(), Operand::Imm(strsize as i64), (*p).into()],
+                    );
                 }
                 KeyVal::Val(Val::Int(r, _)) => self.f.store(key, f.offset as i16, *r, Size::DW),
                 KeyVal::Stack { user, depth } => {
@@ -178,22 +276,39 @@ impl<'g, 'a> Lower<'g, 'a> {
         let drop = self.f.label();
         let done = self.f.label();
         let m = self.f.map_ptr(map);
-        let p0 = self.f.call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+        let p0 = self
+            .f
+            .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
         let p = self.f.mov(p0);
         self.f.branch(JmpOp::Jne, p0, Operand::Imm(0), have);
         let zoff = self.temp(vs);
         let zero = self.scratch_ptr(zoff);
         self.f.push(Inst::MemZero { dst: zero, len: vs });
         let m = self.f.map_ptr(map);
-        self.f.call(helper::MAP_UPDATE_ELEM, vec![m.into(), key.into(), zero.into(), Operand::Imm(1 /* BPF_NOEXIST */)]);
+        self.f.call(
+            helper::MAP_UPDATE_ELEM,
+            vec![
+                m.into(),
+                key.into(),
+                zero.into(),
+                Operand::Imm(1 /* BPF_NOEXIST */),
+            ],
+        );
         let m = self.f.map_ptr(map);
-        let p1 = self.f.call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
-        self.f.push(Inst::Mov { dst: p, src: p1.into() });
+        let p1 = self
+            .f
+            .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+        self.f.push(Inst::Mov {
+            dst: p,
+            src: p1.into(),
+        });
         self.f.branch(JmpOp::Jeq, p1, Operand::Imm(0), drop);
         self.f.push(Inst::Label(have));
         // The optional increment of quantize/lquantize/llquantize.
         let incr = match (&af, args.len()) {
-            (AggFunc::Quantize, 2) | (AggFunc::Lquantize { .. }, 5) | (AggFunc::Llquantize { .. }, 6) => {
+            (AggFunc::Quantize, 2)
+            | (AggFunc::Lquantize { .. }, 5)
+            | (AggFunc::Llquantize { .. }, 6) => {
                 let e = args.last().unwrap();
                 let v = self.expr(e)?;
                 Operand::Reg(self.int_of(&v, e.span)?)
@@ -230,7 +345,11 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let n = self.f.load(p, 0, Size::DW);
                 self.f.branch(JmpOp::Jeq, n, Operand::Imm(0), set);
                 let cur = self.f.load(p, 8, Size::DW);
-                let better = if matches!(af, AggFunc::Min) { JmpOp::Jslt } else { JmpOp::Jsgt };
+                let better = if matches!(af, AggFunc::Min) {
+                    JmpOp::Jslt
+                } else {
+                    JmpOp::Jsgt
+                };
                 self.f.branch(better, v, cur, set);
                 self.f.push(Inst::Jump(skip));
                 self.f.push(Inst::Label(set));
@@ -263,20 +382,34 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let b = self.f.vreg();
                 let done = self.f.label();
                 let mid = self.f.label();
-                self.f.push(Inst::Mov { dst: b, src: Operand::Imm(0) });
+                self.f.push(Inst::Mov {
+                    dst: b,
+                    src: Operand::Imm(0),
+                });
                 self.f.branch(JmpOp::Jslt, v, Operand::Imm(*low), done);
-                self.f.push(Inst::Mov { dst: b, src: Operand::Imm(levels + 1) });
+                self.f.push(Inst::Mov {
+                    dst: b,
+                    src: Operand::Imm(levels + 1),
+                });
                 self.f.branch(JmpOp::Jslt, v, Operand::Imm(*high), mid);
                 self.f.push(Inst::Jump(done));
                 self.f.push(Inst::Label(mid));
                 let d = self.f.alu(AluOp::Sub, v, Operand::Imm(*low));
                 let q = self.f.alu(AluOp::Div, d, Operand::Imm(*step));
                 let q1 = self.f.alu(AluOp::Add, q, Operand::Imm(1));
-                self.f.push(Inst::Mov { dst: b, src: q1.into() });
+                self.f.push(Inst::Mov {
+                    dst: b,
+                    src: q1.into(),
+                });
                 self.f.push(Inst::Label(done));
                 self.bump_bucket(p, b, af.words(), incr);
             }
-            AggFunc::Llquantize { factor, low, high, nsteps } => {
+            AggFunc::Llquantize {
+                factor,
+                low,
+                high,
+                nsteps,
+            } => {
                 let v = value.unwrap();
                 let bounds = llquantize_bounds(*factor, *low, *high, *nsteps);
                 // Linear scan from the top: the first bound <= v names the bucket.
@@ -285,7 +418,10 @@ impl<'g, 'a> Lower<'g, 'a> {
                 for (i, bound) in bounds.iter().enumerate().rev() {
                     let next = self.f.label();
                     self.f.branch(JmpOp::Jslt, v, Operand::Imm(*bound), next);
-                    self.f.push(Inst::Mov { dst: b, src: Operand::Imm(i as i64 + 1) });
+                    self.f.push(Inst::Mov {
+                        dst: b,
+                        src: Operand::Imm(i as i64 + 1),
+                    });
                     self.f.push(Inst::Jump(done));
                     self.f.push(Inst::Label(next));
                 }
@@ -312,20 +448,32 @@ impl<'g, 'a> Lower<'g, 'a> {
             let skip = self.f.label();
             let hi = self.f.alu(AluOp::Rsh, mag, Operand::Imm(shift));
             self.f.branch(JmpOp::Jeq, hi, Operand::Imm(0), skip);
-            self.f.push(Inst::Mov { dst: mag, src: hi.into() });
+            self.f.push(Inst::Mov {
+                dst: mag,
+                src: hi.into(),
+            });
             let nl = self.f.alu(AluOp::Add, lg, Operand::Imm(shift));
-            self.f.push(Inst::Mov { dst: lg, src: nl.into() });
+            self.f.push(Inst::Mov {
+                dst: lg,
+                src: nl.into(),
+            });
             self.f.push(Inst::Label(skip));
         }
         let neg = self.f.label();
         self.f.branch(JmpOp::Jslt, v, Operand::Imm(0), neg);
         let up = self.f.alu(AluOp::Add, lg, Operand::Imm(zero + 1));
-        self.f.push(Inst::Mov { dst: out, src: up.into() });
+        self.f.push(Inst::Mov {
+            dst: out,
+            src: up.into(),
+        });
         self.f.push(Inst::Jump(done));
         self.f.push(Inst::Label(neg));
         let base = self.f_zero(zero - 1);
         let down = self.f.alu(AluOp::Sub, base, lg);
-        self.f.push(Inst::Mov { dst: out, src: down.into() });
+        self.f.push(Inst::Mov {
+            dst: out,
+            src: down.into(),
+        });
         self.f.push(Inst::Label(done));
         out
     }
@@ -337,7 +485,8 @@ impl<'g, 'a> Lower<'g, 'a> {
     /// `buckets[b] += incr`, with `b` bounded for the verifier.
     fn bump_bucket(&mut self, p: VReg, b: VReg, nbuckets: u32, incr: Operand) {
         let skip = self.f.label();
-        self.f.branch(JmpOp::Jgt, b, Operand::Imm(nbuckets as i64 - 1), skip);
+        self.f
+            .branch(JmpOp::Jgt, b, Operand::Imm(nbuckets as i64 - 1), skip);
         let off = self.f.alu(AluOp::Lsh, b, Operand::Imm(3));
         let slot = self.f.alu(AluOp::Add, p, off);
         self.add_at(slot, 0, incr);

@@ -14,7 +14,9 @@ pub fn is_builtin(name: &str) -> Option<Type> {
         "pid" | "tid" | "ppid" | "cpu" | "errno" => Type::INT,
         "uid" | "gid" | "epid" | "id" => Type::UINT,
         "timestamp" | "vtimestamp" | "walltimestamp" => Type::ULONG,
-        "arg0" | "arg1" | "arg2" | "arg3" | "arg4" | "arg5" | "arg6" | "arg7" | "arg8" | "arg9" => Type::LONG,
+        "arg0" | "arg1" | "arg2" | "arg3" | "arg4" | "arg5" | "arg6" | "arg7" | "arg8" | "arg9" => {
+            Type::LONG
+        }
         "execname" | "probeprov" | "probemod" | "probefunc" | "probename" => Type::Str,
         "curthread" => Type::Ptr(Box::new(Type::Void)),
         _ => return None,
@@ -25,11 +27,14 @@ pub fn is_builtin(name: &str) -> Option<Type> {
 pub fn call_type(name: &str) -> Option<Type> {
     Some(match name {
         "strlen" => Type::ULONG,
-        "strjoin" | "substr" | "strchr" | "strrchr" | "strstr" | "basename" | "dirname" | "lltostr"
-        | "copyinstr" | "inet_ntoa" | "stringof" => Type::Str,
+        "strjoin" | "substr" | "strchr" | "strrchr" | "strstr" | "basename" | "dirname"
+        | "lltostr" | "copyinstr" | "inet_ntoa" | "stringof" => Type::Str,
         "index" | "rindex" | "speculation" => Type::INT,
         "rand" => Type::UINT,
-        "htons" | "ntohs" => Type::Int { size: 2, signed: false },
+        "htons" | "ntohs" => Type::Int {
+            size: 2,
+            signed: false,
+        },
         "htonl" | "ntohl" => Type::UINT,
         "htonll" | "ntohll" => Type::ULONG,
         "stack" => Type::Stack { user: false },
@@ -42,21 +47,19 @@ pub fn call_type(name: &str) -> Option<Type> {
 /// The text of a macro variable (`target`, `pid`, `1`, …).
 pub fn macro_value(name: &str, input: &CompileInput) -> std::result::Result<String, String> {
     match name {
-        "target" => input
-            .target
-            .map(|t| t.to_string())
-            .ok_or_else(|| "$target is used, but no target process was given: add -c 'command' or -p PID".to_string()),
+        "target" => input.target.map(|t| t.to_string()).ok_or_else(|| {
+            "$target is used, but no target process was given: add -c 'command' or -p PID"
+                .to_string()
+        }),
         "pid" => Ok(std::process::id().to_string()),
         "ppid" => Ok(std::os::unix::process::parent_id().to_string()),
         "uid" => Ok(unsafe { libc_getuid() }.to_string()),
         "gid" => Ok(unsafe { libc_getgid() }.to_string()),
         n if n.chars().all(|c| c.is_ascii_digit()) => {
             let i: usize = n.parse().map_err(|_| format!("bad macro argument ${n}"))?;
-            input
-                .macro_args
-                .get(i)
-                .cloned()
-                .ok_or_else(|| format!("macro argument ${i} is not defined (pass it after the script)"))
+            input.macro_args.get(i).cloned().ok_or_else(|| {
+                format!("macro argument ${i} is not defined (pass it after the script)")
+            })
         }
         other => Err(format!("unknown macro variable ${other}")),
     }
@@ -71,7 +74,12 @@ extern "C" {
 
 impl<'g, 'a> Lower<'g, 'a> {
     pub(crate) fn builtin(&mut self, name: &str, span: Span) -> Result<Val> {
-        let ty = is_builtin(name).ok_or_else(|| CompileError::new(span, format!("failed to resolve {name}: Unknown variable name")))?;
+        let ty = is_builtin(name).ok_or_else(|| {
+            CompileError::new(
+                span,
+                format!("failed to resolve {name}: Unknown variable name"),
+            )
+        })?;
         let int = |v| Val::Int(v, ty.clone());
         Ok(match name {
             "pid" | "tid" => {
@@ -104,7 +112,9 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             "walltimestamp" => {
                 let t = self.f.call(helper::KTIME_GET_NS, vec![]);
-                int(self.f.alu(AluOp::Add, t, Operand::Imm(self.g.input.boot_to_wall_ns)))
+                int(self
+                    .f
+                    .alu(AluOp::Add, t, Operand::Imm(self.g.input.boot_to_wall_ns)))
             }
             "curthread" => int(self.f.call(helper::GET_CURRENT_TASK, vec![])),
             "epid" => int(self.f.imm(self.epid as i64 + 1)),
@@ -113,7 +123,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let off = self.temp(self.g.opts.strsize);
                 let buf = self.scratch_ptr(off);
                 self.f.push(Inst::MemZero { dst: buf, len: 16 });
-                self.f.call(helper::GET_CURRENT_COMM, vec![buf.into(), Operand::Imm(16)]);
+                self.f
+                    .call(helper::GET_CURRENT_COMM, vec![buf.into(), Operand::Imm(16)]);
                 Val::Str(buf)
             }
             "probeprov" => self.string_literal(&self.probe.desc.provider.clone()),
@@ -128,7 +139,9 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             "errno" => {
                 let ret = match self.probe.args {
-                    ArgSource::SyscallReturn | ArgSource::RawSyscallReturn => Some(self.f.load(tracer_ebpf::ir::Function::CTX, 16, Size::DW)),
+                    ArgSource::SyscallReturn | ArgSource::RawSyscallReturn => {
+                        Some(self.f.load(tracer_ebpf::ir::Function::CTX, 16, Size::DW))
+                    }
                     _ => None,
                 };
                 match ret {
@@ -149,7 +162,12 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let i: u32 = a[3..].parse().unwrap_or(0);
                 int(self.arg(i))
             }
-            _ => return Err(CompileError::new(span, format!("{name} is not supported yet"))),
+            _ => {
+                return Err(CompileError::new(
+                    span,
+                    format!("{name} is not supported yet"),
+                ))
+            }
         })
     }
 
@@ -157,8 +175,12 @@ impl<'g, 'a> Lower<'g, 'a> {
     pub(crate) fn arg(&mut self, i: u32) -> tracer_ebpf::ir::VReg {
         use tracer_ebpf::ir::Function;
         match &self.probe.args {
-            ArgSource::SyscallEntry { nargs } if i < *nargs => self.f.load(Function::CTX, 16 + 8 * i as i16, Size::DW),
-            ArgSource::RawSyscallEntry if i < 6 => self.f.load(Function::CTX, 16 + 8 * i as i16, Size::DW),
+            ArgSource::SyscallEntry { nargs } if i < *nargs => {
+                self.f.load(Function::CTX, 16 + 8 * i as i16, Size::DW)
+            }
+            ArgSource::RawSyscallEntry if i < 6 => {
+                self.f.load(Function::CTX, 16 + 8 * i as i16, Size::DW)
+            }
             ArgSource::SyscallReturn | ArgSource::RawSyscallReturn if i < 2 => {
                 // DTrace: a failed call returns -1 in arg0/arg1 and the error in errno.
                 let ret = self.f.load(Function::CTX, 16, Size::DW);
@@ -166,7 +188,10 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let done = self.f.label();
                 self.f.branch(JmpOp::Jsge, ret, Operand::Imm(0), done);
                 self.f.branch(JmpOp::Jslt, ret, Operand::Imm(-4095), done);
-                self.f.push(Inst::Mov { dst: out, src: Operand::Imm(-1) });
+                self.f.push(Inst::Mov {
+                    dst: out,
+                    src: Operand::Imm(-1),
+                });
                 self.f.push(Inst::Label(done));
                 out
             }
@@ -179,17 +204,25 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             ArgSource::Profile if i < 2 => {
                 // bpf_perf_event_data starts with pt_regs; the sample's ip is in it.
-                let ip = self.f.load(Function::CTX, crate::arch::PT_REGS_IP, Size::DW);
+                let ip = self
+                    .f
+                    .load(Function::CTX, crate::arch::PT_REGS_IP, Size::DW);
                 let user = self.f.label();
                 let done = self.f.label();
                 let out = self.f.vreg();
                 // A user-mode ip is below the kernel's half of the address space.
                 let top = self.f.alu(AluOp::Rsh, ip, Operand::Imm(63));
                 self.f.branch(JmpOp::Jeq, top, Operand::Imm(0), user);
-                self.f.push(Inst::Mov { dst: out, src: if i == 0 { ip.into() } else { Operand::Imm(0) } });
+                self.f.push(Inst::Mov {
+                    dst: out,
+                    src: if i == 0 { ip.into() } else { Operand::Imm(0) },
+                });
                 self.f.push(Inst::Jump(done));
                 self.f.push(Inst::Label(user));
-                self.f.push(Inst::Mov { dst: out, src: if i == 1 { ip.into() } else { Operand::Imm(0) } });
+                self.f.push(Inst::Mov {
+                    dst: out,
+                    src: if i == 1 { ip.into() } else { Operand::Imm(0) },
+                });
                 self.f.push(Inst::Label(done));
                 out
             }
@@ -207,7 +240,11 @@ impl<'g, 'a> Lower<'g, 'a> {
                 }
             }
             ArgSource::PtRegs { ret } => {
-                let off = if *ret { crate::arch::PT_REGS_RET } else { crate::arch::pt_regs_arg(i) };
+                let off = if *ret {
+                    crate::arch::PT_REGS_RET
+                } else {
+                    crate::arch::pt_regs_arg(i)
+                };
                 match off {
                     Some(off) => self.f.load(Function::CTX, off, Size::DW),
                     None => self.f.imm(0),
@@ -230,45 +267,76 @@ impl<'g, 'a> Lower<'g, 'a> {
         let key = self.scratch_ptr(keyoff);
         self.f.store(key, 0, nr, Size::W);
         let m = self.f.map_ptr(names);
-        let p = self.f.call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+        let p = self
+            .f
+            .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
         let found = self.f.label();
         let done = self.f.label();
         self.f.branch(JmpOp::Jne, p, Operand::Imm(0), found);
         self.f.store(buf, 0, Operand::Imm(0), Size::DW);
         self.f.push(Inst::Jump(done));
         self.f.push(Inst::Label(found));
-        self.f.push(Inst::MemCopy { dst: buf, src: p, len: tracer_common::syscalls::NAME_SIZE });
+        self.f.push(Inst::MemCopy {
+            dst: buf,
+            src: p,
+            len: tracer_common::syscalls::NAME_SIZE,
+        });
         self.f.push(Inst::Label(done));
         Ok(Val::Str(buf))
     }
 
     /// A field of the current `task_struct`, at a BTF-derived offset.
-    fn read_task_field(&mut self, span: Span, field: impl Fn(&super::TaskOffsets) -> u32, size: u32) -> Result<tracer_ebpf::ir::VReg> {
+    fn read_task_field(
+        &mut self,
+        span: Span,
+        field: impl Fn(&super::TaskOffsets) -> u32,
+        size: u32,
+    ) -> Result<tracer_ebpf::ir::VReg> {
         let offs = self.g.input.task_offsets.ok_or_else(|| {
             CompileError::new(span, "this variable needs kernel BTF (/sys/kernel/btf/vmlinux) to find task_struct offsets")
         })?;
         let task = self.f.call(helper::GET_CURRENT_TASK, vec![]);
-        let ptr = self.f.alu(AluOp::Add, task, Operand::Imm(field(&offs) as i64));
+        let ptr = self
+            .f
+            .alu(AluOp::Add, task, Operand::Imm(field(&offs) as i64));
         let slot = self.temp(8);
         let dst = self.scratch_ptr(slot);
         self.f.store(dst, 0, Operand::Imm(0), Size::DW);
-        self.f.call(helper::PROBE_READ_KERNEL, vec![dst.into(), Operand::Imm(size as i64), ptr.into()]);
-        Ok(self.f.load(dst, 0, Size::from_bytes(size).unwrap_or(Size::DW)))
+        self.f.call(
+            helper::PROBE_READ_KERNEL,
+            vec![dst.into(), Operand::Imm(size as i64), ptr.into()],
+        );
+        Ok(self
+            .f
+            .load(dst, 0, Size::from_bytes(size).unwrap_or(Size::DW)))
     }
 
     /// `task->real_parent->tgid` through BTF offsets the runtime resolved at compile time.
     fn read_task_parent_tgid(&mut self, span: Span) -> Result<tracer_ebpf::ir::VReg> {
         let offs = self.g.input.task_offsets.ok_or_else(|| {
-            CompileError::new(span, "ppid needs kernel BTF (/sys/kernel/btf/vmlinux) to find task_struct offsets")
+            CompileError::new(
+                span,
+                "ppid needs kernel BTF (/sys/kernel/btf/vmlinux) to find task_struct offsets",
+            )
         })?;
         let task = self.f.call(helper::GET_CURRENT_TASK, vec![]);
-        let parent_ptr = self.f.alu(AluOp::Add, task, Operand::Imm(offs.real_parent as i64));
+        let parent_ptr = self
+            .f
+            .alu(AluOp::Add, task, Operand::Imm(offs.real_parent as i64));
         let slot = self.temp(8);
         let dst = self.scratch_ptr(slot);
-        self.f.call(helper::PROBE_READ_KERNEL, vec![dst.into(), Operand::Imm(8), parent_ptr.into()]);
+        self.f.call(
+            helper::PROBE_READ_KERNEL,
+            vec![dst.into(), Operand::Imm(8), parent_ptr.into()],
+        );
         let parent = self.f.load(dst, 0, Size::DW);
-        let tgid_ptr = self.f.alu(AluOp::Add, parent, Operand::Imm(offs.tgid as i64));
-        self.f.call(helper::PROBE_READ_KERNEL, vec![dst.into(), Operand::Imm(4), tgid_ptr.into()]);
+        let tgid_ptr = self
+            .f
+            .alu(AluOp::Add, parent, Operand::Imm(offs.tgid as i64));
+        self.f.call(
+            helper::PROBE_READ_KERNEL,
+            vec![dst.into(), Operand::Imm(4), tgid_ptr.into()],
+        );
         Ok(self.f.load(dst, 0, Size::W))
     }
 }

@@ -47,7 +47,11 @@ impl<'g, 'a> Lower<'g, 'a> {
         }
         let shift = 64 - 8 * size as i64;
         let t = self.f.alu(AluOp::Lsh, v, Operand::Imm(shift));
-        self.f.alu(if signed { AluOp::Arsh } else { AluOp::Rsh }, t, Operand::Imm(shift))
+        self.f.alu(
+            if signed { AluOp::Arsh } else { AluOp::Rsh },
+            t,
+            Operand::Imm(shift),
+        )
     }
 
     fn norm_to(&mut self, v: VReg, ty: &Type) -> VReg {
@@ -58,7 +62,10 @@ impl<'g, 'a> Lower<'g, 'a> {
     pub fn int_of(&mut self, v: &Val, span: Span) -> Result<VReg> {
         match v {
             Val::Int(r, _) => Ok(*r),
-            Val::Str(_) => Err(CompileError::new(span, "operand must be an integer, not a string")),
+            Val::Str(_) => Err(CompileError::new(
+                span,
+                "operand must be an integer, not a string",
+            )),
         }
     }
 
@@ -66,7 +73,10 @@ impl<'g, 'a> Lower<'g, 'a> {
     pub fn truth(&mut self, v: &Val, span: Span) -> Result<VReg> {
         match v {
             Val::Int(r, _) => Ok(*r),
-            Val::Str(_) => Err(CompileError::new(span, "a predicate must be a scalar, not a string (compare it with == or use strlen())")),
+            Val::Str(_) => Err(CompileError::new(
+                span,
+                "a predicate must be a scalar, not a string (compare it with == or use strlen())",
+            )),
         }
     }
 
@@ -81,7 +91,8 @@ impl<'g, 'a> Lower<'g, 'a> {
         padded.resize(len.div_ceil(8) * 8, 0);
         for (i, chunk) in padded.chunks(8).enumerate() {
             let word = u64::from_le_bytes(chunk.try_into().unwrap());
-            self.f.store(buf, (i * 8) as i16, Operand::Imm(word as i64), Size::DW);
+            self.f
+                .store(buf, (i * 8) as i16, Operand::Imm(word as i64), Size::DW);
         }
         Val::Str(buf)
     }
@@ -96,18 +107,30 @@ impl<'g, 'a> Lower<'g, 'a> {
             return;
         }
         let rec = self.scratch_ptr(self.fault_area);
-        self.f.store(rec, 0, Operand::Imm(FAULT_EPID as i64), Size::W);
+        self.f
+            .store(rec, 0, Operand::Imm(FAULT_EPID as i64), Size::W);
         let cpu = self.f.call(helper::GET_SMP_PROCESSOR_ID, vec![]);
         self.f.store(rec, 4, cpu, Size::W);
         self.f.store(rec, 8, Operand::Imm(0), Size::DW);
-        self.f.store(rec, 16, Operand::Imm(self.epid as i64), Size::W);
+        self.f
+            .store(rec, 16, Operand::Imm(self.epid as i64), Size::W);
         self.f.store(rec, 20, Operand::Imm(fault as i64), Size::W);
         self.f.store(rec, 24, addr, Size::DW);
-        self.f.store(rec, 32, Operand::Imm(self.actions.len() as i64 + 1), Size::DW);
+        self.f.store(
+            rec,
+            32,
+            Operand::Imm(self.actions.len() as i64 + 1),
+            Size::DW,
+        );
         let m = self.f.map_ptr(self.g.map(tracer_common::MapNames::EVENTS));
         self.f.call(
             helper::RINGBUF_OUTPUT,
-            vec![m.into(), rec.into(), Operand::Imm((HEADER_SIZE + FAULT_PAYLOAD_SIZE) as i64), Operand::Imm(0)],
+            vec![
+                m.into(),
+                rec.into(),
+                Operand::Imm((HEADER_SIZE + FAULT_PAYLOAD_SIZE) as i64),
+                Operand::Imm(0),
+            ],
         );
         let target = if self.g.error.is_some() {
             *self.fault_label.get_or_insert_with(|| self.f.label())
@@ -254,10 +277,26 @@ impl<'g, 'a> Lower<'g, 'a> {
 
     pub fn static_type_of(&self, e: &Expr) -> Type {
         let v = &self.g.vars;
-        let globals = v.globals.iter().map(|(k, s)| (k.clone(), s.ty.clone())).collect();
-        let this = v.this.iter().map(|(k, s)| (k.clone(), s.ty.clone())).collect();
-        let thread = v.thread.iter().map(|(k, d)| (k.clone(), (d.keys.clone(), d.value.clone()))).collect();
-        let assocs = v.assocs.iter().map(|(k, d)| (k.clone(), (d.keys.clone(), d.value.clone()))).collect();
+        let globals = v
+            .globals
+            .iter()
+            .map(|(k, s)| (k.clone(), s.ty.clone()))
+            .collect();
+        let this = v
+            .this
+            .iter()
+            .map(|(k, s)| (k.clone(), s.ty.clone()))
+            .collect();
+        let thread = v
+            .thread
+            .iter()
+            .map(|(k, d)| (k.clone(), (d.keys.clone(), d.value.clone())))
+            .collect();
+        let assocs = v
+            .assocs
+            .iter()
+            .map(|(k, d)| (k.clone(), (d.keys.clone(), d.value.clone())))
+            .collect();
         super::vars::static_type(e, &globals, &this, &thread, &assocs)
     }
 
@@ -280,12 +319,21 @@ impl<'g, 'a> Lower<'g, 'a> {
             });
         }
         if self.g.vars.globals.contains_key(name) {
-            return self.load_var(&Box::new(ast::Spanned { node: ExprKind::Ident(name.to_string()), span }));
+            return self.load_var(&Box::new(ast::Spanned {
+                node: ExprKind::Ident(name.to_string()),
+                span,
+            }));
         }
         if self.g.vars.assocs.contains_key(name) {
-            return Err(CompileError::new(span, format!("{name} is an associative array; index it: {name}[...]")));
+            return Err(CompileError::new(
+                span,
+                format!("{name} is an associative array; index it: {name}[...]"),
+            ));
         }
-        Err(CompileError::new(span, format!("failed to resolve {name}: Unknown variable name")))
+        Err(CompileError::new(
+            span,
+            format!("failed to resolve {name}: Unknown variable name"),
+        ))
     }
 
     /// `args[i]`: typed tracepoint fields, or the raw arguments.
@@ -301,7 +349,10 @@ impl<'g, 'a> Lower<'g, 'a> {
             if i as usize >= fields.len() {
                 return Err(CompileError::new(
                     span,
-                    format!("index {i} is out of range for {} args[ ]", self.probe.desc.full_name()),
+                    format!(
+                        "index {i} is out of range for {} args[ ]",
+                        self.probe.desc.full_name()
+                    ),
                 ));
             }
             return self.tp_field(i);
@@ -323,14 +374,26 @@ impl<'g, 'a> Lower<'g, 'a> {
             self.f.store(buf, 0, Operand::Imm(0), Size::DW);
             let (src, n) = if field.data_loc {
                 // The u32 locator: length << 16 | offset of the data in the record.
-                let loc = self.f.load(tracer_ebpf::ir::Function::CTX, field.offset as i16, Size::W);
+                let loc = self
+                    .f
+                    .load(tracer_ebpf::ir::Function::CTX, field.offset as i16, Size::W);
                 let at = self.f.alu(AluOp::And, loc, Operand::Imm(0xffff));
-                (self.f.alu(AluOp::Add, tracer_ebpf::ir::Function::CTX, at), strsize)
+                (
+                    self.f.alu(AluOp::Add, tracer_ebpf::ir::Function::CTX, at),
+                    strsize,
+                )
             } else {
-                let src = self.f.alu(AluOp::Add, tracer_ebpf::ir::Function::CTX, Operand::Imm(field.offset as i64));
+                let src = self.f.alu(
+                    AluOp::Add,
+                    tracer_ebpf::ir::Function::CTX,
+                    Operand::Imm(field.offset as i64),
+                );
                 (src, (field.size + 1).min(strsize))
             };
-            self.f.call(helper::PROBE_READ_KERNEL_STR, vec![buf.into(), Operand::Imm(n as i64), src.into()]);
+            self.f.call(
+                helper::PROBE_READ_KERNEL_STR,
+                vec![buf.into(), Operand::Imm(n as i64), src.into()],
+            );
             return Ok(Val::Str(buf));
         }
         let r = self.arg(i);
@@ -360,7 +423,10 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let d = self.f.imm(1);
                 let done = self.f.label();
                 self.f.branch(JmpOp::Jeq, r, Operand::Imm(0), done);
-                self.f.push(Inst::Mov { dst: d, src: Operand::Imm(0) });
+                self.f.push(Inst::Mov {
+                    dst: d,
+                    src: Operand::Imm(0),
+                });
                 self.f.push(Inst::Label(done));
                 Ok(Val::Int(d, Type::INT))
             }
@@ -368,24 +434,40 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let r = self.int_of(&v, e.span)?;
                 let pointee = match ty {
                     Type::Ptr(t) => *t,
-                    _ => return Err(CompileError::new(span, "operand of unary * must be a pointer")),
+                    _ => {
+                        return Err(CompileError::new(
+                            span,
+                            "operand of unary * must be a pointer",
+                        ))
+                    }
                 };
                 if pointee == Type::Str || pointee == Type::Void {
-                    return Err(CompileError::new(span, format!("cannot dereference a {pointee} pointer")));
+                    return Err(CompileError::new(
+                        span,
+                        format!("cannot dereference a {pointee} pointer"),
+                    ));
                 }
                 let (size, signed) = pointee.int_parts();
                 let off = self.temp(8);
                 let buf = self.scratch_ptr(off);
-                let rc = self.f.call(helper::PROBE_READ_KERNEL, vec![buf.into(), Operand::Imm(size as i64), r.into()]);
+                let rc = self.f.call(
+                    helper::PROBE_READ_KERNEL,
+                    vec![buf.into(), Operand::Imm(size as i64), r.into()],
+                );
                 let ok = self.f.label();
                 self.f.branch(JmpOp::Jeq, rc, Operand::Imm(0), ok);
                 self.fault(Fault::BadAddr, r.into());
                 self.f.push(Inst::Label(ok));
-                let val = self.f.load(buf, 0, Size::from_bytes(size as u32).unwrap_or(Size::DW));
+                let val = self
+                    .f
+                    .load(buf, 0, Size::from_bytes(size as u32).unwrap_or(Size::DW));
                 let val = self.normalize(val, size, signed);
                 Ok(Val::Int(val, pointee))
             }
-            UnOp::AddrOf => Err(CompileError::new(span, "the & operator needs kernel symbols, which tracer does not support yet")),
+            UnOp::AddrOf => Err(CompileError::new(
+                span,
+                "the & operator needs kernel symbols, which tracer does not support yet",
+            )),
         }
     }
 
@@ -397,13 +479,31 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let a = self.expr(lhs)?;
                 let a = self.truth(&a, lhs.span)?;
                 let short = if op == BinOp::LogAnd { 0 } else { 1 };
-                self.f.push(Inst::Mov { dst: out, src: Operand::Imm(short) });
-                self.f.branch(if op == BinOp::LogAnd { JmpOp::Jeq } else { JmpOp::Jne }, a, Operand::Imm(0), done);
+                self.f.push(Inst::Mov {
+                    dst: out,
+                    src: Operand::Imm(short),
+                });
+                self.f.branch(
+                    if op == BinOp::LogAnd {
+                        JmpOp::Jeq
+                    } else {
+                        JmpOp::Jne
+                    },
+                    a,
+                    Operand::Imm(0),
+                    done,
+                );
                 let b = self.expr(rhs)?;
                 let b = self.truth(&b, rhs.span)?;
-                self.f.push(Inst::Mov { dst: out, src: Operand::Imm(1) });
+                self.f.push(Inst::Mov {
+                    dst: out,
+                    src: Operand::Imm(1),
+                });
                 self.f.branch(JmpOp::Jne, b, Operand::Imm(0), done);
-                self.f.push(Inst::Mov { dst: out, src: Operand::Imm(0) });
+                self.f.push(Inst::Mov {
+                    dst: out,
+                    src: Operand::Imm(0),
+                });
                 self.f.push(Inst::Label(done));
                 return Ok(Val::Int(out, Type::INT));
             }
@@ -423,11 +523,24 @@ impl<'g, 'a> Lower<'g, 'a> {
                 BinOp::Le => JmpOp::Jsle,
                 BinOp::Gt => JmpOp::Jsgt,
                 BinOp::Ge => JmpOp::Jsge,
-                _ => return Err(CompileError::new(span, format!("operator {} cannot be applied to strings", op.symbol()))),
+                _ => {
+                    return Err(CompileError::new(
+                        span,
+                        format!("operator {} cannot be applied to strings", op.symbol()),
+                    ))
+                }
             };
-            let max = self.literal_bound(lhs).or(self.literal_bound(rhs)).unwrap_or(self.g.opts.strsize);
+            let max = self
+                .literal_bound(lhs)
+                .or(self.literal_bound(rhs))
+                .unwrap_or(self.g.opts.strsize);
             let d = self.f.vreg();
-            self.f.push(Inst::StrCmp { dst: d, a: *x, b: *y, max });
+            self.f.push(Inst::StrCmp {
+                dst: d,
+                a: *x,
+                b: *y,
+                max,
+            });
             return Ok(Val::Int(self.compare(cond, d, Operand::Imm(0)), Type::INT));
         }
         let (ta, tb) = (a.ty(), b.ty());
@@ -439,10 +552,30 @@ impl<'g, 'a> Lower<'g, 'a> {
         let result = match op {
             BinOp::Eq => return Ok(Val::Int(self.compare(JmpOp::Jeq, x, y.into()), Type::INT)),
             BinOp::Ne => return Ok(Val::Int(self.compare(JmpOp::Jne, x, y.into()), Type::INT)),
-            BinOp::Lt => return Ok(Val::Int(self.compare(cmp(JmpOp::Jslt, JmpOp::Jlt), x, y.into()), Type::INT)),
-            BinOp::Le => return Ok(Val::Int(self.compare(cmp(JmpOp::Jsle, JmpOp::Jle), x, y.into()), Type::INT)),
-            BinOp::Gt => return Ok(Val::Int(self.compare(cmp(JmpOp::Jsgt, JmpOp::Jgt), x, y.into()), Type::INT)),
-            BinOp::Ge => return Ok(Val::Int(self.compare(cmp(JmpOp::Jsge, JmpOp::Jge), x, y.into()), Type::INT)),
+            BinOp::Lt => {
+                return Ok(Val::Int(
+                    self.compare(cmp(JmpOp::Jslt, JmpOp::Jlt), x, y.into()),
+                    Type::INT,
+                ))
+            }
+            BinOp::Le => {
+                return Ok(Val::Int(
+                    self.compare(cmp(JmpOp::Jsle, JmpOp::Jle), x, y.into()),
+                    Type::INT,
+                ))
+            }
+            BinOp::Gt => {
+                return Ok(Val::Int(
+                    self.compare(cmp(JmpOp::Jsgt, JmpOp::Jgt), x, y.into()),
+                    Type::INT,
+                ))
+            }
+            BinOp::Ge => {
+                return Ok(Val::Int(
+                    self.compare(cmp(JmpOp::Jsge, JmpOp::Jge), x, y.into()),
+                    Type::INT,
+                ))
+            }
             BinOp::LogXor => {
                 let p = self.compare(JmpOp::Jne, x, Operand::Imm(0));
                 let q = self.compare(JmpOp::Jne, y, Operand::Imm(0));
@@ -462,7 +595,11 @@ impl<'g, 'a> Lower<'g, 'a> {
             BinOp::Div | BinOp::Mod => self.divide(op == BinOp::Div, x, y, signed),
             _ => unreachable!(),
         };
-        let ty = if matches!(op, BinOp::Shl | BinOp::Shr) { ta } else { ty };
+        let ty = if matches!(op, BinOp::Shl | BinOp::Shr) {
+            ta
+        } else {
+            ty
+        };
         let r = self.norm_to(result, &ty);
         Ok(Val::Int(r, ty))
     }
@@ -480,7 +617,10 @@ impl<'g, 'a> Lower<'g, 'a> {
         let out = self.f.imm(1);
         let done = self.f.label();
         self.f.branch(cond, a, b, done);
-        self.f.push(Inst::Mov { dst: out, src: Operand::Imm(0) });
+        self.f.push(Inst::Mov {
+            dst: out,
+            src: Operand::Imm(0),
+        });
         self.f.push(Inst::Label(done));
         out
     }

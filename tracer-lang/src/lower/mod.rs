@@ -33,7 +33,10 @@ pub struct CompileError {
 
 impl CompileError {
     pub fn new(span: Span, message: impl Into<String>) -> CompileError {
-        CompileError { span, message: message.into() }
+        CompileError {
+            span,
+            message: message.into(),
+        }
     }
 }
 
@@ -113,12 +116,21 @@ pub(crate) struct Globals<'a> {
 
 impl<'a> Globals<'a> {
     pub fn map(&self, name: &str) -> MapId {
-        MapId(self.maps.iter().position(|m| m.name == name).expect("map declared") as u32)
+        MapId(
+            self.maps
+                .iter()
+                .position(|m| m.name == name)
+                .expect("map declared") as u32,
+        )
     }
 
     /// The syscall-name table, declared on first use (filled by the runtime via `map_init`).
     pub fn syscall_names_map(&mut self) -> MapId {
-        if let Some(i) = self.maps.iter().position(|m| m.name == MapNames::SYSCALL_NAMES) {
+        if let Some(i) = self
+            .maps
+            .iter()
+            .position(|m| m.name == MapNames::SYSCALL_NAMES)
+        {
             return MapId(i as u32);
         }
         let n = tracer_common::syscalls::table().len() as u32;
@@ -164,7 +176,9 @@ fn expand_description(text: &str, input: &CompileInput) -> std::result::Result<S
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let tail = &rest[i + 1..];
-        let n = tail.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(tail.len());
+        let n = tail
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .unwrap_or(tail.len());
         let name = &tail[..n];
         out.push_str(&builtins::macro_value(name, input)?);
         rest = &tail[n..];
@@ -180,7 +194,13 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         .script
         .items
         .iter()
-        .filter_map(|i| if let Item::Clause(c) = i { Some(c) } else { None })
+        .filter_map(|i| {
+            if let Item::Clause(c) = i {
+                Some(c)
+            } else {
+                None
+            }
+        })
         .collect();
 
     // Resolve probes; a probe matched by several clauses gets one program running them in order.
@@ -188,23 +208,35 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
     let mut matched = 0;
     for (ci, clause) in clauses.iter().enumerate() {
         for desc in &clause.probes {
-            let text = expand_description(&desc.node, input).map_err(|e| CompileError::new(desc.span, e))?;
-            let found = resolver.resolve(&text).map_err(|e| CompileError::new(desc.span, e))?;
+            let text = expand_description(&desc.node, input)
+                .map_err(|e| CompileError::new(desc.span, e))?;
+            let found = resolver
+                .resolve(&text)
+                .map_err(|e| CompileError::new(desc.span, e))?;
             if found.is_empty() && !input.allow_zero_matches {
                 return Err(CompileError::new(
                     desc.span,
-                    format!("probe description {} does not match any probes", full_description(&text)),
+                    format!(
+                        "probe description {} does not match any probes",
+                        full_description(&text)
+                    ),
                 ));
             }
             matched += found.len();
             for p in found {
-                match plans.iter_mut().find(|pl| pl.probe.desc.full_name() == p.desc.full_name()) {
+                match plans
+                    .iter_mut()
+                    .find(|pl| pl.probe.desc.full_name() == p.desc.full_name())
+                {
                     Some(pl) => {
                         if !pl.clauses.contains(&ci) {
                             pl.clauses.push(ci)
                         }
                     }
-                    None => plans.push(ProbePlan { probe: p, clauses: vec![ci] }),
+                    None => plans.push(ProbePlan {
+                        probe: p,
+                        clauses: vec![ci],
+                    }),
                 }
             }
         }
@@ -243,21 +275,61 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         clauses: Vec::new(),
         inlines: BTreeMap::new(),
         scratch_size: 0,
-        error: plans.iter().enumerate().find(|(_, p)| is_error_probe(&p.probe)).map(|(i, p)| {
-            (p.probe.clone(), i as u32, p.clauses.iter().map(|&c| clauses[c].clone()).collect())
-        }),
+        error: plans
+            .iter()
+            .enumerate()
+            .find(|(_, p)| is_error_probe(&p.probe))
+            .map(|(i, p)| {
+                (
+                    p.probe.clone(),
+                    i as u32,
+                    p.clauses.iter().map(|&c| clauses[c].clone()).collect(),
+                )
+            }),
     };
     let nbuf = (opts.bufsize.next_power_of_two().max(4096)) as u32;
-    g.add_map(MapSpec { name: MapNames::EVENTS.into(), map_type: map_type::RINGBUF, key_size: 0, value_size: 0, max_entries: nbuf });
-    g.add_map(MapSpec { name: MapNames::STATS.into(), map_type: map_type::PERCPU_ARRAY, key_size: 4, value_size: 8, max_entries: NSTATS });
-    g.add_map(MapSpec { name: MapNames::SCRATCH.into(), map_type: map_type::PERCPU_ARRAY, key_size: 4, value_size: 8, max_entries: 1 });
-    g.add_map(MapSpec { name: MapNames::GLOBALS.into(), map_type: map_type::ARRAY, key_size: 4, value_size: 8, max_entries: 1 });
-    g.add_map(MapSpec { name: MapNames::SPECS.into(), map_type: map_type::ARRAY, key_size: 4, value_size: 8, max_entries: opts.nspec + 1 });
+    g.add_map(MapSpec {
+        name: MapNames::EVENTS.into(),
+        map_type: map_type::RINGBUF,
+        key_size: 0,
+        value_size: 0,
+        max_entries: nbuf,
+    });
+    g.add_map(MapSpec {
+        name: MapNames::STATS.into(),
+        map_type: map_type::PERCPU_ARRAY,
+        key_size: 4,
+        value_size: 8,
+        max_entries: NSTATS,
+    });
+    g.add_map(MapSpec {
+        name: MapNames::SCRATCH.into(),
+        map_type: map_type::PERCPU_ARRAY,
+        key_size: 4,
+        value_size: 8,
+        max_entries: 1,
+    });
+    g.add_map(MapSpec {
+        name: MapNames::GLOBALS.into(),
+        map_type: map_type::ARRAY,
+        key_size: 4,
+        value_size: 8,
+        max_entries: 1,
+    });
+    g.add_map(MapSpec {
+        name: MapNames::SPECS.into(),
+        map_type: map_type::ARRAY,
+        key_size: 4,
+        value_size: 8,
+        max_entries: opts.nspec + 1,
+    });
     vars::declare_all(&mut g, input.script, &clauses)?;
 
     // Lower in script order (by each probe's first clause), so that "defined before this
     // point" means what it says in the source; programs stay in probe-ID order.
-    let mut order: Vec<usize> = (0..plans.len()).filter(|&i| !is_error_probe(&plans[i].probe)).collect();
+    let mut order: Vec<usize> = (0..plans.len())
+        .filter(|&i| !is_error_probe(&plans[i].probe))
+        .collect();
     order.sort_by_key(|&i| plans[i].clauses.iter().min().copied());
     let mut lowered: Vec<Option<Function>> = vec![None; plans.len()];
     for pi in order {
@@ -271,7 +343,11 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         .iter()
         .enumerate()
         .filter(|(_, plan)| !is_error_probe(&plan.probe))
-        .map(|(pi, plan)| ProgramDesc { name: format!("p{}", plan.probe.desc.id), probe: pi as u32, attach: plan.probe.attach.clone() })
+        .map(|(pi, plan)| ProgramDesc {
+            name: format!("p{}", plan.probe.desc.id),
+            probe: pi as u32,
+            attach: plan.probe.attach.clone(),
+        })
         .collect();
     let probes: Vec<_> = plans.iter().map(|p| p.probe.desc.clone()).collect();
 
@@ -290,10 +366,15 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
 
     let mut emitted = Vec::new();
     for f in &functions {
-        emitted.push(tracer_ebpf::emit::emit(f).map_err(|e| CompileError::new(Span::default(), e))?);
+        emitted
+            .push(tracer_ebpf::emit::emit(f).map_err(|e| CompileError::new(Span::default(), e))?);
     }
     let elf = write_elf(&g.maps, &functions, &emitted, &programs)?;
-    let map_sizes = g.maps.iter().map(|m| (m.name.clone(), m.max_entries)).collect();
+    let map_sizes = g
+        .maps
+        .iter()
+        .map(|m| (m.name.clone(), m.max_entries))
+        .collect();
     let mut map_init = Vec::new();
     if g.maps.iter().any(|m| m.name == MapNames::SYSCALL_NAMES) {
         map_init.push(tracer_common::MapInit {
@@ -311,7 +392,13 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         map_sizes,
         map_init,
     };
-    Ok(Compiled { script, functions, emitted, maps: g.maps, matched })
+    Ok(Compiled {
+        script,
+        functions,
+        emitted,
+        maps: g.maps,
+        matched,
+    })
 }
 
 fn is_error_probe(p: &ResolvedProbe) -> bool {
@@ -363,7 +450,11 @@ fn write_elf(
             name: f.name.clone(),
             section: format!("{section}/{}", f.name),
             insns: e.insns.clone(),
-            map_relocs: e.map_relocs.iter().map(|(i, m)| (*i, m.0 as usize)).collect(),
+            map_relocs: e
+                .map_relocs
+                .iter()
+                .map(|(i, m)| (*i, m.0 as usize))
+                .collect(),
         });
     }
     write_object(&defs, &progs).map_err(|e| CompileError::new(Span::default(), format!("{e:?}")))
@@ -419,10 +510,16 @@ fn lower_probe(
     let key = f.stack_addr(zero_key);
     f.store(key, 0, Operand::Imm(0), tracer_ebpf::insn::Size::DW);
     let m = f.map_ptr(g.map(MapNames::SCRATCH));
-    let scratch = f.call(tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+    let scratch = f.call(
+        tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM,
+        vec![m.into(), key.into()],
+    );
     f.branch(tracer_ebpf::insn::JmpOp::Jeq, scratch, Operand::Imm(0), out);
     let m = f.map_ptr(g.map(MapNames::GLOBALS));
-    let globals = f.call(tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+    let globals = f.call(
+        tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM,
+        vec![m.into(), key.into()],
+    );
     f.branch(tracer_ebpf::insn::JmpOp::Jeq, globals, Operand::Imm(0), out);
     let is_end = plan.probe.desc.provider == "dtrace" && plan.probe.desc.name == "END";
     if !is_end {
@@ -468,7 +565,11 @@ impl<'g, 'a> Lower<'g, 'a> {
 
     /// A pointer `scratch + off`.
     pub fn scratch_ptr(&mut self, off: u32) -> VReg {
-        self.f.alu(tracer_ebpf::insn::AluOp::Add, self.scratch, Operand::Imm(off as i64))
+        self.f.alu(
+            tracer_ebpf::insn::AluOp::Add,
+            self.scratch,
+            Operand::Imm(off as i64),
+        )
     }
 
     /// Reserve `len` bytes of scratch for a temporary in this clause.
@@ -486,7 +587,9 @@ impl<'g, 'a> Lower<'g, 'a> {
         let key = self.scratch_ptr(slot);
         self.f.store(key, 0, Operand::Imm(stat as i64), Size::W);
         let m = self.f.map_ptr(self.g.map(MapNames::STATS));
-        let p = self.f.call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+        let p = self
+            .f
+            .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
         let skip = self.f.label();
         self.f.branch(JmpOp::Jeq, p, Operand::Imm(0), skip);
         let v = self.f.load(p, 0, Size::DW);
@@ -498,7 +601,11 @@ impl<'g, 'a> Lower<'g, 'a> {
     fn lower_clause(&mut self, clause: &ast::Clause) -> Result<()> {
         // Reserve this clause's EPID now: ERROR clauses lowered inside it take the next ones.
         self.epid = self.g.clauses.len() as u32;
-        self.g.clauses.push(ClauseDesc { probe: self.probe_index, size: 0, actions: Vec::new() });
+        self.g.clauses.push(ClauseDesc {
+            probe: self.probe_index,
+            size: 0,
+            actions: Vec::new(),
+        });
         self.rec_len = tracer_common::record::HEADER_SIZE;
         if !self.in_error {
             self.temp_top = self.temp_base;
@@ -513,19 +620,32 @@ impl<'g, 'a> Lower<'g, 'a> {
             self.line(pred.span);
             let v = self.expr(pred)?;
             let c = self.truth(&v, pred.span)?;
-            self.f.branch(tracer_ebpf::insn::JmpOp::Jeq, c, Operand::Imm(0), self.clause_end);
+            self.f.branch(
+                tracer_ebpf::insn::JmpOp::Jeq,
+                c,
+                Operand::Imm(0),
+                self.clause_end,
+            );
         }
         let only_aggs = !clause.body.is_empty()
             && clause.body.iter().all(|s| matches!(s, ast::Stmt::Expr(e) if matches!(e.node, ast::ExprKind::Aggregate{..})));
         for s in &clause.body {
             self.stmt(s)?;
         }
-        let send = if self.g.opts.quiet { !self.actions.is_empty() } else { !only_aggs };
+        let send = if self.g.opts.quiet {
+            !self.actions.is_empty()
+        } else {
+            !only_aggs
+        };
         if send {
             self.submit_record();
         }
         let epid = self.epid;
-        self.g.clauses[epid as usize] = ClauseDesc { probe: self.probe_index, size: self.rec_len, actions: self.actions.clone() };
+        self.g.clauses[epid as usize] = ClauseDesc {
+            probe: self.probe_index,
+            size: self.rec_len,
+            actions: self.actions.clone(),
+        };
         if let Some(fault) = self.fault_label {
             let end = self.clause_end;
             self.f.push(Inst::Jump(end));
@@ -539,7 +659,9 @@ impl<'g, 'a> Lower<'g, 'a> {
 
     /// Run the ERROR clauses here, in the faulting clause's program.
     fn lower_error_clauses(&mut self) -> Result<()> {
-        let Some((probe, index, clauses)) = self.g.error.clone() else { return Ok(()) };
+        let Some((probe, index, clauses)) = self.g.error.clone() else {
+            return Ok(());
+        };
         let saved = (self.probe.clone(), self.probe_index, self.epid);
         self.probe = probe;
         self.probe_index = index;
@@ -556,7 +678,8 @@ impl<'g, 'a> Lower<'g, 'a> {
     fn submit_record(&mut self) {
         use tracer_ebpf::insn::{helper, JmpOp, Size};
         let rec = self.scratch_ptr(self.rec_base);
-        self.f.store(rec, 0, Operand::Imm(self.epid as i64), Size::W);
+        self.f
+            .store(rec, 0, Operand::Imm(self.epid as i64), Size::W);
         let cpu = self.f.call(helper::GET_SMP_PROCESSOR_ID, vec![]);
         self.f.store(rec, 4, cpu, Size::W);
         match self.spec {
@@ -575,7 +698,15 @@ impl<'g, 'a> Lower<'g, 'a> {
         }
         let m = self.f.map_ptr(self.g.map(MapNames::EVENTS));
         let len = self.rec_len.div_ceil(8) * 8;
-        let r = self.f.call(helper::RINGBUF_OUTPUT, vec![m.into(), rec.into(), Operand::Imm(len as i64), Operand::Imm(0)]);
+        let r = self.f.call(
+            helper::RINGBUF_OUTPUT,
+            vec![
+                m.into(),
+                rec.into(),
+                Operand::Imm(len as i64),
+                Operand::Imm(0),
+            ],
+        );
         self.f.branch(JmpOp::Jeq, r, Operand::Imm(0), sent);
         self.bump_stat(Stat::Drops);
         self.f.push(Inst::Label(sent));
@@ -583,10 +714,17 @@ impl<'g, 'a> Lower<'g, 'a> {
 
     /// Reserve `size` bytes in the current record; returns the offset from the record start.
     pub fn rec_field(&mut self, size: u32, span: Span) -> Result<u32> {
-        let align = if size >= 8 { 8 } else { size.next_power_of_two().max(1) };
+        let align = if size >= 8 {
+            8
+        } else {
+            size.next_power_of_two().max(1)
+        };
         let off = self.rec_len.div_ceil(align) * align;
         if off + size > RECORD_CAP {
-            return Err(CompileError::new(span, "this clause records more data than fits in one record (lower strsize)"));
+            return Err(CompileError::new(
+                span,
+                "this clause records more data than fits in one record (lower strsize)",
+            ));
         }
         self.rec_len = off + size;
         self.g.scratch_size = self.g.scratch_size.max(self.rec_base + self.rec_len);

@@ -23,14 +23,19 @@ impl<'g, 'a> Lower<'g, 'a> {
             Stmt::Expr(e) => {
                 self.line(e.span);
                 match &e.node {
-                    ExprKind::Call { func, args } if super::builtins::call_type(&func.node).is_none() || matches!(func.node.as_str(), "stack" | "ustack") => {
+                    ExprKind::Call { func, args }
+                        if super::builtins::call_type(&func.node).is_none()
+                            || matches!(func.node.as_str(), "stack" | "ustack") =>
+                    {
                         self.action(&func.node, args, e.span)
                     }
                     ExprKind::Aggregate { .. } => self.aggregate(e),
                     _ => self.expr(e).map(|_| ()),
                 }
             }
-            Stmt::If { cond, then, els, .. } => {
+            Stmt::If {
+                cond, then, els, ..
+            } => {
                 self.line(cond.span);
                 let c = self.expr(cond)?;
                 let c = self.truth(&c, cond.span)?;
@@ -60,9 +65,19 @@ impl<'g, 'a> Lower<'g, 'a> {
     }
 
     /// Build the tuple key of a dynamic variable in scratch.
-    fn build_key(&mut self, prefix_tid: bool, keys: &[Expr], types: &[Type], key_size: u32, span: Span) -> Result<VReg> {
+    fn build_key(
+        &mut self,
+        prefix_tid: bool,
+        keys: &[Expr],
+        types: &[Type],
+        key_size: u32,
+        span: Span,
+    ) -> Result<VReg> {
         if keys.len() != types.len() {
-            return Err(CompileError::new(span, format!("expected {} key(s), found {}", types.len(), keys.len())));
+            return Err(CompileError::new(
+                span,
+                format!("expected {} key(s), found {}", types.len(), keys.len()),
+            ));
         }
         let mut vals = Vec::new();
         for k in keys {
@@ -70,7 +85,10 @@ impl<'g, 'a> Lower<'g, 'a> {
         }
         let off = self.temp(key_size);
         let key = self.scratch_ptr(off);
-        self.f.push(Inst::MemZero { dst: key, len: key_size.div_ceil(8) * 8 });
+        self.f.push(Inst::MemZero {
+            dst: key,
+            len: key_size.div_ceil(8) * 8,
+        });
         let mut at = 0u32;
         if prefix_tid {
             let t = self.f.call(helper::GET_CURRENT_PID_TGID, vec![]);
@@ -82,14 +100,26 @@ impl<'g, 'a> Lower<'g, 'a> {
             match (v, ty) {
                 (Val::Str(p), Type::Str) => {
                     let dst = self.f.alu(AluOp::Add, key, Operand::Imm(at as i64));
-                    self.f.call(helper::PROBE_READ_KERNEL_STR, vec![dst.into(), Operand::Imm(self.g.opts.strsize as i64), (*p).into()]);
+                    self.f.call(
+                        helper::PROBE_READ_KERNEL_STR,
+                        vec![
+                            dst.into(),
+                            Operand::Imm(self.g.opts.strsize as i64),
+                            (*p).into(),
+                        ],
+                    );
                     at += self.g.opts.strsize.div_ceil(8) * 8;
                 }
                 (Val::Int(r, _), t) if t.is_int() => {
                     self.f.store(key, at as i16, *r, Size::DW);
                     at += 8;
                 }
-                _ => return Err(CompileError::new(*sp, format!("key has the wrong type: expected {ty}"))),
+                _ => {
+                    return Err(CompileError::new(
+                        *sp,
+                        format!("key has the wrong type: expected {ty}"),
+                    ))
+                }
             }
         }
         Ok(key)
@@ -101,39 +131,85 @@ impl<'g, 'a> Lower<'g, 'a> {
             ExprKind::Ident(n) => {
                 let s = self.g.vars.globals.get(n).cloned().ok_or_else(|| {
                     if super::builtins::is_builtin(n).is_some() {
-                        CompileError::new(span, format!("{n} is a built-in variable and cannot be assigned"))
+                        CompileError::new(
+                            span,
+                            format!("{n} is a built-in variable and cannot be assigned"),
+                        )
                     } else {
-                        CompileError::new(span, format!("failed to resolve {n}: Unknown variable name"))
+                        CompileError::new(
+                            span,
+                            format!("failed to resolve {n}: Unknown variable name"),
+                        )
                     }
                 })?;
-                Ok(Place::Fixed { base: self.globals, offset: s.offset, ty: s.ty })
+                Ok(Place::Fixed {
+                    base: self.globals,
+                    offset: s.offset,
+                    ty: s.ty,
+                })
             }
             ExprKind::ThisVar(n) => {
-                let s = self.g.vars.this.get(n).cloned().ok_or_else(|| CompileError::new(span, format!("this->{n} is used before it is assigned")))?;
-                Ok(Place::Fixed { base: self.scratch, offset: s.offset, ty: s.ty })
+                let s = self.g.vars.this.get(n).cloned().ok_or_else(|| {
+                    CompileError::new(span, format!("this->{n} is used before it is assigned"))
+                })?;
+                Ok(Place::Fixed {
+                    base: self.scratch,
+                    offset: s.offset,
+                    ty: s.ty,
+                })
             }
             ExprKind::SelfVar(n) => {
-                let d = self.g.vars.thread.get(n).cloned().ok_or_else(|| CompileError::new(span, format!("self->{n} is never assigned")))?;
+                let d = self.g.vars.thread.get(n).cloned().ok_or_else(|| {
+                    CompileError::new(span, format!("self->{n} is never assigned"))
+                })?;
                 let key = self.build_key(true, &[], &d.keys[..0], d.key_size, span)?;
                 if !d.keys.is_empty() {
-                    return Err(CompileError::new(span, format!("self->{n} is an array; index it")));
+                    return Err(CompileError::new(
+                        span,
+                        format!("self->{n} is an array; index it"),
+                    ));
                 }
-                Ok(Place::Dynamic { map: d.map.unwrap(), key, ty: d.value })
+                Ok(Place::Dynamic {
+                    map: d.map.unwrap(),
+                    key,
+                    ty: d.value,
+                })
             }
             ExprKind::Index { base, index } => match &base.node {
                 ExprKind::Ident(n) => {
-                    let d = self.g.vars.assocs.get(n).cloned().ok_or_else(|| CompileError::new(base.span, format!("failed to resolve {n}: Unknown variable name")))?;
+                    let d = self.g.vars.assocs.get(n).cloned().ok_or_else(|| {
+                        CompileError::new(
+                            base.span,
+                            format!("failed to resolve {n}: Unknown variable name"),
+                        )
+                    })?;
                     let key = self.build_key(false, index, &d.keys, d.key_size, span)?;
-                    Ok(Place::Dynamic { map: d.map.unwrap(), key, ty: d.value })
+                    Ok(Place::Dynamic {
+                        map: d.map.unwrap(),
+                        key,
+                        ty: d.value,
+                    })
                 }
                 ExprKind::SelfVar(n) => {
-                    let d = self.g.vars.thread.get(n).cloned().ok_or_else(|| CompileError::new(base.span, format!("self->{n} is never assigned")))?;
+                    let d = self.g.vars.thread.get(n).cloned().ok_or_else(|| {
+                        CompileError::new(base.span, format!("self->{n} is never assigned"))
+                    })?;
                     let key = self.build_key(true, index, &d.keys, d.key_size, span)?;
-                    Ok(Place::Dynamic { map: d.map.unwrap(), key, ty: d.value })
+                    Ok(Place::Dynamic {
+                        map: d.map.unwrap(),
+                        key,
+                        ty: d.value,
+                    })
                 }
-                _ => Err(CompileError::new(span, "only associative arrays can be indexed here")),
+                _ => Err(CompileError::new(
+                    span,
+                    "only associative arrays can be indexed here",
+                )),
             },
-            _ => Err(CompileError::new(span, "the left side of an assignment must be a variable")),
+            _ => Err(CompileError::new(
+                span,
+                "the left side of an assignment must be a variable",
+            )),
         }
     }
 
@@ -143,7 +219,9 @@ impl<'g, 'a> Lower<'g, 'a> {
             Place::Dynamic { map, key, ty } => {
                 // A missing entry reads as 0 or "".
                 let m = self.f.map_ptr(map);
-                let p = self.f.call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+                let p = self
+                    .f
+                    .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
                 let out = self.f.vreg();
                 let found = self.f.label();
                 let done = self.f.label();
@@ -152,22 +230,40 @@ impl<'g, 'a> Lower<'g, 'a> {
                     let off = self.temp(8);
                     let empty = self.scratch_ptr(off);
                     self.f.store(empty, 0, Operand::Imm(0), Size::DW);
-                    self.f.push(Inst::Mov { dst: out, src: empty.into() });
+                    self.f.push(Inst::Mov {
+                        dst: out,
+                        src: empty.into(),
+                    });
                 } else {
-                    self.f.push(Inst::Mov { dst: out, src: Operand::Imm(0) });
+                    self.f.push(Inst::Mov {
+                        dst: out,
+                        src: Operand::Imm(0),
+                    });
                 }
                 self.f.push(Inst::Jump(done));
                 self.f.push(Inst::Label(found));
                 if ty == Type::Str {
-                    self.f.push(Inst::Mov { dst: out, src: p.into() });
+                    self.f.push(Inst::Mov {
+                        dst: out,
+                        src: p.into(),
+                    });
                 } else {
                     let (size, signed) = ty.int_parts();
-                    let v = self.f.load(p, 0, Size::from_bytes(size as u32).unwrap_or(Size::DW));
+                    let v = self
+                        .f
+                        .load(p, 0, Size::from_bytes(size as u32).unwrap_or(Size::DW));
                     let v = self.normalize(v, size, signed);
-                    self.f.push(Inst::Mov { dst: out, src: v.into() });
+                    self.f.push(Inst::Mov {
+                        dst: out,
+                        src: v.into(),
+                    });
                 }
                 self.f.push(Inst::Label(done));
-                Ok(if ty == Type::Str { Val::Str(out) } else { Val::Int(out, ty) })
+                Ok(if ty == Type::Str {
+                    Val::Str(out)
+                } else {
+                    Val::Int(out, ty)
+                })
             }
         }
     }
@@ -178,7 +274,9 @@ impl<'g, 'a> Lower<'g, 'a> {
             return Val::Str(p);
         }
         let (size, signed) = ty.int_parts();
-        let v = self.f.load(p, 0, Size::from_bytes(size as u32).unwrap_or(Size::DW));
+        let v = self
+            .f
+            .load(p, 0, Size::from_bytes(size as u32).unwrap_or(Size::DW));
         let v = self.normalize(v, size, signed);
         Val::Int(v, ty)
     }
@@ -207,7 +305,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                     self.f.push(Inst::Jump(del));
                     self.f.push(Inst::Label(del));
                     let m = self.f.map_ptr(map);
-                    self.f.call(helper::MAP_DELETE_ELEM, vec![m.into(), key.into()]);
+                    self.f
+                        .call(helper::MAP_DELETE_ELEM, vec![m.into(), key.into()]);
                     self.f.push(Inst::Label(done));
                     return Ok(());
                 }
@@ -219,13 +318,17 @@ impl<'g, 'a> Lower<'g, 'a> {
                 }
                 self.write_value(buf, &ty, &v, lhs.span, strsize)?;
                 let m = self.f.map_ptr(map);
-                let r = self.f.call(helper::MAP_UPDATE_ELEM, vec![m.into(), key.into(), buf.into(), Operand::Imm(0)]);
+                let r = self.f.call(
+                    helper::MAP_UPDATE_ELEM,
+                    vec![m.into(), key.into(), buf.into(), Operand::Imm(0)],
+                );
                 self.f.branch(JmpOp::Jeq, r, Operand::Imm(0), done);
                 self.bump_stat(Stat::DynDrops);
                 self.f.push(Inst::Jump(done));
                 self.f.push(Inst::Label(del));
                 let m = self.f.map_ptr(map);
-                self.f.call(helper::MAP_DELETE_ELEM, vec![m.into(), key.into()]);
+                self.f
+                    .call(helper::MAP_DELETE_ELEM, vec![m.into(), key.into()]);
                 self.f.push(Inst::Label(done));
                 Ok(())
             }
@@ -236,15 +339,22 @@ impl<'g, 'a> Lower<'g, 'a> {
     fn write_value(&mut self, p: VReg, ty: &Type, v: &Val, span: Span, strsize: u32) -> Result<()> {
         match (ty, v) {
             (Type::Str, Val::Str(s)) => {
-                self.f.call(helper::PROBE_READ_KERNEL_STR, vec![p.into(), Operand::Imm(strsize as i64), (*s).into()]);
+                self.f.call(
+                    helper::PROBE_READ_KERNEL_STR,
+                    vec![p.into(), Operand::Imm(strsize as i64), (*s).into()],
+                );
                 Ok(())
             }
             (t, Val::Int(r, _)) if t.is_int() => {
                 let (size, _) = t.int_parts();
-                self.f.store(p, 0, *r, Size::from_bytes(size as u32).unwrap_or(Size::DW));
+                self.f
+                    .store(p, 0, *r, Size::from_bytes(size as u32).unwrap_or(Size::DW));
                 Ok(())
             }
-            (t, v) => Err(CompileError::new(span, format!("cannot assign a {} to a variable of type {t}", v.ty()))),
+            (t, v) => Err(CompileError::new(
+                span,
+                format!("cannot assign a {} to a variable of type {t}", v.ty()),
+            )),
         }
     }
 
@@ -253,7 +363,11 @@ impl<'g, 'a> Lower<'g, 'a> {
             None => self.expr(rhs)?,
             Some(op) => {
                 let combined = Box::new(crate::syntax::ast::Spanned {
-                    node: ExprKind::Binary { op, lhs: lhs.clone(), rhs: rhs.clone() },
+                    node: ExprKind::Binary {
+                        op,
+                        lhs: lhs.clone(),
+                        rhs: rhs.clone(),
+                    },
                     span,
                 });
                 self.expr(&combined)?
@@ -289,18 +403,32 @@ impl<'g, 'a> Lower<'g, 'a> {
             Val::Str(p) => {
                 let off = self.rec_field(strsize, span)?;
                 let dst = self.scratch_ptr(self.rec_base + off);
-                self.f.call(helper::PROBE_READ_KERNEL_STR, vec![dst.into(), Operand::Imm(strsize as i64), (*p).into()]);
-                Ok(Field { offset: off, ty: FieldType::Str { size: strsize } })
+                self.f.call(
+                    helper::PROBE_READ_KERNEL_STR,
+                    vec![dst.into(), Operand::Imm(strsize as i64), (*p).into()],
+                );
+                Ok(Field {
+                    offset: off,
+                    ty: FieldType::Str { size: strsize },
+                })
             }
             Val::Int(r, ty) => {
                 let (size, signed) = match ty {
-                    Type::Void => return Err(CompileError::new(span, "this expression has no value to record")),
+                    Type::Void => {
+                        return Err(CompileError::new(
+                            span,
+                            "this expression has no value to record",
+                        ))
+                    }
                     t => t.int_parts(),
                 };
                 let off = self.rec_field(8, span)?;
                 let dst = self.scratch_ptr(self.rec_base + off);
                 self.f.store(dst, 0, *r, Size::DW);
-                Ok(Field { offset: off, ty: FieldType::Int { size, signed } })
+                Ok(Field {
+                    offset: off,
+                    ty: FieldType::Int { size, signed },
+                })
             }
         }
     }
@@ -313,8 +441,16 @@ impl<'g, 'a> Lower<'g, 'a> {
                 .iter()
                 .position(|a| &a.name == name)
                 .map(|i| i as u32)
-                .ok_or_else(|| CompileError::new(e.span, format!("@{name} is not an aggregation defined before this point"))),
-            _ => Err(CompileError::new(e.span, "expected an aggregation such as @a")),
+                .ok_or_else(|| {
+                    CompileError::new(
+                        e.span,
+                        format!("@{name} is not an aggregation defined before this point"),
+                    )
+                }),
+            _ => Err(CompileError::new(
+                e.span,
+                "expected an aggregation such as @a",
+            )),
         }
     }
 
@@ -323,7 +459,18 @@ impl<'g, 'a> Lower<'g, 'a> {
             if n.contains(&args.len()) {
                 Ok(())
             } else {
-                Err(CompileError::new(span, format!("{name}( ) prototype mismatch: {} arguments passed, {} expected", args.len(), if n.start() == n.end() { n.start().to_string() } else { format!("{} to {}", n.start(), n.end()) })))
+                Err(CompileError::new(
+                    span,
+                    format!(
+                        "{name}( ) prototype mismatch: {} arguments passed, {} expected",
+                        args.len(),
+                        if n.start() == n.end() {
+                            n.start().to_string()
+                        } else {
+                            format!("{} to {}", n.start(), n.end())
+                        }
+                    ),
+                ))
             }
         };
         match name {
@@ -334,22 +481,38 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             "printf" | "system" => {
                 if args.is_empty() {
-                    return Err(CompileError::new(span, format!("{name}( ) requires a format string")));
+                    return Err(CompileError::new(
+                        span,
+                        format!("{name}( ) requires a format string"),
+                    ));
                 }
                 let fmt = match &args[0].node {
                     ExprKind::Str(s) => s.clone(),
-                    _ => return Err(CompileError::new(args[0].span, format!("{name}( ) format must be a string literal"))),
+                    _ => {
+                        return Err(CompileError::new(
+                            args[0].span,
+                            format!("{name}( ) format must be a string literal"),
+                        ))
+                    }
                 };
                 if name == "system" && !self.g.opts.destructive {
-                    return Err(CompileError::new(span, "system( ) is a destructive action: run with -w to allow it"));
+                    return Err(CompileError::new(
+                        span,
+                        "system( ) is a destructive action: run with -w to allow it",
+                    ));
                 }
                 let mut vals = Vec::new();
                 for a in &args[1..] {
                     vals.push((self.expr(a)?, a.span));
                 }
                 let types: Vec<Type> = vals.iter().map(|(v, _)| v.ty()).collect();
-                (self.g.input.check_format)(name, &fmt, &types).map_err(|m| CompileError::new(span, m))?;
-                let kind = if name == "printf" { ActionKind::Printf { format: fmt } } else { ActionKind::System { format: fmt } };
+                (self.g.input.check_format)(name, &fmt, &types)
+                    .map_err(|m| CompileError::new(span, m))?;
+                let kind = if name == "printf" {
+                    ActionKind::Printf { format: fmt }
+                } else {
+                    ActionKind::System { format: fmt }
+                };
                 self.record_values(kind, &vals)
             }
             "printa" => {
@@ -361,27 +524,51 @@ impl<'g, 'a> Lower<'g, 'a> {
                     _ => (None, args),
                 };
                 if rest.is_empty() {
-                    return Err(CompileError::new(span, "printa( ) requires an aggregation after the format"));
+                    return Err(CompileError::new(
+                        span,
+                        "printa( ) requires an aggregation after the format",
+                    ));
                 }
-                let aggs = rest.iter().map(|a| self.agg_index(a)).collect::<Result<Vec<_>>>()?;
-                self.actions.push(ActionDesc { kind: ActionKind::Printa { format, aggs }, fields: vec![] });
+                let aggs = rest
+                    .iter()
+                    .map(|a| self.agg_index(a))
+                    .collect::<Result<Vec<_>>>()?;
+                self.actions.push(ActionDesc {
+                    kind: ActionKind::Printa { format, aggs },
+                    fields: vec![],
+                });
                 Ok(())
             }
             "clear" | "denormalize" => {
                 argc(1..=1)?;
                 let agg = self.agg_index(&args[0])?;
-                let kind = if name == "clear" { ActionKind::Clear { agg } } else { ActionKind::Denormalize { agg } };
-                self.actions.push(ActionDesc { kind, fields: vec![] });
+                let kind = if name == "clear" {
+                    ActionKind::Clear { agg }
+                } else {
+                    ActionKind::Denormalize { agg }
+                };
+                self.actions.push(ActionDesc {
+                    kind,
+                    fields: vec![],
+                });
                 Ok(())
             }
             "trunc" | "normalize" => {
-                if name == "trunc" { argc(1..=2)? } else { argc(2..=2)? };
+                if name == "trunc" {
+                    argc(1..=2)?
+                } else {
+                    argc(2..=2)?
+                };
                 let agg = self.agg_index(&args[0])?;
                 let mut vals = Vec::new();
                 if let Some(a) = args.get(1) {
                     vals.push((self.expr(a)?, a.span));
                 }
-                let kind = if name == "trunc" { ActionKind::Trunc { agg } } else { ActionKind::Normalize { agg } };
+                let kind = if name == "trunc" {
+                    ActionKind::Trunc { agg }
+                } else {
+                    ActionKind::Normalize { agg }
+                };
                 self.record_values(kind, &vals)
             }
             "exit" => {
@@ -395,15 +582,25 @@ impl<'g, 'a> Lower<'g, 'a> {
             "stack" | "ustack" => {
                 let (user, depth) = self.stack_call(name, args, span)?;
                 let field = self.record_stack(user, depth, span)?;
-                let kind = if user { ActionKind::UStack } else { ActionKind::Stack };
-                self.actions.push(ActionDesc { kind, fields: vec![field] });
+                let kind = if user {
+                    ActionKind::UStack
+                } else {
+                    ActionKind::Stack
+                };
+                self.actions.push(ActionDesc {
+                    kind,
+                    fields: vec![field],
+                });
                 self.records = true;
                 Ok(())
             }
             "speculate" => {
                 argc(1..=1)?;
                 if !self.actions.is_empty() {
-                    return Err(CompileError::new(span, "speculate( ) must come before any data-recording action in its clause"));
+                    return Err(CompileError::new(
+                        span,
+                        "speculate( ) must come before any data-recording action in its clause",
+                    ));
                 }
                 let v = self.expr(&args[0])?;
                 let r = self.int_of(&v, args[0].span)?;
@@ -415,13 +612,20 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let v = self.expr(&args[0])?;
                 let id = self.int_of(&v, args[0].span)?;
                 self.release_speculation(id);
-                let kind = if name == "commit" { ActionKind::Commit } else { ActionKind::Discard };
+                let kind = if name == "commit" {
+                    ActionKind::Commit
+                } else {
+                    ActionKind::Discard
+                };
                 self.record_values(kind, &[(v, args[0].span)])
             }
             "raise" => {
                 argc(1..=1)?;
                 if !self.g.opts.destructive {
-                    return Err(CompileError::new(span, "raise( ) is a destructive action: run with -w to allow it"));
+                    return Err(CompileError::new(
+                        span,
+                        "raise( ) is a destructive action: run with -w to allow it",
+                    ));
                 }
                 let v = self.expr(&args[0])?;
                 let sig = self.int_of(&v, args[0].span)?;
@@ -431,17 +635,26 @@ impl<'g, 'a> Lower<'g, 'a> {
             "stop" => {
                 argc(0..=0)?;
                 if !self.g.opts.destructive {
-                    return Err(CompileError::new(span, "stop( ) is a destructive action: run with -w to allow it"));
+                    return Err(CompileError::new(
+                        span,
+                        "stop( ) is a destructive action: run with -w to allow it",
+                    ));
                 }
                 self.f.call(helper::SEND_SIGNAL, vec![Operand::Imm(19)]);
                 Ok(())
             }
-            "setopt" => Err(CompileError::new(span, "setopt( ) is not supported yet; use -x or #pragma D option")),
+            "setopt" => Err(CompileError::new(
+                span,
+                "setopt( ) is not supported yet; use -x or #pragma D option",
+            )),
             other => {
                 if super::builtins::call_type(other).is_some() {
                     self.call_value(other, args, span).map(|_| ())
                 } else {
-                    Err(CompileError::new(span, format!("{other}( ) is not a known action or subroutine")))
+                    Err(CompileError::new(
+                        span,
+                        format!("{other}( ) is not a known action or subroutine"),
+                    ))
                 }
             }
         }
@@ -452,12 +665,15 @@ impl<'g, 'a> Lower<'g, 'a> {
     fn release_speculation(&mut self, id: VReg) {
         let bad = self.f.label();
         self.f.branch(JmpOp::Jeq, id, Operand::Imm(0), bad);
-        self.f.branch(JmpOp::Jgt, id, Operand::Imm(self.g.opts.nspec as i64), bad);
+        self.f
+            .branch(JmpOp::Jgt, id, Operand::Imm(self.g.opts.nspec as i64), bad);
         let off = self.temp(8);
         let key = self.scratch_ptr(off);
         self.f.store(key, 0, id, Size::W);
         let m = self.f.map_ptr(self.g.map(tracer_common::MapNames::SPECS));
-        let p = self.f.call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+        let p = self
+            .f
+            .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
         self.f.branch(JmpOp::Jeq, p, Operand::Imm(0), bad);
         self.f.store(p, 0, Operand::Imm(0), Size::DW);
         self.f.push(Inst::Label(bad));
@@ -473,12 +689,17 @@ impl<'g, 'a> Lower<'g, 'a> {
             let next = self.f.label();
             self.f.store(key, 0, Operand::Imm(i as i64), Size::W);
             let m = self.f.map_ptr(self.g.map(tracer_common::MapNames::SPECS));
-            let p = self.f.call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+            let p = self
+                .f
+                .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
             self.f.branch(JmpOp::Jeq, p, Operand::Imm(0), next);
             let state = self.f.load(p, 0, Size::DW);
             self.f.branch(JmpOp::Jne, state, Operand::Imm(0), next);
             self.f.store(p, 0, Operand::Imm(1), Size::DW);
-            self.f.push(Inst::Mov { dst: out, src: Operand::Imm(i as i64) });
+            self.f.push(Inst::Mov {
+                dst: out,
+                src: Operand::Imm(i as i64),
+            });
             self.f.push(Inst::Jump(done));
             self.f.push(Inst::Label(next));
         }
@@ -489,7 +710,11 @@ impl<'g, 'a> Lower<'g, 'a> {
 
     /// `stack()`/`ustack()` into the record: `[pid,] nframes, ips…` via bpf_get_stack.
     pub fn record_stack(&mut self, user: bool, depth: u32, span: Span) -> Result<Field> {
-        let ty = if user { FieldType::UStack { depth } } else { FieldType::KStack { depth } };
+        let ty = if user {
+            FieldType::UStack { depth }
+        } else {
+            FieldType::KStack { depth }
+        };
         let off = self.rec_field(ty.size(), span)?;
         let base = self.scratch_ptr(self.rec_base + off);
         self.write_stack(base, user, depth);
@@ -509,14 +734,22 @@ impl<'g, 'a> Lower<'g, 'a> {
         let flags = if user { 1 << 8 } else { 0 };
         let n = self.f.call(
             helper::GET_STACK,
-            vec![tracer_ebpf::ir::Function::CTX.into(), ips.into(), Operand::Imm(8 * depth as i64), Operand::Imm(flags)],
+            vec![
+                tracer_ebpf::ir::Function::CTX.into(),
+                ips.into(),
+                Operand::Imm(8 * depth as i64),
+                Operand::Imm(flags),
+            ],
         );
         // A negative return (no stack) records zero frames.
         let frames = self.f.alu(AluOp::Rsh, n, Operand::Imm(3));
         let ok = self.f.label();
         let out = self.f.mov(frames);
         self.f.branch(JmpOp::Jsge, n, Operand::Imm(0), ok);
-        self.f.push(Inst::Mov { dst: out, src: Operand::Imm(0) });
+        self.f.push(Inst::Mov {
+            dst: out,
+            src: Operand::Imm(0),
+        });
         self.f.push(Inst::Label(ok));
         self.f.store(base, (ips_at - 8) as i16, out, Size::DW);
     }
@@ -524,13 +757,21 @@ impl<'g, 'a> Lower<'g, 'a> {
     /// `stack([n])`/`ustack([n])` arguments: (user, depth).
     pub fn stack_call(&self, name: &str, args: &[Expr], span: Span) -> Result<(bool, u32)> {
         if args.len() > 2 {
-            return Err(CompileError::new(span, format!("{name}( ) takes at most 2 arguments")));
+            return Err(CompileError::new(
+                span,
+                format!("{name}( ) takes at most 2 arguments"),
+            ));
         }
         let user = name == "ustack";
         let depth = match args.first() {
             Some(e) => match &e.node {
                 ExprKind::Int { value, .. } => (*value as u32).clamp(1, 127),
-                _ => return Err(CompileError::new(e.span, format!("{name}( ) frame count must be a constant"))),
+                _ => {
+                    return Err(CompileError::new(
+                        e.span,
+                        format!("{name}( ) frame count must be a constant"),
+                    ))
+                }
             },
             None => {
                 if user {

@@ -39,10 +39,16 @@ impl<'g, 'a> Lower<'g, 'a> {
         let done = self.f.label();
         self.f.branch(JmpOp::Jslt, v, Operand::Imm(0), lo);
         self.f.branch(JmpOp::Jsle, v, Operand::Imm(max), done);
-        self.f.push(Inst::Mov { dst: out, src: Operand::Imm(max) });
+        self.f.push(Inst::Mov {
+            dst: out,
+            src: Operand::Imm(max),
+        });
         self.f.push(Inst::Jump(done));
         self.f.push(Inst::Label(lo));
-        self.f.push(Inst::Mov { dst: out, src: Operand::Imm(0) });
+        self.f.push(Inst::Mov {
+            dst: out,
+            src: Operand::Imm(0),
+        });
         self.f.push(Inst::Label(done));
         // A mask the verifier understands, for good measure (max+1 is rounded up to 2^k).
         let mask = ((max + 1) as u64).next_power_of_two() as i64 - 1;
@@ -52,7 +58,10 @@ impl<'g, 'a> Lower<'g, 'a> {
     /// Copy `src` (NUL-terminated) into `dst + at` with room `room`.
     fn copy_str_at(&mut self, dst: VReg, at: VReg, src: VReg, room: VReg) {
         let p = self.f.alu(AluOp::Add, dst, at);
-        self.f.call(helper::PROBE_READ_KERNEL_STR, vec![p.into(), room.into(), src.into()]);
+        self.f.call(
+            helper::PROBE_READ_KERNEL_STR,
+            vec![p.into(), room.into(), src.into()],
+        );
     }
 
     pub fn lltostr(&mut self, v: VReg) -> Val {
@@ -77,7 +86,10 @@ impl<'g, 'a> Lower<'g, 'a> {
             if i > 0 {
                 let keep = self.f.label();
                 self.f.branch(JmpOp::Jeq, x, Operand::Imm(0), keep);
-                self.f.push(Inst::Mov { dst: start, src: Operand::Imm(pos_i) });
+                self.f.push(Inst::Mov {
+                    dst: start,
+                    src: Operand::Imm(pos_i),
+                });
                 self.f.push(Inst::Label(keep));
             }
             x = self.f.alu(AluOp::Div, x, Operand::Imm(10));
@@ -85,14 +97,20 @@ impl<'g, 'a> Lower<'g, 'a> {
         let no_sign = self.f.label();
         self.f.branch(JmpOp::Jeq, neg, Operand::Imm(0), no_sign);
         let s1 = self.f.alu(AluOp::Sub, start, Operand::Imm(1));
-        self.f.push(Inst::Mov { dst: start, src: s1.into() });
+        self.f.push(Inst::Mov {
+            dst: start,
+            src: s1.into(),
+        });
         let at = self.clamp(start, 29);
         let p = self.f.alu(AluOp::Add, tmp, at);
         self.f.store(p, 0, Operand::Imm(b'-' as i64), Size::B);
         self.f.push(Inst::Label(no_sign));
         let at = self.clamp(start, 29);
         let p = self.f.alu(AluOp::Add, tmp, at);
-        self.f.call(helper::PROBE_READ_KERNEL_STR, vec![out.into(), Operand::Imm(32), p.into()]);
+        self.f.call(
+            helper::PROBE_READ_KERNEL_STR,
+            vec![out.into(), Operand::Imm(32), p.into()],
+        );
         Val::Str(out)
     }
 
@@ -102,7 +120,13 @@ impl<'g, 'a> Lower<'g, 'a> {
             if args.len() == n {
                 Ok(())
             } else {
-                Err(CompileError::new(span, format!("{name}( ) prototype mismatch: {} arguments passed, {n} expected", args.len())))
+                Err(CompileError::new(
+                    span,
+                    format!(
+                        "{name}( ) prototype mismatch: {} arguments passed, {n} expected",
+                        args.len()
+                    ),
+                ))
             }
         };
         match name {
@@ -111,7 +135,12 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let s = self.str_arg(&args[0])?;
                 let d = self.f.vreg();
                 let tmp = self.launder_slot();
-                self.f.push(Inst::StrLen { dst: d, s, max: strsize as u32, tmp });
+                self.f.push(Inst::StrLen {
+                    dst: d,
+                    s,
+                    max: strsize as u32,
+                    tmp,
+                });
                 Ok(Val::Int(d, Type::ULONG))
             }
             "strjoin" => {
@@ -124,14 +153,23 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let out = self.scratch_ptr(off);
                 let n = self.f.vreg();
                 let tmp = self.launder_slot();
-                self.f.push(Inst::StrLen { dst: n, s: a, max: strsize as u32 - 1, tmp });
-                self.f.call(helper::PROBE_READ_KERNEL_STR, vec![out.into(), Operand::Imm(strsize), a.into()]);
+                self.f.push(Inst::StrLen {
+                    dst: n,
+                    s: a,
+                    max: strsize as u32 - 1,
+                    tmp,
+                });
+                self.f.call(
+                    helper::PROBE_READ_KERNEL_STR,
+                    vec![out.into(), Operand::Imm(strsize), a.into()],
+                );
                 let at = self.clamp(n, strsize - 1);
                 let full = self.f_imm(strsize);
                 let room = self.f.alu(AluOp::Sub, full, at);
                 let room = self.clamp(room, strsize);
                 self.copy_str_at(out, at, b, room);
-                self.f.store(out, strsize as i16 - 1, Operand::Imm(0), Size::B);
+                self.f
+                    .store(out, strsize as i16 - 1, Operand::Imm(0), Size::B);
                 Ok(Val::Str(out))
             }
             "substr" => {
@@ -142,13 +180,21 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let start = self.int_arg(&args[1])?;
                 let len = self.f.vreg();
                 let tmp = self.launder_slot();
-                self.f.push(Inst::StrLen { dst: len, s, max: strsize as u32, tmp });
+                self.f.push(Inst::StrLen {
+                    dst: len,
+                    s,
+                    max: strsize as u32,
+                    tmp,
+                });
                 // Negative start counts from the end (illumos), clamped at 0.
                 let st = self.f.mov(start);
                 let nonneg = self.f.label();
                 self.f.branch(JmpOp::Jsge, start, Operand::Imm(0), nonneg);
                 let from_end = self.f.alu(AluOp::Add, len, start);
-                self.f.push(Inst::Mov { dst: st, src: from_end.into() });
+                self.f.push(Inst::Mov {
+                    dst: st,
+                    src: from_end.into(),
+                });
                 self.f.push(Inst::Label(nonneg));
                 let st = self.clamp(st, strsize - 1);
                 let out = self.new_string();
@@ -168,7 +214,10 @@ impl<'g, 'a> Lower<'g, 'a> {
                 self.f.push(Inst::Jump(empty));
                 self.f.push(Inst::Label(room_ok));
                 let src = self.f.alu(AluOp::Add, s, st);
-                self.f.call(helper::PROBE_READ_KERNEL_STR, vec![out.into(), room.into(), src.into()]);
+                self.f.call(
+                    helper::PROBE_READ_KERNEL_STR,
+                    vec![out.into(), room.into(), src.into()],
+                );
                 self.f.push(Inst::Label(empty));
                 Ok(Val::Str(out))
             }
@@ -178,7 +227,14 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let c = self.int_arg(&args[1])?;
                 let i = self.f.vreg();
                 let tmp = self.launder_slot();
-                self.f.push(Inst::StrChr { dst: i, s, c: c.into(), max: strsize as u32, reverse: name == "strrchr", tmp });
+                self.f.push(Inst::StrChr {
+                    dst: i,
+                    s,
+                    c: c.into(),
+                    max: strsize as u32,
+                    reverse: name == "strrchr",
+                    tmp,
+                });
                 Ok(self.suffix_at(s, i))
             }
             "strstr" => {
@@ -188,12 +244,23 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let i = self.f.vreg();
                 let max = strsize.min(STRSTR_MAX) as u32;
                 let tmp = self.launder_slot();
-                self.f.push(Inst::StrStr { dst: i, hay: h, needle: n, start: Operand::Imm(0), max, reverse: false, tmp });
+                self.f.push(Inst::StrStr {
+                    dst: i,
+                    hay: h,
+                    needle: n,
+                    start: Operand::Imm(0),
+                    max,
+                    reverse: false,
+                    tmp,
+                });
                 Ok(self.suffix_at(h, i))
             }
             "index" | "rindex" => {
                 if args.len() != 2 && args.len() != 3 {
-                    return Err(CompileError::new(span, format!("{name}( ) takes 2 or 3 arguments")));
+                    return Err(CompileError::new(
+                        span,
+                        format!("{name}( ) takes 2 or 3 arguments"),
+                    ));
                 }
                 let h = self.str_arg(&args[0])?;
                 let n = self.str_arg(&args[1])?;
@@ -207,7 +274,15 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let i = self.f.vreg();
                 let max = strsize.min(STRSTR_MAX) as u32;
                 let tmp = self.launder_slot();
-                self.f.push(Inst::StrStr { dst: i, hay: h, needle: n, start, max, reverse: name == "rindex", tmp });
+                self.f.push(Inst::StrStr {
+                    dst: i,
+                    hay: h,
+                    needle: n,
+                    start,
+                    max,
+                    reverse: name == "rindex",
+                    tmp,
+                });
                 Ok(Val::Int(i, Type::INT))
             }
             "basename" | "dirname" => {
@@ -222,7 +297,10 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             "copyinstr" => {
                 if args.is_empty() || args.len() > 2 {
-                    return Err(CompileError::new(span, "copyinstr( ) takes 1 or 2 arguments"));
+                    return Err(CompileError::new(
+                        span,
+                        "copyinstr( ) takes 1 or 2 arguments",
+                    ));
                 }
                 let p = self.int_arg(&args[0])?;
                 let size = match args.get(1) {
@@ -235,7 +313,10 @@ impl<'g, 'a> Lower<'g, 'a> {
                 };
                 let out = self.new_string();
                 self.f.store(out, 0, Operand::Imm(0), Size::DW);
-                let r = self.f.call(helper::PROBE_READ_USER_STR, vec![out.into(), size, p.into()]);
+                let r = self.f.call(
+                    helper::PROBE_READ_USER_STR,
+                    vec![out.into(), size, p.into()],
+                );
                 let ok = self.f.label();
                 self.f.branch(JmpOp::Jsge, r, Operand::Imm(0), ok);
                 self.fault(Fault::BadAddr, p.into());
@@ -246,17 +327,33 @@ impl<'g, 'a> Lower<'g, 'a> {
                 want(2)?;
                 let p = self.int_arg(&args[0])?;
                 let n = match &args[1].node {
-                    crate::syntax::ast::ExprKind::Int { value, .. } => (*value as u32).clamp(1, strsize as u32),
-                    _ => return Err(CompileError::new(args[1].span, "copyin( ) size must be a constant")),
+                    crate::syntax::ast::ExprKind::Int { value, .. } => {
+                        (*value as u32).clamp(1, strsize as u32)
+                    }
+                    _ => {
+                        return Err(CompileError::new(
+                            args[1].span,
+                            "copyin( ) size must be a constant",
+                        ))
+                    }
                 };
                 let off = self.temp(n);
                 let out = self.scratch_ptr(off);
-                let r = self.f.call(helper::PROBE_READ_USER, vec![out.into(), Operand::Imm(n as i64), p.into()]);
+                let r = self.f.call(
+                    helper::PROBE_READ_USER,
+                    vec![out.into(), Operand::Imm(n as i64), p.into()],
+                );
                 let ok = self.f.label();
                 self.f.branch(JmpOp::Jeq, r, Operand::Imm(0), ok);
                 self.fault(Fault::BadAddr, p.into());
                 self.f.push(Inst::Label(ok));
-                Ok(Val::Int(out, Type::Ptr(Box::new(Type::Int { size: 1, signed: true }))))
+                Ok(Val::Int(
+                    out,
+                    Type::Ptr(Box::new(Type::Int {
+                        size: 1,
+                        signed: true,
+                    })),
+                ))
             }
             "htons" | "ntohs" | "htonl" | "ntohl" | "htonll" | "ntohll" => {
                 want(1)?;
@@ -272,7 +369,10 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             "rand" => {
                 want(0)?;
-                Ok(Val::Int(self.f.call(helper::GET_PRANDOM_U32, vec![]), Type::UINT))
+                Ok(Val::Int(
+                    self.f.call(helper::GET_PRANDOM_U32, vec![]),
+                    Type::UINT,
+                ))
             }
             "speculation" => {
                 want(0)?;
@@ -283,8 +383,14 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let p = self.int_arg(&args[0])?;
                 self.inet_ntoa(p)
             }
-            "stack" | "ustack" => Err(CompileError::new(span, format!("{name}( ) can be used as an action or an aggregation key only"))),
-            _ => Err(CompileError::new(span, format!("{name}( ) is not a known subroutine"))),
+            "stack" | "ustack" => Err(CompileError::new(
+                span,
+                format!("{name}( ) can be used as an action or an aggregation key only"),
+            )),
+            _ => Err(CompileError::new(
+                span,
+                format!("{name}( ) is not a known subroutine"),
+            )),
         }
     }
 
@@ -306,7 +412,14 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.f.branch(JmpOp::Jslt, i, Operand::Imm(0), none);
         let at = self.clamp(i, self.g.opts.strsize as i64 - 1);
         let src = self.f.alu(AluOp::Add, s, at);
-        self.f.call(helper::PROBE_READ_KERNEL_STR, vec![out.into(), Operand::Imm(self.g.opts.strsize as i64), src.into()]);
+        self.f.call(
+            helper::PROBE_READ_KERNEL_STR,
+            vec![
+                out.into(),
+                Operand::Imm(self.g.opts.strsize as i64),
+                src.into(),
+            ],
+        );
         self.f.push(Inst::Label(none));
         Val::Str(out)
     }
@@ -317,10 +430,18 @@ impl<'g, 'a> Lower<'g, 'a> {
         // Work on a copy with trailing slashes removed (keeping a lone "/").
         let len = self.f.vreg();
         let tmp = self.launder_slot();
-        self.f.push(Inst::StrLen { dst: len, s, max: strsize as u32 - 1, tmp });
+        self.f.push(Inst::StrLen {
+            dst: len,
+            s,
+            max: strsize as u32 - 1,
+            tmp,
+        });
         let out = self.new_string();
         let work = self.new_string();
-        self.f.call(helper::PROBE_READ_KERNEL_STR, vec![work.into(), Operand::Imm(strsize), s.into()]);
+        self.f.call(
+            helper::PROBE_READ_KERNEL_STR,
+            vec![work.into(), Operand::Imm(strsize), s.into()],
+        );
         let end = self.f.mov(len);
         // Strip up to 8 trailing slashes (unrolled; longer runs are vanishingly rare).
         for _ in 0..8 {
@@ -330,14 +451,25 @@ impl<'g, 'a> Lower<'g, 'a> {
             let at = self.clamp(last, strsize - 1);
             let p = self.f.alu(AluOp::Add, work, at);
             let c = self.f.load(p, 0, Size::B);
-            self.f.branch(JmpOp::Jne, c, Operand::Imm(b'/' as i64), stop);
+            self.f
+                .branch(JmpOp::Jne, c, Operand::Imm(b'/' as i64), stop);
             self.f.store(p, 0, Operand::Imm(0), Size::B);
-            self.f.push(Inst::Mov { dst: end, src: last.into() });
+            self.f.push(Inst::Mov {
+                dst: end,
+                src: last.into(),
+            });
             self.f.push(Inst::Label(stop));
         }
         let slash = self.f.vreg();
         let tmp = self.launder_slot();
-        self.f.push(Inst::StrChr { dst: slash, s: work, c: Operand::Imm(b'/' as i64), max: strsize as u32, reverse: true, tmp });
+        self.f.push(Inst::StrChr {
+            dst: slash,
+            s: work,
+            c: Operand::Imm(b'/' as i64),
+            max: strsize as u32,
+            reverse: true,
+            tmp,
+        });
         let done = self.f.label();
         let no_slash = self.f.label();
         self.f.branch(JmpOp::Jslt, slash, Operand::Imm(0), no_slash);
@@ -345,23 +477,38 @@ impl<'g, 'a> Lower<'g, 'a> {
             // "/" alone stays "/".
             let not_root = self.f.label();
             self.f.branch(JmpOp::Jne, end, Operand::Imm(1), not_root);
-            self.f.call(helper::PROBE_READ_KERNEL_STR, vec![out.into(), Operand::Imm(strsize), work.into()]);
+            self.f.call(
+                helper::PROBE_READ_KERNEL_STR,
+                vec![out.into(), Operand::Imm(strsize), work.into()],
+            );
             self.f.push(Inst::Jump(done));
             self.f.push(Inst::Label(not_root));
             let from = self.f.alu(AluOp::Add, slash, Operand::Imm(1));
             let at = self.clamp(from, strsize - 1);
             let src = self.f.alu(AluOp::Add, work, at);
-            self.f.call(helper::PROBE_READ_KERNEL_STR, vec![out.into(), Operand::Imm(strsize), src.into()]);
+            self.f.call(
+                helper::PROBE_READ_KERNEL_STR,
+                vec![out.into(), Operand::Imm(strsize), src.into()],
+            );
             self.f.push(Inst::Jump(done));
             self.f.push(Inst::Label(no_slash));
-            self.f.call(helper::PROBE_READ_KERNEL_STR, vec![out.into(), Operand::Imm(strsize), work.into()]);
+            self.f.call(
+                helper::PROBE_READ_KERNEL_STR,
+                vec![out.into(), Operand::Imm(strsize), work.into()],
+            );
         } else {
             // dirname: everything before the last slash, "/" for a root-level name.
             let keep = self.f.vreg();
             let nonzero = self.f.label();
-            self.f.push(Inst::Mov { dst: keep, src: slash.into() });
+            self.f.push(Inst::Mov {
+                dst: keep,
+                src: slash.into(),
+            });
             self.f.branch(JmpOp::Jne, slash, Operand::Imm(0), nonzero);
-            self.f.push(Inst::Mov { dst: keep, src: Operand::Imm(1) });
+            self.f.push(Inst::Mov {
+                dst: keep,
+                src: Operand::Imm(1),
+            });
             self.f.push(Inst::Label(nonzero));
             let room = self.f.alu(AluOp::Add, keep, Operand::Imm(1));
             let room = self.clamp(room, strsize);
@@ -369,7 +516,10 @@ impl<'g, 'a> Lower<'g, 'a> {
             self.f.branch(JmpOp::Jsgt, room, Operand::Imm(0), ok);
             self.f.push(Inst::Jump(done));
             self.f.push(Inst::Label(ok));
-            self.f.call(helper::PROBE_READ_KERNEL_STR, vec![out.into(), room.into(), work.into()]);
+            self.f.call(
+                helper::PROBE_READ_KERNEL_STR,
+                vec![out.into(), room.into(), work.into()],
+            );
             self.f.push(Inst::Jump(done));
             self.f.push(Inst::Label(no_slash));
             self.f.store(out, 0, Operand::Imm(b'.' as i64), Size::DW);
@@ -387,7 +537,10 @@ impl<'g, 'a> Lower<'g, 'a> {
     fn inet_ntoa(&mut self, p: VReg) -> Result<Val> {
         let off = self.temp(8);
         let buf = self.scratch_ptr(off);
-        let r = self.f.call(helper::PROBE_READ_KERNEL, vec![buf.into(), Operand::Imm(4), p.into()]);
+        let r = self.f.call(
+            helper::PROBE_READ_KERNEL,
+            vec![buf.into(), Operand::Imm(4), p.into()],
+        );
         let ok = self.f.label();
         self.f.branch(JmpOp::Jeq, r, Operand::Imm(0), ok);
         self.fault(Fault::BadAddr, p.into());
@@ -411,12 +564,20 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let c = self.f.alu(AluOp::Add, digit, Operand::Imm(b'0' as i64));
                 self.f.store(dst, 0, c, Size::B);
                 let np = self.f.alu(AluOp::Add, pos, Operand::Imm(1));
-                self.f.push(Inst::Mov { dst: pos, src: np.into() });
+                self.f.push(Inst::Mov {
+                    dst: pos,
+                    src: np.into(),
+                });
                 self.f.push(Inst::Label(skip));
             }
             let at = self.clamp(pos, 15);
             let dst = self.f.alu(AluOp::Add, out, at);
-            self.f.store(dst, 0, Operand::Imm(if i < 3 { b'.' as i64 } else { 0 }), Size::B);
+            self.f.store(
+                dst,
+                0,
+                Operand::Imm(if i < 3 { b'.' as i64 } else { 0 }),
+                Size::B,
+            );
             pos = self.f.alu(AluOp::Add, pos, Operand::Imm(1));
         }
         Ok(Val::Str(out))

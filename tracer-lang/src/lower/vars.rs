@@ -54,22 +54,29 @@ impl VarTable {
 
 /// Size of a tuple key: each element padded to 8 bytes; at least 8.
 pub fn key_size(keys: &[Type], strsize: u32) -> u32 {
-    let s: u32 = keys.iter().map(|k| k.storage_size(strsize).div_ceil(8) * 8).sum();
+    let s: u32 = keys
+        .iter()
+        .map(|k| k.storage_size(strsize).div_ceil(8) * 8)
+        .sum();
     s.max(8)
 }
 
 /// Collect declarations and infer the type of every variable from its first assignment.
-pub(crate) fn declare_all(g: &mut Globals, script: &ast::Script, clauses: &[&ast::Clause]) -> Result<()> {
+pub(crate) fn declare_all(
+    g: &mut Globals,
+    script: &ast::Script,
+    clauses: &[&ast::Clause],
+) -> Result<()> {
     let strsize = g.opts.strsize;
     let mut globals: BTreeMap<String, Type> = BTreeMap::new();
     let mut assocs: BTreeMap<String, (Vec<Type>, Type)> = BTreeMap::new();
     let mut thread: BTreeMap<String, (Vec<Type>, Type)> = BTreeMap::new();
     let mut this: BTreeMap<String, Type> = BTreeMap::new();
     let decl = |d: &ast::Decl,
-                    globals: &mut BTreeMap<String, Type>,
-                    assocs: &mut BTreeMap<String, (Vec<Type>, Type)>,
-                    thread: &mut BTreeMap<String, (Vec<Type>, Type)>,
-                    this: &mut BTreeMap<String, Type>|
+                globals: &mut BTreeMap<String, Type>,
+                assocs: &mut BTreeMap<String, (Vec<Type>, Type)>,
+                thread: &mut BTreeMap<String, (Vec<Type>, Type)>,
+                this: &mut BTreeMap<String, Type>|
      -> Result<()> {
         let ty = Type::from_name(&d.ty.base, d.ty.pointers)
             .ok_or_else(|| CompileError::new(d.ty.span, format!("unknown type `{}`", d.ty.base)))?;
@@ -78,8 +85,9 @@ pub(crate) fn declare_all(g: &mut Globals, script: &ast::Script, clauses: &[&ast
             Some(ks) => ks
                 .iter()
                 .map(|k| {
-                    Type::from_name(&k.base, k.pointers)
-                        .ok_or_else(|| CompileError::new(k.span, format!("unknown type `{}`", k.base)))
+                    Type::from_name(&k.base, k.pointers).ok_or_else(|| {
+                        CompileError::new(k.span, format!("unknown type `{}`", k.base))
+                    })
                 })
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
@@ -103,9 +111,15 @@ pub(crate) fn declare_all(g: &mut Globals, script: &ast::Script, clauses: &[&ast
     for item in &script.items {
         match item {
             Item::Decl(d) => decl(d, &mut globals, &mut assocs, &mut thread, &mut this)?,
-            Item::Inline { ty, name, value, span } => {
-                let t = Type::from_name(&ty.base, ty.pointers)
-                    .ok_or_else(|| CompileError::new(*span, format!("unknown type `{}`", ty.base)))?;
+            Item::Inline {
+                ty,
+                name,
+                value,
+                span,
+            } => {
+                let t = Type::from_name(&ty.base, ty.pointers).ok_or_else(|| {
+                    CompileError::new(*span, format!("unknown type `{}`", ty.base))
+                })?;
                 g.inlines.insert(name.node.clone(), (value.clone(), t));
             }
             _ => {}
@@ -129,18 +143,31 @@ pub(crate) fn declare_all(g: &mut Globals, script: &ast::Script, clauses: &[&ast
             for e in stmts {
                 // Gather (lhs, value type, key types) with the current environment, then apply.
                 let mut found: Vec<(ast::Expr, Type, Vec<Type>)> = Vec::new();
-                visit_assignments(e, &mut |lhs, rhs_ty| {
-                    let keys = match &lhs.node {
-                        ExprKind::Index { index, .. } => index.iter().map(|k| static_type(k, &globals, &this, &thread, &assocs)).collect(),
-                        _ => Vec::new(),
-                    };
-                    if let Some(t) = rhs_ty {
-                        found.push((lhs.clone(), widen_int(t), keys));
-                    }
-                }, &globals, &this, &thread, &assocs);
+                visit_assignments(
+                    e,
+                    &mut |lhs, rhs_ty| {
+                        let keys = match &lhs.node {
+                            ExprKind::Index { index, .. } => index
+                                .iter()
+                                .map(|k| static_type(k, &globals, &this, &thread, &assocs))
+                                .collect(),
+                            _ => Vec::new(),
+                        };
+                        if let Some(t) = rhs_ty {
+                            found.push((lhs.clone(), widen_int(t), keys));
+                        }
+                    },
+                    &globals,
+                    &this,
+                    &thread,
+                    &assocs,
+                );
                 for (lhs, ty, key_types) in found {
                     match &lhs.node {
-                        ExprKind::Ident(n) if !g.inlines.contains_key(n) && super::builtins::is_builtin(n).is_none() => {
+                        ExprKind::Ident(n)
+                            if !g.inlines.contains_key(n)
+                                && super::builtins::is_builtin(n).is_none() =>
+                        {
                             globals.entry(n.clone()).or_insert(ty);
                         }
                         ExprKind::SelfVar(n) => {
@@ -185,8 +212,22 @@ pub(crate) fn declare_all(g: &mut Globals, script: &ast::Script, clauses: &[&ast
         let ks = key_size(&keys, strsize);
         let vs = value.storage_size(strsize).div_ceil(8) * 8;
         let max = (dynvarsize / (ks + vs + 64) as u64).clamp(1, 1 << 20) as u32;
-        let map = g.add_map(MapSpec { name: format!("a_{name}"), map_type: map_type::HASH, key_size: ks, value_size: vs.max(8), max_entries: max });
-        g.vars.assocs.insert(name, Dynamic { keys, value, map: Some(map), key_size: ks });
+        let map = g.add_map(MapSpec {
+            name: format!("a_{name}"),
+            map_type: map_type::HASH,
+            key_size: ks,
+            value_size: vs.max(8),
+            max_entries: max,
+        });
+        g.vars.assocs.insert(
+            name,
+            Dynamic {
+                keys,
+                value,
+                map: Some(map),
+                key_size: ks,
+            },
+        );
     }
     for (name, (keys, value)) in thread {
         let mut all = vec![Type::ULONG];
@@ -194,8 +235,22 @@ pub(crate) fn declare_all(g: &mut Globals, script: &ast::Script, clauses: &[&ast
         let ks = key_size(&all, strsize);
         let vs = value.storage_size(strsize).div_ceil(8) * 8;
         let max = (dynvarsize / (ks + vs + 64) as u64).clamp(1, 1 << 20) as u32;
-        let map = g.add_map(MapSpec { name: format!("t_{name}"), map_type: map_type::HASH, key_size: ks, value_size: vs.max(8), max_entries: max });
-        g.vars.thread.insert(name, Dynamic { keys, value, map: Some(map), key_size: ks });
+        let map = g.add_map(MapSpec {
+            name: format!("t_{name}"),
+            map_type: map_type::HASH,
+            key_size: ks,
+            value_size: vs.max(8),
+            max_entries: max,
+        });
+        g.vars.thread.insert(
+            name,
+            Dynamic {
+                keys,
+                value,
+                map: Some(map),
+                key_size: ks,
+            },
+        );
     }
     Ok(())
 }
@@ -212,7 +267,9 @@ fn collect_exprs<'a>(body: &'a [Stmt], out: &mut Vec<&'a ast::Expr>) {
     for s in body {
         match s {
             Stmt::Expr(e) => out.push(e),
-            Stmt::If { cond, then, els, .. } => {
+            Stmt::If {
+                cond, then, els, ..
+            } => {
                 out.push(cond);
                 collect_exprs(then, out);
                 collect_exprs(els, out);
@@ -239,8 +296,17 @@ fn visit_assignments(
 ) {
     let env: Env = (globals, this, thread, assocs);
     walk(e, &mut |x| match &x.node {
-        ExprKind::Assign { op: None, lhs, rhs } => f(lhs, Some(static_type(rhs, env.0, env.1, env.2, env.3))),
-        ExprKind::Assign { op: Some(_), lhs, rhs } => f(lhs, Some(widen_int(static_type(rhs, env.0, env.1, env.2, env.3)))),
+        ExprKind::Assign { op: None, lhs, rhs } => {
+            f(lhs, Some(static_type(rhs, env.0, env.1, env.2, env.3)))
+        }
+        ExprKind::Assign {
+            op: Some(_),
+            lhs,
+            rhs,
+        } => f(
+            lhs,
+            Some(widen_int(static_type(rhs, env.0, env.1, env.2, env.3))),
+        ),
         ExprKind::IncDec { expr, .. } => f(expr, Some(Type::INT)),
         _ => {}
     });
@@ -256,7 +322,9 @@ pub(crate) fn walk(e: &ast::Expr, f: &mut dyn FnMut(&ast::Expr)) {
         }
         ExprKind::Call { args, .. } => args.iter().for_each(|a| walk(a, f)),
         ExprKind::Member { base, .. } => walk(base, f),
-        ExprKind::Unary { expr, .. } | ExprKind::IncDec { expr, .. } | ExprKind::Cast { expr, .. } => walk(expr, f),
+        ExprKind::Unary { expr, .. }
+        | ExprKind::IncDec { expr, .. }
+        | ExprKind::Cast { expr, .. } => walk(expr, f),
         ExprKind::SizeofExpr(x) | ExprKind::Stringof(x) => walk(x, f),
         ExprKind::Binary { lhs, rhs, .. } | ExprKind::Assign { lhs, rhs, .. } => {
             walk(lhs, f);
@@ -286,7 +354,10 @@ pub(crate) fn static_type(
     let st = |x: &ast::Expr| static_type(x, globals, this, thread, assocs);
     match &e.node {
         ExprKind::Int { value, suffix } => super::expr::int_literal_type(*value, suffix),
-        ExprKind::Char(_) => Type::Int { size: 1, signed: true },
+        ExprKind::Char(_) => Type::Int {
+            size: 1,
+            signed: true,
+        },
         ExprKind::Str(_) | ExprKind::MacroStr(_) | ExprKind::Stringof(_) => Type::Str,
         ExprKind::Macro(_) => Type::LONG,
         ExprKind::Ident(n) => {
@@ -305,8 +376,13 @@ pub(crate) fn static_type(
             _ => Type::LONG,
         },
         ExprKind::Call { func, .. } => super::builtins::call_type(&func.node).unwrap_or(Type::LONG),
-        ExprKind::Unary { op: ast::UnOp::Not, .. } => Type::INT,
-        ExprKind::Unary { op: ast::UnOp::Deref, expr } => match st(expr) {
+        ExprKind::Unary {
+            op: ast::UnOp::Not, ..
+        } => Type::INT,
+        ExprKind::Unary {
+            op: ast::UnOp::Deref,
+            expr,
+        } => match st(expr) {
             Type::Ptr(t) => *t,
             _ => Type::LONG,
         },
@@ -324,7 +400,9 @@ pub(crate) fn static_type(
         ExprKind::Assign { lhs, .. } => st(lhs),
         ExprKind::IncDec { expr, .. } => st(expr),
         ExprKind::Cast { ty, .. } => Type::from_name(&ty.base, ty.pointers).unwrap_or(Type::LONG),
-        ExprKind::SizeofType(_) | ExprKind::SizeofExpr(_) | ExprKind::Offsetof { .. } => Type::ULONG,
+        ExprKind::SizeofType(_) | ExprKind::SizeofExpr(_) | ExprKind::Offsetof { .. } => {
+            Type::ULONG
+        }
         ExprKind::Member { .. } => Type::LONG,
         ExprKind::AggRef(_) | ExprKind::Aggregate { .. } => Type::Void,
     }
