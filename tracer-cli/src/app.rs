@@ -135,7 +135,7 @@ fn boot_to_wall_ns() -> i64 {
         libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut mono);
         libc::clock_gettime(libc::CLOCK_REALTIME, &mut real);
     }
-    let ns = |t: libc::timespec| t.tv_sec as i64 * 1_000_000_000 + t.tv_nsec as i64;
+    let ns = |t: libc::timespec| t.tv_sec * 1_000_000_000 + t.tv_nsec;
     ns(real) - ns(mono)
 }
 
@@ -316,8 +316,8 @@ fn list_to_stdout(args: &Args) -> Result<i32, ListError> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:>5} {:>10} {:>17} {:>33} {}",
-        "ID", "PROVIDER", "MODULE", "FUNCTION", "NAME"
+        "{:>5} {:>10} {:>17} {:>33} NAME",
+        "ID", "PROVIDER", "MODULE", "FUNCTION"
     )?;
     for p in patterns {
         let probes = resolver.list(p.as_ref())?;

@@ -64,7 +64,7 @@ pub fn parse_format(text: &str) -> Vec<TpField> {
             continue;
         };
         let signed = get("signed:").unwrap_or(0) == 1;
-        let (ty_text, name) = match decl.rfind(|c: char| c == ' ' || c == '*') {
+        let (ty_text, name) = match decl.rfind([' ', '*']) {
             Some(i) => (decl[..=i].trim(), decl[i + 1..].trim()),
             None => continue,
         };
@@ -76,9 +76,8 @@ pub fn parse_format(text: &str) -> Vec<TpField> {
             None => (name, false),
         };
         let data_loc = ty_text.starts_with("__data_loc");
-        let ty = if data_loc && ty_text.contains("char") {
-            Type::Str
-        } else if array && (ty_text.starts_with("char") || ty_text.contains(" char")) {
+        let char_array = array && (ty_text.starts_with("char") || ty_text.contains(" char"));
+        let ty = if (data_loc && ty_text.contains("char")) || char_array {
             Type::Str
         } else if ty_text.contains('*') {
             let base = ty_text.trim_end_matches('*').trim();

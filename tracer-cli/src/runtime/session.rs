@@ -535,7 +535,7 @@ impl Session {
         if n >= 0 {
             scored.sort_by(|a, b| b.0.cmp(&a.0));
         } else {
-            scored.sort_by(|a, b| a.0.cmp(&b.0));
+            scored.sort_by_key(|a| a.0);
         }
         let doomed: Vec<Vec<u8>> = scored
             .into_iter()

@@ -70,8 +70,11 @@ pub struct CompileInput<'a> {
     pub task_offsets: Option<TaskOffsets>,
     /// Checks a printf-like format against its argument types: (function, format, types).
     /// The printf engine lives with the output code, so the caller supplies it.
-    pub check_format: &'a dyn Fn(&str, &str, &[Type]) -> std::result::Result<(), String>,
+    pub check_format: &'a FormatChecker,
 }
+
+/// (function, format, argument types) → a user-facing reason when they do not fit.
+pub type FormatChecker = dyn Fn(&str, &str, &[Type]) -> std::result::Result<(), String>;
 
 /// Offsets inside `struct task_struct` found through BTF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
