@@ -6,6 +6,7 @@
 //! (strings, keys). Clauses of one probe run in script order inside one program, as DTrace
 //! runs the ECBs of one probe.
 
+mod actions;
 mod agg;
 mod builtins;
 mod expr;
