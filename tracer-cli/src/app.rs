@@ -381,6 +381,23 @@ fn verifier_failure(prepared: &Prepared, program: &str, probe: &str, log: &str) 
     Failure::new(m)
 }
 
+/// tracer needs the BPF ring buffer (Linux 5.8) and uses helpers from 5.10.
+fn check_kernel() -> Result<(), Failure> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < (5, 8) && major != 0 {
+        return Err(Failure::new(format!(
+            "this kernel ({}) is too old: tracer needs Linux 5.8 or newer for the BPF ring buffer",
+            release.trim()
+        )));
+    }
+    Ok(())
+}
+
 /// Loading eBPF programs needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_ADMIN for some
 /// program types and for mounting tracefs). Say so in one line instead of failing later.
 fn check_privileges() -> Result<(), Failure> {
@@ -409,6 +426,7 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     }
     if !args.compile_only {
         check_privileges()?;
+        check_kernel()?;
     }
     if args.list {
         return list(&args);
@@ -469,7 +487,7 @@ pub fn run(args: Args) -> Result<i32, Failure> {
         None => Box::new(std::io::stdout()),
     };
     let printer = Printer::new(out, format, opts);
-    let mut consumer = Consumer::new(printer);
+    let mut consumer = Consumer::new(printer, opts.specsize);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -10,16 +10,22 @@ pub struct Consumer {
     pub printer: Printer,
     /// normalize() factors by aggregation index.
     normals: HashMap<u32, u64>,
-    /// Records held by speculation id until commit or discard.
-    speculations: HashMap<u32, Vec<Record>>,
+    /// Records held by speculation id until commit or discard, with their size in bytes.
+    speculations: HashMap<u32, (Vec<Record>, u64)>,
+    /// The `specsize` option: a speculation buffer holds at most this many bytes.
+    specsize: u64,
+    /// Speculative records dropped because their buffer was full, not yet reported.
+    spec_drops: u64,
 }
 
 impl Consumer {
-    pub fn new(printer: Printer) -> Consumer {
+    pub fn new(printer: Printer, specsize: u64) -> Consumer {
         Consumer {
             printer,
             normals: HashMap::new(),
             speculations: HashMap::new(),
+            specsize,
+            spec_drops: 0,
         }
     }
 
@@ -87,7 +93,7 @@ impl Consumer {
                 }
                 ActionKind::Commit | ActionKind::Discard => {
                     let id = values.first().and_then(Value::as_i64).unwrap_or(0) as u32;
-                    let held = self.speculations.remove(&id).unwrap_or_default();
+                    let (held, _) = self.speculations.remove(&id).unwrap_or_default();
                     if matches!(action.kind, ActionKind::Commit) {
                         for r in held {
                             if let Flow::Exit(s) = self.perform(session, r)? {
@@ -119,11 +125,26 @@ impl Consumer {
 impl RecordHandler for Consumer {
     fn record(&mut self, session: &mut Session, record: Record) -> anyhow::Result<Flow> {
         if record.header.spec != 0 {
-            self.speculations
-                .entry(record.header.spec)
-                .or_default()
-                .push(record);
+            let size = session
+                .script()
+                .clauses
+                .get(record.header.epid as usize)
+                .map_or(0, |c| c.size as u64);
+            let (held, bytes) = self.speculations.entry(record.header.spec).or_default();
+            if *bytes + size > self.specsize {
+                self.spec_drops += 1;
+            } else {
+                *bytes += size;
+                held.push(record);
+            }
             return Ok(Flow::Continue);
+        }
+        if self.spec_drops > 0 {
+            let n = std::mem::take(&mut self.spec_drops);
+            eprintln!(
+                "tracer: {n} speculative drop{}",
+                if n == 1 { "" } else { "s" }
+            );
         }
         self.perform(session, record)
     }
