@@ -487,7 +487,23 @@ pub fn run(args: Args) -> Result<i32, Failure> {
         None => Box::new(std::io::stdout()),
     };
     let printer = Printer::new(out, format, opts);
-    let mut consumer = Consumer::new(printer, opts.specsize);
+    // Rows of `syscall:::entry` name each syscall's own probe and ID.
+    let ids = if compiled
+        .script
+        .probes
+        .iter()
+        .any(|p| p.provider == "syscall" && p.function.is_empty())
+    {
+        Resolver::new()
+            .list(None)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| (d.full_name(), d.id))
+            .collect()
+    } else {
+        Default::default()
+    };
+    let mut consumer = Consumer::new(printer, opts.specsize, ids);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -16,16 +16,19 @@ pub struct Consumer {
     specsize: u64,
     /// Speculative records dropped because their buffer was full, not yet reported.
     spec_drops: u64,
+    ids: HashMap<String, u32>,
 }
 
 impl Consumer {
-    pub fn new(printer: Printer, specsize: u64) -> Consumer {
+    /// `ids` maps probe names to IDs, for probes that stand for many (`syscall:::entry`).
+    pub fn new(printer: Printer, specsize: u64, ids: HashMap<String, u32>) -> Consumer {
         Consumer {
             printer,
             normals: HashMap::new(),
             speculations: HashMap::new(),
             specsize,
             spec_drops: 0,
+            ids,
         }
     }
 
@@ -44,7 +47,20 @@ impl Consumer {
     fn perform(&mut self, session: &mut Session, record: Record) -> anyhow::Result<Flow> {
         let script = session.script();
         let clause = &script.clauses[record.header.epid as usize];
-        let probe = script.probes[clause.probe as usize].clone();
+        let mut probe = script.probes[clause.probe as usize].clone();
+        if probe.provider == "syscall" && probe.function.is_empty() {
+            // A raw_syscalls firing: name the syscall, with its own probe's ID.
+            if let Some(name) =
+                tracer_common::syscalls::table().get(record.header.reserved as usize)
+            {
+                probe.function = name.to_string();
+                probe.id = self
+                    .ids
+                    .get(&probe.full_name())
+                    .copied()
+                    .unwrap_or(probe.id);
+            }
+        }
         self.printer.begin_clause(&probe, record.header.cpu);
         let mut flow = Flow::Continue;
         for (action, values) in record.actions {

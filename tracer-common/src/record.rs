@@ -22,7 +22,8 @@ pub struct RecordHeader {
     pub cpu: u32,
     /// Speculation buffer the record belongs to; 0 when not speculative.
     pub spec: u32,
-    /// Reserved, always 0.
+    /// For a probe that stands for a whole provider function set (`syscall:::entry` on
+    /// raw_syscalls), the syscall number of this firing; otherwise 0.
     pub reserved: u32,
 }
 

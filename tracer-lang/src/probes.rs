@@ -45,8 +45,16 @@ pub struct ResolvedProbe {
     pub desc: ProbeDesc,
     pub attach: Attach,
     pub args: ArgSource,
-    /// For raw_syscalls-backed wildcards: `probefunc` is the syscall name looked up by number.
-    pub dynamic_func: bool,
+    /// How many probes this one stands for: more than 1 for `syscall:::entry`, one
+    /// raw_syscalls program whose `probefunc` is looked up by syscall number.
+    pub covers: u32,
+}
+
+impl ResolvedProbe {
+    /// True when `probefunc` varies per firing (see `covers`).
+    pub fn dynamic_func(&self) -> bool {
+        self.covers > 1
+    }
 }
 
 pub trait ProbeResolver {

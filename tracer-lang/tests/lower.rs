@@ -90,7 +90,7 @@ fn profile(name: &str) -> Option<ResolvedProbe> {
         desc: desc("profile", "", "", name),
         attach,
         args: ArgSource::Profile,
-        dynamic_func: false,
+        covers: 1,
     })
 }
 
@@ -109,7 +109,7 @@ fn syscall(func: &str, kind: &str) -> ResolvedProbe {
             name: tp,
         },
         args,
-        dynamic_func: false,
+        covers: 1,
     }
 }
 
@@ -122,7 +122,7 @@ fn raw_syscall(kind: &str) -> ResolvedProbe {
         desc: desc("syscall", "vmlinux", "", kind),
         attach: Attach::RawTracepoint { name: tp.into() },
         args,
-        dynamic_func: true,
+        covers: 2,
     }
 }
 
@@ -141,7 +141,7 @@ impl ProbeResolver for FakeResolver {
                 } else {
                     ArgSource::None
                 },
-                dynamic_func: false,
+                covers: 1,
             },
             [n] | ["profile", "", "", n] if profile(n).is_some() => profile(n).unwrap(),
             ["syscall", "", "", kind @ ("entry" | "return")] => raw_syscall(kind),
@@ -157,7 +157,7 @@ impl ProbeResolver for FakeResolver {
                 args: ArgSource::Tracepoint {
                     fields: sched_switch_fields(),
                 },
-                dynamic_func: false,
+                covers: 1,
             },
             _ => return Ok(Vec::new()),
         };

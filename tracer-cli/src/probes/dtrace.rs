@@ -32,7 +32,7 @@ pub fn resolve(p: &Pattern) -> Vec<ResolvedProbe> {
                 ArgSource::None
             },
             desc: d,
-            dynamic_func: false,
+            covers: 1,
         })
         .collect()
 }

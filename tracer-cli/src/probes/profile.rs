@@ -109,7 +109,7 @@ pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
                 desc: desc(&name),
                 attach,
                 args: ArgSource::Profile,
-                dynamic_func: false,
+                covers: 1,
             });
         }
     }

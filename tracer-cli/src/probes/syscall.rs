@@ -84,7 +84,7 @@ pub fn resolve(p: &Pattern, names: &[String]) -> Result<Vec<ResolvedProbe>, Stri
                     name: tp.into(),
                 },
                 args,
-                dynamic_func: true,
+                covers: funcs.len() as u32,
             });
         }
         return Ok(out);
@@ -106,7 +106,7 @@ pub fn resolve(p: &Pattern, names: &[String]) -> Result<Vec<ResolvedProbe>, Stri
                     name: tp,
                 },
                 args,
-                dynamic_func: false,
+                covers: 1,
             });
         }
     }

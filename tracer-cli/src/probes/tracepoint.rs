@@ -66,7 +66,7 @@ pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
             },
             desc: d,
             args: ArgSource::Tracepoint { fields },
-            dynamic_func: false,
+            covers: 1,
         });
     }
     Ok(out)

@@ -400,6 +400,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!dir.exists(), "the command ran before release");
         t.release().unwrap();
+        t.resume().unwrap();
         let info = tokio::time::timeout(Duration::from_secs(10), t.wait())
             .await
             .unwrap()

@@ -131,7 +131,7 @@ impl<'g, 'a> Lower<'g, 'a> {
             "probemod" => self.string_literal(&self.probe.desc.module.clone()),
             "probename" => self.string_literal(&self.probe.desc.name.clone()),
             "probefunc" => {
-                if self.probe.dynamic_func {
+                if self.probe.dynamic_func() {
                     self.syscall_name()?
                 } else {
                     self.string_literal(&self.probe.desc.function.clone())

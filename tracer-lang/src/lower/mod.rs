@@ -226,7 +226,10 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
                     ),
                 ));
             }
-            matched += found.len();
+            matched += found
+                .iter()
+                .map(|p| p.covers.max(1) as usize)
+                .sum::<usize>();
             for p in found {
                 match plans
                     .iter_mut()
@@ -690,7 +693,13 @@ impl<'g, 'a> Lower<'g, 'a> {
             Some(id) => self.f.store(rec, 8, id, Size::W),
             None => self.f.store(rec, 8, Operand::Imm(0), Size::W),
         }
-        self.f.store(rec, 12, Operand::Imm(0), Size::W);
+        if self.probe.dynamic_func() {
+            // One program serves every syscall: the number names the probe of this firing.
+            let nr = self.f.load(Function::CTX, 8, Size::DW);
+            self.f.store(rec, 12, nr, Size::W);
+        } else {
+            self.f.store(rec, 12, Operand::Imm(0), Size::W);
+        }
         let sent = self.f.label();
         if let Some(id) = self.spec {
             // speculate() on a failed speculation: the data is dropped and counted.
