@@ -1,5 +1,9 @@
 //! Project tasks: `cargo xtask test` runs the whole host suite (as root, against the running
-//! kernel). This is what `.ci/run` calls.
+//! kernel); this is what `.ci/run` calls. `vm-test` runs it on other kernels and
+//! architectures in qemu; `bench` measures tracer against bpftrace.
+
+mod bench;
+mod vm;
 
 use anyhow::{bail, Context, Result};
 use std::process::Command;
@@ -51,10 +55,14 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("vm-test") => vm::main(&args[1..]),
+        Some("bench") => bench::main(&args[1..]),
         _ => {
+            eprintln!("usage: cargo xtask test       run every test against this machine's kernel (as root)");
             eprintln!(
-                "usage: cargo xtask test    run every test against this machine's kernel (as root)"
+                "       cargo xtask vm-test    run the suite on other kernels and arches in qemu"
             );
+            eprintln!("       cargo xtask bench      measure tracer against bpftrace");
             std::process::exit(2);
         }
     }
