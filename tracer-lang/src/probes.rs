@@ -11,8 +11,8 @@ pub enum ArgSource {
     None,
     /// A tracepoint with typed fields at fixed offsets of its context.
     Tracepoint { fields: Vec<TpField> },
-    /// syscalls:sys_enter_*: args at ctx+16 + 8·i.
-    SyscallEntry { nargs: u32 },
+    /// syscalls:sys_enter_*: args at ctx+16 + 8·i, typed from the tracepoint format.
+    SyscallEntry { args: Vec<Type> },
     /// syscalls:sys_exit_*: the return value at ctx+16 (arg0 = arg1 = ret, errno).
     SyscallReturn,
     /// The raw_syscalls:sys_enter tracepoint: syscall number at ctx+8, args at ctx+16 + 8·i.

@@ -98,7 +98,9 @@ fn syscall(func: &str, kind: &str) -> ResolvedProbe {
     let (tp, args) = match kind {
         "entry" => (
             format!("sys_enter_{func}"),
-            ArgSource::SyscallEntry { nargs: 6 },
+            ArgSource::SyscallEntry {
+                args: vec![Type::LONG; 6],
+            },
         ),
         _ => (format!("sys_exit_{func}"), ArgSource::SyscallReturn),
     };

@@ -4,6 +4,7 @@
 use super::{glob_match, Pattern};
 use tracer_common::{Attach, ProbeDesc};
 use tracer_lang::probes::{ArgSource, ResolvedProbe};
+use tracer_lang::types::Type;
 
 /// Names of the syscalls with tracepoints on this kernel.
 pub fn list() -> Result<Vec<String>, String> {
@@ -44,10 +45,16 @@ pub fn list_probes(names: &[String]) -> Vec<ProbeDesc> {
         .collect()
 }
 
-fn nargs(func: &str) -> u32 {
-    super::tracefs::format("syscalls", &format!("sys_enter_{func}"))
-        .map(|f| f.iter().filter(|f| f.name != "__syscall_nr").count() as u32)
-        .unwrap_or(6)
+/// The argument types of `func`, from its sys_enter tracepoint (without `__syscall_nr`).
+fn arg_types(func: &str) -> Vec<Type> {
+    match super::tracefs::format("syscalls", &format!("sys_enter_{func}")) {
+        Ok(fields) => fields
+            .into_iter()
+            .filter(|f| f.name != "__syscall_nr")
+            .map(|f| f.ty)
+            .collect(),
+        Err(_) => vec![Type::LONG; 6],
+    }
 }
 
 pub fn resolve(p: &Pattern, names: &[String]) -> Result<Vec<ResolvedProbe>, String> {
@@ -94,7 +101,7 @@ pub fn resolve(p: &Pattern, names: &[String]) -> Result<Vec<ResolvedProbe>, Stri
             let (tp, args) = if *k == "entry" {
                 (
                     format!("sys_enter_{f}"),
-                    ArgSource::SyscallEntry { nargs: nargs(f) },
+                    ArgSource::SyscallEntry { args: arg_types(f) },
                 )
             } else {
                 (format!("sys_exit_{f}"), ArgSource::SyscallReturn)

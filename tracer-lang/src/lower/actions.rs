@@ -199,6 +199,12 @@ impl<'g, 'a> Lower<'g, 'a> {
             "exit" => {
                 argc(1..=1)?;
                 let v = self.expr(&args[0])?;
+                if let Val::Str(_) = v {
+                    return Err(CompileError::new(
+                        args[0].span,
+                        "exit( ) argument #1 is incompatible with prototype: it must be an integer",
+                    ));
+                }
                 self.record_values(ActionKind::Exit, &[(v, args[0].span)])?;
                 let flag = super::vars::EXIT_FLAG as i16;
                 self.f.store(self.globals, flag, Operand::Imm(1), Size::DW);

@@ -175,7 +175,7 @@ impl<'g, 'a> Lower<'g, 'a> {
     pub(crate) fn arg(&mut self, i: u32) -> tracer_ebpf::ir::VReg {
         use tracer_ebpf::ir::Function;
         match &self.probe.args {
-            ArgSource::SyscallEntry { nargs } if i < *nargs => {
+            ArgSource::SyscallEntry { args } if (i as usize) < args.len() => {
                 self.f.load(Function::CTX, 16 + 8 * i as i16, Size::DW)
             }
             ArgSource::RawSyscallEntry if i < 6 => {

@@ -357,8 +357,14 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             return self.tp_field(i);
         }
+        let ty = match &self.probe.args {
+            crate::probes::ArgSource::SyscallEntry { args } => {
+                args.get(i as usize).cloned().unwrap_or(Type::LONG)
+            }
+            _ => Type::LONG,
+        };
         let r = self.arg(i);
-        Ok(Val::Int(r, Type::LONG))
+        Ok(Val::Int(r, ty))
     }
 
     /// Tracepoint field `i`, typed; character arrays are copied out as strings.
