@@ -155,9 +155,12 @@ fn check_format(func: &str, fmt: &str, types: &[tracer_lang::types::Type]) -> Re
             Type::Void => ArgType::new(TypeClass::Other, "void"),
         })
         .collect();
-    validate(fmt, &args, &CallInfo::printf(func))
-        .map(|_| ())
-        .map_err(|e| e.0)
+    let call = match func {
+        "printa" => CallInfo::printa(false),
+        "printa-count" => CallInfo::printa(true),
+        _ => CallInfo::printf(func),
+    };
+    validate(fmt, &args, &call).map(|_| ()).map_err(|e| e.0)
 }
 
 /// Parse and compile everything given on the command line.

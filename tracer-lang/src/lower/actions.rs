@@ -158,6 +158,18 @@ impl<'g, 'a> Lower<'g, 'a> {
                     .iter()
                     .map(|a| self.agg_index(a))
                     .collect::<Result<Vec<_>>>()?;
+                if let Some(fmt) = &format {
+                    // The format consumes the first aggregation's keys, then `%@` its value.
+                    let first = &self.g.aggs[aggs[0] as usize];
+                    let keys: Vec<Type> = first.keys.iter().map(|k| field_type(&k.ty)).collect();
+                    let call = if first.func == tracer_common::AggFunc::Count {
+                        "printa-count"
+                    } else {
+                        "printa"
+                    };
+                    (self.g.input.check_format)(call, fmt, &keys)
+                        .map_err(|m| CompileError::new(args[0].span, m))?;
+                }
                 self.actions.push(ActionDesc {
                     kind: ActionKind::Printa { format, aggs },
                     fields: vec![],
@@ -413,5 +425,21 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
         };
         Ok((user, depth))
+    }
+}
+
+/// The D type a record or key field was made from (for format checks).
+fn field_type(t: &FieldType) -> Type {
+    match t {
+        FieldType::Int { size, signed } => Type::Int {
+            size: *size,
+            signed: *signed,
+        },
+        FieldType::Str { .. } => Type::Str,
+        FieldType::KStack { .. } => Type::Stack { user: false },
+        FieldType::UStack { .. } => Type::Stack { user: true },
+        FieldType::KSym => Type::Sym { user: false },
+        FieldType::USym => Type::Sym { user: true },
+        FieldType::Bytes { .. } => Type::Ptr(Box::new(Type::Void)),
     }
 }
