@@ -171,9 +171,20 @@ impl<'g, 'a> Lower<'g, 'a> {
         // Key layout.
         let mut fields = Vec::new();
         let mut at = 0u32;
-        for (v, _) in &kvals {
+        let bounds = self
+            .g
+            .agg_key_bounds
+            .get(&name.node)
+            .cloned()
+            .unwrap_or_default();
+        for (i, (v, _)) in kvals.iter().enumerate() {
             let ty = match v {
-                KeyVal::Val(Val::Str(_)) => FieldType::Str { size: strsize },
+                KeyVal::Val(Val::Str(_)) => {
+                    let bound = bounds.get(i).copied().flatten().unwrap_or(strsize);
+                    FieldType::Str {
+                        size: bound.min(strsize).div_ceil(8) * 8,
+                    }
+                }
                 KeyVal::Val(Val::Int(_, t)) => {
                     let (size, signed) = t.int_parts();
                     FieldType::Int { size, signed }
@@ -258,9 +269,10 @@ impl<'g, 'a> Lower<'g, 'a> {
             match v {
                 KeyVal::Val(Val::Str(p)) => {
                     let dst = self.f.alu(AluOp::Add, key, Operand::Imm(f.offset as i64));
+                    let size = f.ty.size();
                     self.f.call(
                         helper::PROBE_READ_KERNEL_STR,
-                        vec![dst.into(), Operand::Imm(strsize as i64), (*p).into()],
+                        vec![dst.into(), Operand::Imm(size as i64), (*p).into()],
                     );
                 }
                 KeyVal::Val(Val::Int(r, _)) => self.f.store(key, f.offset as i16, *r, Size::DW),
@@ -492,4 +504,52 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.add_at(slot, 0, incr);
         self.f.push(Inst::Label(skip));
     }
+}
+
+/// The longest string `e` can be, when that is known before running: `execname` (the
+/// kernel's 16-byte comm) and string literals.
+fn str_bound(e: &Expr) -> Option<u32> {
+    match &e.node {
+        ExprKind::Ident(n) if n == "execname" => Some(16),
+        ExprKind::Str(s) => Some(s.len() as u32 + 1),
+        ExprKind::Cond { then, els, .. } => Some(str_bound(then)?.max(str_bound(els)?)),
+        _ => None,
+    }
+}
+
+/// For every aggregation, the string bound of each key position over all its uses.
+pub(crate) fn key_bounds(
+    clauses: &[&crate::syntax::ast::Clause],
+) -> std::collections::BTreeMap<String, Vec<Option<u32>>> {
+    let mut out: std::collections::BTreeMap<String, Vec<Option<u32>>> = Default::default();
+    let mut visit = |e: &Expr| {
+        if let ExprKind::Aggregate { name, keys, .. } = &e.node {
+            let these: Vec<Option<u32>> = keys.iter().map(str_bound).collect();
+            let entry = out
+                .entry(name.node.clone())
+                .or_insert_with(|| these.clone());
+            for (i, b) in these.into_iter().enumerate() {
+                match entry.get_mut(i) {
+                    Some(slot) => *slot = slot.zip(b).map(|(x, y)| x.max(y)),
+                    None => entry.push(b),
+                }
+            }
+        }
+    };
+    let mut stack: Vec<&crate::syntax::ast::Stmt> =
+        clauses.iter().flat_map(|c| c.body.iter()).collect();
+    while let Some(s) = stack.pop() {
+        match s {
+            crate::syntax::ast::Stmt::Expr(e) => super::vars::walk(e, &mut visit),
+            crate::syntax::ast::Stmt::If {
+                cond, then, els, ..
+            } => {
+                super::vars::walk(cond, &mut visit);
+                stack.extend(then.iter());
+                stack.extend(els.iter());
+            }
+            _ => {}
+        }
+    }
+    out
 }

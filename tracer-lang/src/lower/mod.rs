@@ -116,6 +116,9 @@ pub(crate) struct Globals<'a> {
     /// dtrace:::ERROR: its probe, its index in the probe list, and its clauses, which are
     /// lowered inline after every clause that can fault.
     pub error: Option<(ResolvedProbe, u32, Vec<ast::Clause>)>,
+    /// Per aggregation, the longest string each key position can hold across every use in
+    /// the script (None: up to strsize). Short keys hash and copy faster.
+    pub agg_key_bounds: BTreeMap<String, Vec<Option<u32>>>,
 }
 
 impl<'a> Globals<'a> {
@@ -282,6 +285,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         clauses: Vec::new(),
         inlines: BTreeMap::new(),
         scratch_size: 0,
+        agg_key_bounds: agg::key_bounds(&clauses),
         error: plans
             .iter()
             .enumerate()
