@@ -196,7 +196,7 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         allow_zero_matches: args.zero_ok,
         line_of: &line_of,
         boot_to_wall_ns: boot_to_wall_ns(),
-        task_offsets: crate::btf::task_offsets(),
+        task_offsets: &crate::btf::task_offsets,
         check_format: &check_format,
     };
     let mut resolver = Resolver::new();

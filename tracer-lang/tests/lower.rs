@@ -193,11 +193,13 @@ fn compile_script(name: &str) -> (String, Compiled) {
         allow_zero_matches: false,
         line_of: &line_of,
         boot_to_wall_ns: 0,
-        task_offsets: Some(TaskOffsets {
-            real_parent: 1000,
-            tgid: 2000,
-            sum_exec_runtime: 3000,
-        }),
+        task_offsets: &|| {
+            Some(TaskOffsets {
+                real_parent: 1000,
+                tgid: 2000,
+                sum_exec_runtime: 3000,
+            })
+        },
         check_format: &check_format,
     };
     match compile(&input, &mut FakeResolver) {

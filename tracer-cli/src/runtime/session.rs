@@ -93,6 +93,8 @@ pub struct Session {
     manual: Vec<(String, OwnedFd)>,
     /// Programs attached to the END trigger (kept by [`Session::stop_probes`]).
     end_programs: HashSet<String>,
+    /// BEGIN/END programs, run with BPF_PROG_TEST_RUN by [`Session::fire`].
+    triggers: Vec<(Trigger, OwnedFd)>,
 }
 
 /// Mount tracefs at /sys/kernel/tracing when no tracefs is visible (root only). Done before
@@ -252,6 +254,7 @@ impl Session {
             decoder: Decoder::new(),
             manual: Vec::new(),
             end_programs: HashSet::new(),
+            triggers: Vec::new(),
         };
         for init in &script.map_init {
             session.init_map(init).map_err(|e| RuntimeError::Object {
@@ -408,15 +411,18 @@ impl Session {
                 }
             }
             Attach::Trigger { symbol } => {
+                // BEGIN and END are raw_tracepoint programs that are never attached: tracer
+                // runs them itself with BPF_PROG_TEST_RUN, on this thread and CPU, so they
+                // cost no probe registration at start or exit.
                 let which = Trigger::from_symbol(symbol).map_err(attach_err)?;
-                let p = typed!(UProbe, "uprobe");
-                let off = which.file_offset().map_err(|e| attach_err(e.to_string()))?;
-                let at = UProbeAttachLocation::AbsoluteOffset(off);
-                p.attach(at, "/proc/self/exe", UProbeScope::CallingProcess)
-                    .map_err(|e| attach_err(chain(&e)))?;
-                if which == Trigger::End {
-                    self.end_programs.insert(desc.name.clone());
-                }
+                let p = typed!(RawTracePoint, "raw tracepoint");
+                let fd = p.fd().map_err(|e| attach_err(chain(&e)))?;
+                let fd = fd
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| attach_err(e.to_string()))?;
+                self.triggers.push((which, fd));
+                self.end_programs.insert(desc.name.clone());
             }
         }
         Ok(())
@@ -436,9 +442,13 @@ impl Session {
         self.decoder.event(&self.script, bytes)
     }
 
-    /// Fire BEGIN or END: runs their programs synchronously (a no-op if none is attached).
+    /// Fire BEGIN or END: runs their programs synchronously (a no-op if there are none).
     pub fn fire(&self, which: Trigger) {
-        which.fire();
+        for (t, fd) in &self.triggers {
+            if *t == which {
+                test_run(fd.as_raw_fd());
+            }
+        }
     }
 
     /// Detach and unload every program except END's, so nothing but END fires any more.
@@ -560,5 +570,49 @@ impl Session {
             .filter_map(|(_, p)| p.info().ok())
             .map(|i| i.id())
             .collect()
+    }
+}
+
+/// Run a raw_tracepoint program once, now, on this CPU (`BPF_PROG_TEST_RUN`).
+fn test_run(prog_fd: std::os::fd::RawFd) {
+    // union bpf_attr.test: prog_fd, retval, data_size_in, data_size_out, data_in, data_out,
+    // repeat, duration, ctx_size_in, ctx_size_out, ctx_in, ctx_out, flags, cpu.
+    #[repr(C)]
+    #[derive(Default)]
+    struct TestRun {
+        prog_fd: u32,
+        retval: u32,
+        data_size_in: u32,
+        data_size_out: u32,
+        data_in: u64,
+        data_out: u64,
+        repeat: u32,
+        duration: u32,
+        ctx_size_in: u32,
+        ctx_size_out: u32,
+        ctx_in: u64,
+        ctx_out: u64,
+        flags: u32,
+        cpu: u32,
+        batch_size: u32,
+        _pad: u32,
+    }
+    const BPF_PROG_TEST_RUN: libc::c_long = 10;
+    // A raw tracepoint's context is its argument array; BEGIN/END read none of it.
+    let ctx = [0u64; 6];
+    let mut attr = TestRun {
+        prog_fd: prog_fd as u32,
+        ctx_size_in: std::mem::size_of_val(&ctx) as u32,
+        ctx_in: ctx.as_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: `attr` is a valid bpf_attr prefix for BPF_PROG_TEST_RUN, alive for the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &mut attr as *mut TestRun,
+            std::mem::size_of::<TestRun>(),
+        );
     }
 }

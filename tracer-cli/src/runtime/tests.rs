@@ -235,7 +235,7 @@ fn trigger_prog(name: &str, symbol: &str, key: i32, epid: i32) -> (ProgramCode, 
         .exit();
     let p = probe(if symbol == "BEGIN" { 1 } else { 2 }, "dtrace", "", symbol);
     (
-        a.finish(name, &format!("uprobe/{name}")),
+        a.finish(name, &format!("raw_tracepoint/{name}")),
         p,
         Attach::Trigger {
             symbol: symbol.into(),
@@ -487,7 +487,7 @@ fn runtime_verifier_log_is_returned() {
         .i(Insn::exit());
     let p = probe(1, "dtrace", "", "BEGIN");
     let s = script(vec![(
-        a.finish("t_bad", "uprobe/bad"),
+        a.finish("t_bad", "raw_tracepoint/bad"),
         p,
         Attach::Trigger {
             symbol: "BEGIN".into(),
@@ -554,7 +554,7 @@ fn runtime_attach_errors_name_the_probe() {
     let mut a = Asm::default();
     a.exit();
     let s = script(vec![(
-        a.finish("t_err", "uprobe/x"),
+        a.finish("t_err", "raw_tracepoint/x"),
         probe(3, "dtrace", "", "ERROR"),
         Attach::Trigger {
             symbol: "ERROR".into(),

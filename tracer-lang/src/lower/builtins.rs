@@ -292,7 +292,7 @@ impl<'g, 'a> Lower<'g, 'a> {
         field: impl Fn(&super::TaskOffsets) -> u32,
         size: u32,
     ) -> Result<tracer_ebpf::ir::VReg> {
-        let offs = self.g.input.task_offsets.ok_or_else(|| {
+        let offs = (self.g.input.task_offsets)().ok_or_else(|| {
             CompileError::new(span, "this variable needs kernel BTF (/sys/kernel/btf/vmlinux) to find task_struct offsets")
         })?;
         let task = self.f.call(helper::GET_CURRENT_TASK, vec![]);
@@ -313,7 +313,7 @@ impl<'g, 'a> Lower<'g, 'a> {
 
     /// `task->real_parent->tgid` through BTF offsets the runtime resolved at compile time.
     fn read_task_parent_tgid(&mut self, span: Span) -> Result<tracer_ebpf::ir::VReg> {
-        let offs = self.g.input.task_offsets.ok_or_else(|| {
+        let offs = (self.g.input.task_offsets)().ok_or_else(|| {
             CompileError::new(
                 span,
                 "ppid needs kernel BTF (/sys/kernel/btf/vmlinux) to find task_struct offsets",

@@ -68,7 +68,8 @@ pub struct CompileInput<'a> {
     /// ns to add to `bpf_ktime_get_ns()` for `walltimestamp`.
     pub boot_to_wall_ns: i64,
     /// `task_struct` offsets from kernel BTF (for `ppid`), when BTF is available.
-    pub task_offsets: Option<TaskOffsets>,
+    /// Asked only when a script needs them: reading kernel BTF costs tens of milliseconds.
+    pub task_offsets: &'a dyn Fn() -> Option<TaskOffsets>,
     /// Checks a printf-like format against its argument types: (function, format, types).
     /// The printf engine lives with the output code, so the caller supplies it.
     pub check_format: &'a FormatChecker,
@@ -448,7 +449,8 @@ fn write_elf(
     let mut progs = Vec::new();
     for ((f, e), p) in functions.iter().zip(emitted).zip(programs) {
         let section = match &p.attach {
-            Attach::Trigger { .. } => "uprobe",
+            // Run by tracer with BPF_PROG_TEST_RUN (see the runtime), never attached.
+            Attach::Trigger { .. } => "raw_tracepoint",
             Attach::Uprobe { ret: false, .. } => "uprobe",
             Attach::Uprobe { ret: true, .. } => "uretprobe",
             Attach::Kprobe { ret: false, .. } => "kprobe",
