@@ -306,6 +306,45 @@ impl From<String> for ListError {
     }
 }
 
+/// `-lv`: the probe's argument types, as dtrace(1) prints them under each probe.
+fn write_arg_types(
+    out: &mut impl Write,
+    resolver: &mut Resolver,
+    d: &tracer_common::ProbeDesc,
+) -> std::io::Result<()> {
+    use tracer_lang::probes::{ArgSource, ProbeResolver};
+    let types: Vec<(String, String)> = match resolver
+        .resolve(&d.full_name())
+        .ok()
+        .and_then(|v| v.into_iter().next())
+    {
+        Some(p) => match p.args {
+            ArgSource::SyscallEntry { args } => args
+                .iter()
+                .map(|t| (String::new(), t.to_string()))
+                .collect(),
+            ArgSource::SyscallReturn => {
+                vec![(String::new(), "int".into()), (String::new(), "int".into())]
+            }
+            ArgSource::Tracepoint { fields } => fields
+                .iter()
+                .map(|f| (format!(" ({})", f.name), f.ty.to_string()))
+                .collect(),
+            _ => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    writeln!(out)?;
+    writeln!(out, "\tArgument Types")?;
+    if types.is_empty() {
+        writeln!(out, "\t\tNone")?;
+    }
+    for (i, (name, ty)) in types.iter().enumerate() {
+        writeln!(out, "\t\targs[{i}]: {ty}{name}")?;
+    }
+    writeln!(out)
+}
+
 fn list_to_stdout(args: &Args) -> Result<i32, ListError> {
     let mut resolver = Resolver::new();
     let patterns: Vec<Option<Pattern>> = if args.clauses.is_empty() {
@@ -338,6 +377,9 @@ fn list_to_stdout(args: &Args) -> Result<i32, ListError> {
                 "{:>5} {:>10} {:>17} {:>33} {}",
                 d.id, d.provider, d.module, d.function, d.name
             )?;
+            if args.verbose {
+                write_arg_types(&mut out, &mut resolver, &d)?;
+            }
         }
     }
     Ok(0)

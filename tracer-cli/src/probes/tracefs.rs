@@ -83,6 +83,9 @@ pub fn parse_format(text: &str) -> Vec<TpField> {
             let base = ty_text.trim_end_matches('*').trim();
             let pointee = Type::from_name(base, 0).unwrap_or(Type::Void);
             Type::Ptr(Box::new(pointee))
+        } else if let Some(t) = Type::from_name(ty_text, 0).filter(|t| !array && t.is_int()) {
+            // The declared C type (syscall arguments are stored widened to 8 bytes).
+            t
         } else if size <= 8 && !array {
             Type::Int {
                 size: size as u8,

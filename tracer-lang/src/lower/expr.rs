@@ -364,6 +364,7 @@ impl<'g, 'a> Lower<'g, 'a> {
             _ => Type::LONG,
         };
         let r = self.arg(i);
+        let r = self.norm_to(r, &ty);
         Ok(Val::Int(r, ty))
     }
 
