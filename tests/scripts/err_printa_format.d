@@ -1,0 +1,2 @@
+/* status: 1 */
+BEGIN { @[1] = count(); printa("%s %@d\n", @); }
