@@ -206,53 +206,43 @@ pub(crate) fn declare_all(
         off += size;
     }
     g.vars.this_size = off;
-    // One hash map per dynamic variable, sized from dynvarsize.
-    let dynvarsize = g.opts.dynvarsize;
+    // One hash map per dynamic variable; thread-locals are keyed by tid first.
     for (name, (keys, value)) in assocs {
-        let ks = key_size(&keys, strsize);
-        let vs = value.storage_size(strsize).div_ceil(8) * 8;
-        let max = (dynvarsize / (ks + vs + 64) as u64).clamp(1, 1 << 20) as u32;
-        let map = g.add_map(MapSpec {
-            name: format!("a_{name}"),
-            map_type: map_type::HASH,
-            key_size: ks,
-            value_size: vs.max(8),
-            max_entries: max,
-        });
-        g.vars.assocs.insert(
-            name,
-            Dynamic {
-                keys,
-                value,
-                map: Some(map),
-                key_size: ks,
-            },
-        );
+        let d = dynamic(g, &format!("a_{name}"), keys, value, false);
+        g.vars.assocs.insert(name, d);
     }
     for (name, (keys, value)) in thread {
-        let mut all = vec![Type::ULONG];
-        all.extend(keys.iter().cloned());
-        let ks = key_size(&all, strsize);
-        let vs = value.storage_size(strsize).div_ceil(8) * 8;
-        let max = (dynvarsize / (ks + vs + 64) as u64).clamp(1, 1 << 20) as u32;
-        let map = g.add_map(MapSpec {
-            name: format!("t_{name}"),
-            map_type: map_type::HASH,
-            key_size: ks,
-            value_size: vs.max(8),
-            max_entries: max,
-        });
-        g.vars.thread.insert(
-            name,
-            Dynamic {
-                keys,
-                value,
-                map: Some(map),
-                key_size: ks,
-            },
-        );
+        let d = dynamic(g, &format!("t_{name}"), keys, value, true);
+        g.vars.thread.insert(name, d);
     }
     Ok(())
+}
+
+/// Declare the hash map behind a dynamic variable, sized from `dynvarsize`.
+fn dynamic(g: &mut Globals, map: &str, keys: Vec<Type>, value: Type, by_thread: bool) -> Dynamic {
+    let strsize = g.opts.strsize;
+    let mut all = if by_thread {
+        vec![Type::ULONG]
+    } else {
+        Vec::new()
+    };
+    all.extend(keys.iter().cloned());
+    let ks = key_size(&all, strsize);
+    let vs = value.storage_size(strsize).div_ceil(8) * 8;
+    let max = (g.opts.dynvarsize / (ks + vs + 64) as u64).clamp(1, 1 << 20) as u32;
+    let map = g.add_map(MapSpec {
+        name: map.into(),
+        map_type: map_type::HASH,
+        key_size: ks,
+        value_size: vs.max(8),
+        max_entries: max,
+    });
+    Dynamic {
+        keys,
+        value,
+        map: Some(map),
+        key_size: ks,
+    }
 }
 
 /// D stores integer variables at least as wide as `int`.
