@@ -1,0 +1,177 @@
+//! Case 1: start-up, from exec to probes live.
+
+use super::report::{median, ms, ratio, x, Section};
+use super::session::{Out, Session, Tool};
+use super::{Env, Findings};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Case {
+    Begin,
+    Live20,
+    Exit20,
+    Compile20,
+    List,
+}
+
+pub fn run(env: &Env, found: &mut Findings) -> Section {
+    let mem = &mut found.mem;
+    let rounds = if env.quick { 3 } else { 7 };
+    let mut times: BTreeMap<(Case, Tool), Vec<f64>> = BTreeMap::new();
+    let mut list_lines: BTreeMap<Tool, usize> = BTreeMap::new();
+    let mut failures: Vec<String> = Vec::new();
+    let fail = |what: &str, tool: Tool, s: &Session, failures: &mut Vec<String>| {
+        let msg = format!("{} {what} failed: {}", tool.name(), s.stderr_tail());
+        if !failures.contains(&msg) {
+            eprintln!("bench: {msg}");
+            failures.push(msg);
+        }
+    };
+    let pid = super::sys::my_pid().to_string();
+    let d20 = env.root.join("bench/syscall20.d");
+    let bt20 = env.root.join("bench/syscall20.bt");
+
+    for round in 0..rounds {
+        eprintln!("bench: start-up round {}/{rounds}", round + 1);
+        for tool in Tool::BOTH {
+            // (a) BEGIN { exit(0); }: exec to exit.
+            let args: Vec<String> = match tool {
+                Tool::Tracer => vec!["-q".into(), "-n".into(), "BEGIN { exit(0); }".into()],
+                Tool::Bpftrace => vec!["-e".into(), "BEGIN { exit(); }".into()],
+            };
+            if let Ok(mut s) = Session::spawn(env.bin(tool), &args, Out::Pipe) {
+                match s.wait_exit(Duration::from_secs(60)) {
+                    Some((at, e)) if e.success() => {
+                        times
+                            .entry((Case::Begin, tool))
+                            .or_default()
+                            .push(at.duration_since(s.start).as_secs_f64());
+                        mem.record("BEGIN { exit(0); }", tool, Some(e.rusage.maxrss_kib()));
+                    }
+                    _ => fail("BEGIN", tool, &s, &mut failures),
+                }
+            }
+
+            // (b) 20 clauses: exec to the trigger clause's `live`, and to exit.
+            let args: Vec<String> = match tool {
+                Tool::Tracer => vec!["-s".into(), d20.display().to_string(), pid.clone()],
+                Tool::Bpftrace => vec![bt20.display().to_string(), pid.clone()],
+            };
+            if let Ok(mut s) = Session::spawn(env.bin(tool), &args, Out::Pipe) {
+                match s.wait_live(Duration::from_secs(60)) {
+                    Some(live) => {
+                        times
+                            .entry((Case::Live20, tool))
+                            .or_default()
+                            .push(live.as_secs_f64());
+                        if let Some((at, e)) = s.wait_exit(Duration::from_secs(20)) {
+                            times
+                                .entry((Case::Exit20, tool))
+                                .or_default()
+                                .push(at.duration_since(s.start).as_secs_f64());
+                            mem.record(
+                                "20-clause syscall script",
+                                tool,
+                                Some(e.rusage.maxrss_kib()),
+                            );
+                        }
+                    }
+                    None => fail("20-clause script", tool, &s, &mut failures),
+                }
+                s.stop();
+            }
+
+            // (b') the same script compiled only: tracer -e, bpftrace --emit-elf (dry run).
+            let args: Vec<String> = match tool {
+                Tool::Tracer => vec![
+                    "-e".into(),
+                    "-s".into(),
+                    d20.display().to_string(),
+                    pid.clone(),
+                ],
+                Tool::Bpftrace => vec![
+                    "--emit-elf".into(),
+                    env.scratch.join("syscall20.elf").display().to_string(),
+                    bt20.display().to_string(),
+                    pid.clone(),
+                ],
+            };
+            if let Ok(mut s) = Session::spawn(env.bin(tool), &args, Out::Pipe) {
+                match s.wait_exit(Duration::from_secs(60)) {
+                    Some((at, e)) if e.success() => times
+                        .entry((Case::Compile20, tool))
+                        .or_default()
+                        .push(at.duration_since(s.start).as_secs_f64()),
+                    _ => fail("compile-only", tool, &s, &mut failures),
+                }
+            }
+
+            // (c) -l of every syscall probe.
+            let args: Vec<String> = match tool {
+                Tool::Tracer => vec!["-l".into(), "-n".into(), "syscall:::".into()],
+                Tool::Bpftrace => vec!["-l".into(), "tracepoint:syscalls:*".into()],
+            };
+            if let Ok(mut s) = Session::spawn(env.bin(tool), &args, Out::Pipe) {
+                match s.wait_exit(Duration::from_secs(60)) {
+                    Some((at, e)) if e.success() => {
+                        times
+                            .entry((Case::List, tool))
+                            .or_default()
+                            .push(at.duration_since(s.start).as_secs_f64());
+                        let n = s
+                            .stdout_lines()
+                            .iter()
+                            .filter(|l| !l.trim().is_empty())
+                            .count();
+                        list_lines.insert(tool, n);
+                    }
+                    _ => fail("-l", tool, &s, &mut failures),
+                }
+            }
+        }
+    }
+
+    let mut sec = Section::new(
+        "1. Start-up (median wall time)",
+        &["case", "tracer", "bpftrace", "tracer/bpftrace"],
+    );
+    let label = |c: Case| -> String {
+        match c {
+            Case::Begin => "`BEGIN { exit(0); }`: exec → exit".into(),
+            Case::Live20 => "20-clause syscall script: exec → probes live".into(),
+            Case::Exit20 => "20-clause syscall script: exec → exit (`exit` in the trigger)".into(),
+            Case::Compile20 => {
+                "20-clause script compiled only (`tracer -e`, `bpftrace --emit-elf`)".into()
+            }
+            Case::List => format!(
+                "`-l` every syscall probe: exec → exit ({} / {} lines)",
+                list_lines.get(&Tool::Tracer).copied().unwrap_or(0),
+                list_lines.get(&Tool::Bpftrace).copied().unwrap_or(0)
+            ),
+        }
+    };
+    for c in [
+        Case::Begin,
+        Case::Live20,
+        Case::Exit20,
+        Case::Compile20,
+        Case::List,
+    ] {
+        let t = times.get(&(c, Tool::Tracer)).and_then(|v| median(v));
+        let b = times.get(&(c, Tool::Bpftrace)).and_then(|v| median(v));
+        sec.row(vec![label(c), ms(t), ms(b), x(ratio(t, b))]);
+        if c != Case::Compile20 && c != Case::Exit20 {
+            found.startup.push((label(c), t, b));
+        }
+    }
+    sec.note(format!(
+        "{rounds} runs of each, alternating tracer and bpftrace. \"Probes live\" is the time until the \
+         script's last clause (`syscall::getpgid:entry /pid == $1/`) prints `live` in answer to the \
+         benchmark's own getpgid() calls, made every millisecond (bench/syscall20.d, bench/syscall20.bt)."
+    ));
+    for f in failures {
+        sec.note(f);
+    }
+    sec
+}
