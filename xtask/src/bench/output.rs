@@ -111,9 +111,11 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
             let last = drained(&out, Duration::from_millis(500));
             let hwm = s.hwm_kib();
             let e = s.stop();
-            found
-                .mem
-                .record(scripts::PRINTF.label, tool, hwm.max(Some(e.rusage.maxrss_kib())));
+            found.mem.record(
+                scripts::PRINTF.label,
+                tool,
+                hwm.max(Some(e.rusage.maxrss_kib())),
+            );
 
             let text = std::fs::read_to_string(&out).unwrap_or_default();
             let counts = count_by_pid(&text);
@@ -121,7 +123,10 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
             for (rate, pid, expected, achieved) in paced {
                 let lost = expected.saturating_sub(counts.get(&pid).copied().unwrap_or(0));
                 lost_any |= lost > 0;
-                paced_lost.entry((rate, tool)).or_default().push((lost, achieved));
+                paced_lost
+                    .entry((rate, tool))
+                    .or_default()
+                    .push((lost, achieved));
             }
             if let Some((pid, per_call)) = flood {
                 let got = counts.get(&pid).copied().unwrap_or(0);
@@ -145,9 +150,14 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
         &["", "tracer", "bpftrace", "tracer/bpftrace"],
     );
     let med = |m: &BTreeMap<Tool, Vec<f64>>, t: Tool| m.get(&t).and_then(|v| median(v));
-    let fmt_rate =
-        |v: Option<f64>| v.map(|v| format!("{:.0}k/s", v / 1e3)).unwrap_or("—".into());
-    let (rt, rb) = (med(&flood_rate, Tool::Tracer), med(&flood_rate, Tool::Bpftrace));
+    let fmt_rate = |v: Option<f64>| {
+        v.map(|v| format!("{:.0}k/s", v / 1e3))
+            .unwrap_or("—".into())
+    };
+    let (rt, rb) = (
+        med(&flood_rate, Tool::Tracer),
+        med(&flood_rate, Tool::Bpftrace),
+    );
     sec.row(vec![
         format!("flood ({flood_n} calls): records written per second"),
         fmt_rate(rt),
@@ -223,7 +233,10 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
                 .unwrap_or("—".into())
         };
         sec.row(vec![
-            format!("paced {}k/s, {step_secs} s: records lost (worst run), rate achieved", rate / 1000),
+            format!(
+                "paced {}k/s, {step_secs} s: records lost (worst run), rate achieved",
+                rate / 1000
+            ),
             cell(Tool::Tracer),
             cell(Tool::Bpftrace),
             "".into(),
@@ -242,13 +255,19 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
                 sec.note(format!(
                     "{} reported: {}{more}",
                     t.name(),
-                    uniq.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+                    uniq.iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             _ => {}
         }
         if silent.get(&t).copied().unwrap_or(false) {
-            sec.note(format!("{} lost records in a run without reporting it.", t.name()));
+            sec.note(format!(
+                "{} lost records in a run without reporting it.",
+                t.name()
+            ));
         }
     }
     sec.note(format!(
@@ -265,10 +284,6 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
     for n in notes {
         sec.note(n);
     }
-    found.printf = Some((
-        rt,
-        rb,
-        silent.get(&Tool::Tracer).copied().unwrap_or(false),
-    ));
+    found.printf = Some((rt, rb, silent.get(&Tool::Tracer).copied().unwrap_or(false)));
     sec
 }

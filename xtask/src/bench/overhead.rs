@@ -150,35 +150,6 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
         }
     }
 
-    // Instructions of the 20-clause start-up script (without its exit()).
-    let pid = sys::my_pid().to_string();
-    for tool in Tool::BOTH {
-        let (src, ext) = match tool {
-            Tool::Tracer => ("bench/syscall20.d", "d"),
-            Tool::Bpftrace => ("bench/syscall20.bt", "bt"),
-        };
-        let Ok(text) = std::fs::read_to_string(env.root.join(src)) else {
-            continue;
-        };
-        let text = text.replace(" exit(0);", "").replace(" exit();", "");
-        let file = env.scratch.join(format!("syscall20-noexit.{ext}"));
-        if std::fs::write(&file, text).is_err() {
-            continue;
-        }
-        let args = match tool {
-            Tool::Tracer => vec!["-s".to_string(), file.display().to_string(), pid.clone()],
-            Tool::Bpftrace => vec![file.display().to_string(), pid.clone()],
-        };
-        if let Ok(mut s) = Session::spawn(env.bin(tool), &args, Out::Pipe) {
-            if s.wait_live(Duration::from_secs(60)).is_some() {
-                found
-                    .progs
-                    .insert(("syscall20".into(), tool), programs(s.pid));
-            }
-            s.stop();
-        }
-    }
-
     // --- case 2 table
     let med = |k: &str, t: Tool| per_call.get(&(k, t)).and_then(|v| median(v));
     let floor_of = |k: &str| -> Option<f64> {

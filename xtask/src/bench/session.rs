@@ -144,13 +144,16 @@ impl Session {
         self.exit
     }
 
-    /// Wait for a stdout line equal to `want` (trimmed); the time it arrived.
-    pub fn wait_line(&mut self, want: &str, timeout: Duration) -> Option<Instant> {
+    /// Wait until a stdout line equal to each of `wants` (trimmed) has been printed; the time
+    /// the last of them arrived.
+    pub fn wait_lines(&mut self, wants: &[&str], timeout: Duration) -> Option<Instant> {
         let deadline = Instant::now() + timeout;
+        let mut missing: Vec<&str> = wants.to_vec();
         if let Some(path) = self.out_file.clone() {
             loop {
                 if let Ok(text) = std::fs::read_to_string(&path) {
-                    if text.lines().any(|l| l.trim() == want) {
+                    missing.retain(|w| !text.lines().any(|l| l.trim() == *w));
+                    if missing.is_empty() {
                         return Some(Instant::now());
                     }
                 }
@@ -161,13 +164,16 @@ impl Session {
             }
         }
         let rx = self.lines.as_ref()?;
+        let mut take = |at: Instant, line: String, seen: &mut Vec<String>| -> Option<Instant> {
+            missing.retain(|w| line.trim() != *w);
+            seen.push(line);
+            missing.is_empty().then_some(at)
+        };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left.min(Duration::from_millis(50))) {
                 Ok((at, line)) => {
-                    let hit = line.trim() == want;
-                    self.seen.push(line);
-                    if hit {
+                    if let Some(at) = take(at, line, &mut self.seen) {
                         return Some(at);
                     }
                 }
@@ -183,9 +189,7 @@ impl Session {
                     if self.exit.is_some() {
                         // Drain what the tool printed before it ended.
                         while let Ok((at, line)) = rx.recv_timeout(Duration::from_millis(100)) {
-                            let hit = line.trim() == want;
-                            self.seen.push(line);
-                            if hit {
+                            if let Some(at) = take(at, line, &mut self.seen) {
                                 return Some(at);
                             }
                         }
@@ -197,9 +201,15 @@ impl Session {
         }
     }
 
-    /// Call getpgid() every millisecond until the script's trigger clause prints `live`;
-    /// the time from spawn until that line arrived.
+    /// Call getpgid() and getsid() every millisecond until the script's trigger clause prints
+    /// `live`; the time from spawn until that line arrived.
     pub fn wait_live(&mut self, timeout: Duration) -> Option<Duration> {
+        self.wait_triggered(&[LIVE], timeout)
+    }
+
+    /// Call getpgid() and getsid() every millisecond until the script has printed each of
+    /// `wants`; the time from spawn until the last of them arrived.
+    pub fn wait_triggered(&mut self, wants: &[&str], timeout: Duration) -> Option<Duration> {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let pinger = std::thread::spawn(move || {
@@ -208,7 +218,7 @@ impl Session {
                 std::thread::sleep(Duration::from_millis(1));
             }
         });
-        let at = self.wait_line(LIVE, timeout);
+        let at = self.wait_lines(wants, timeout);
         stop.store(true, Ordering::Relaxed);
         let _ = pinger.join();
         at.map(|t| t.duration_since(self.start))
