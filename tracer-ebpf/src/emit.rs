@@ -334,6 +334,7 @@ impl<'a> Emitter<'a> {
                 max,
                 reverse,
                 tmp,
+                literal,
             } => {
                 self.shuffle_args(&[
                     Operand::Reg(*hay),
@@ -342,7 +343,10 @@ impl<'a> Emitter<'a> {
                     Operand::Reg(*tmp),
                 ]);
                 self.save_tmp(Reg::R4);
-                self.expand_strstr(*max, *reverse);
+                match literal {
+                    Some(lit) => self.expand_strstr_literal(lit, *max, *reverse),
+                    None => self.expand_strstr(*max, *reverse),
+                }
                 self.launder();
                 self.set_result(Some(*dst));
             }
@@ -440,6 +444,53 @@ impl<'a> Emitter<'a> {
             self.patch_here(d);
         }
         self.patch_here(done3);
+        self.push(Insn::mov64_reg(Reg::R0, Reg::R4));
+    }
+
+    /// r0 = offset of the literal `lit` in string r1 at or after r3 (first, or last when
+    /// `reverse`), or -1: one bounded loop over positions, the needle's bytes unrolled as
+    /// immediates.
+    fn expand_strstr_literal(&mut self, lit: &[u8], max: u32, reverse: bool) {
+        self.push(Insn::mov64_imm(Reg::R4, -1));
+        self.push(Insn::mov64_reg(Reg::R0, Reg::R3));
+        let len = lit.len() as u32;
+        if len == 0 {
+            self.push(Insn::mov64_reg(Reg::R4, Reg::R3));
+            self.push(Insn::mov64_reg(Reg::R0, Reg::R4));
+            return;
+        }
+        if len > max {
+            self.push(Insn::mov64_reg(Reg::R0, Reg::R4));
+            return;
+        }
+        let top = self.out.insns.len();
+        let done1 = self.jmp_fwd(Insn::jmp_imm(JmpOp::Jgt, Reg::R0, (max - len) as i32, 0));
+        self.push(Insn::mov64_reg(Reg::R2, Reg::R1));
+        self.push(Insn::alu64_reg(AluOp::Add, Reg::R2, Reg::R0));
+        let mut mismatches = Vec::new();
+        for (k, b) in lit.iter().enumerate() {
+            self.push(Insn::ldx(Size::B, Reg::R5, Reg::R2, k as i16));
+            mismatches.push(self.jmp_fwd(Insn::jmp_imm(JmpOp::Jne, Reg::R5, *b as i32, 0)));
+        }
+        self.push(Insn::mov64_reg(Reg::R4, Reg::R0));
+        let found = if reverse {
+            None
+        } else {
+            Some(self.jmp_fwd(Insn::ja(0)))
+        };
+        for m in mismatches {
+            self.patch_here(m);
+        }
+        // The haystack ends at its NUL.
+        self.push(Insn::ldx(Size::B, Reg::R5, Reg::R2, 0));
+        let done2 = self.jmp_fwd(Insn::jmp_imm(JmpOp::Jeq, Reg::R5, 0, 0));
+        self.push(Insn::alu64_imm(AluOp::Add, Reg::R0, 1));
+        self.jmp_abs(Insn::ja(0), top);
+        self.patch_here(done1);
+        self.patch_here(done2);
+        if let Some(f) = found {
+            self.patch_here(f);
+        }
         self.push(Insn::mov64_reg(Reg::R0, Reg::R4));
     }
 

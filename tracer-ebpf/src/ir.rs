@@ -136,6 +136,8 @@ pub enum Inst {
         tmp: VReg,
     },
     /// `dst = offset of needle in hay at or after `start`, or -1` (`strstr`, `index`, `rindex`).
+    /// When the needle is a literal, `literal` holds its bytes and the search compares them
+    /// as immediates: one loop instead of two, so it can cover the whole string.
     StrStr {
         dst: VReg,
         hay: VReg,
@@ -144,6 +146,7 @@ pub enum Inst {
         max: u32,
         reverse: bool,
         tmp: VReg,
+        literal: Option<Vec<u8>>,
     },
 }
 
@@ -439,12 +442,17 @@ impl fmt::Display for Inst {
                 max,
                 reverse,
                 tmp,
+                literal,
             } => {
                 write!(
                     f,
-                    "  v{} = strstr(v{}, v{}, {start}, {max}, rev={reverse}, tmp=v{})",
+                    "  v{} = strstr(v{}, v{}, {start}, {max}, rev={reverse}, tmp=v{}",
                     dst.0, hay.0, needle.0, tmp.0
-                )
+                )?;
+                match literal {
+                    Some(l) => write!(f, ", literal={:?})", String::from_utf8_lossy(l)),
+                    None => write!(f, ")"),
+                }
             }
         }
     }

@@ -9,9 +9,20 @@ use tracer_common::record::Fault;
 use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
 use tracer_ebpf::ir::{Inst, Operand, VReg};
 
-/// strstr/index/rindex search at most this many bytes: the verifier walks the nested loop
-/// for every (start, offset) pair, so its cost grows with the square of this bound.
+/// strstr/index/rindex with a computed needle search at most this many bytes: the verifier
+/// walks the nested loop for every (start, offset) pair, so its cost grows with the square
+/// of this bound. A literal needle searches the whole string.
 const STRSTR_MAX: i64 = 32;
+
+/// A literal needle's bytes, and how far to search.
+fn literal_needle(e: &Expr, strsize: i64) -> (Option<Vec<u8>>, u32) {
+    match &e.node {
+        crate::syntax::ast::ExprKind::Str(s) if (s.len() as i64) < strsize => {
+            (Some(s.as_bytes().to_vec()), strsize as u32)
+        }
+        _ => (None, strsize.min(STRSTR_MAX) as u32),
+    }
+}
 
 impl<'g, 'a> Lower<'g, 'a> {
     fn str_arg(&mut self, e: &Expr) -> Result<VReg> {
@@ -242,7 +253,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let h = self.str_arg(&args[0])?;
                 let n = self.str_arg(&args[1])?;
                 let i = self.f.vreg();
-                let max = strsize.min(STRSTR_MAX) as u32;
+                let (literal, max) = literal_needle(&args[1], strsize);
                 let tmp = self.launder_slot();
                 self.f.push(Inst::StrStr {
                     dst: i,
@@ -252,6 +263,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                     max,
                     reverse: false,
                     tmp,
+                    literal,
                 });
                 Ok(self.suffix_at(h, i))
             }
@@ -272,7 +284,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                     None => Operand::Imm(0),
                 };
                 let i = self.f.vreg();
-                let max = strsize.min(STRSTR_MAX) as u32;
+                let (literal, max) = literal_needle(&args[1], strsize);
                 let tmp = self.launder_slot();
                 self.f.push(Inst::StrStr {
                     dst: i,
@@ -282,6 +294,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                     max,
                     reverse: name == "rindex",
                     tmp,
+                    literal,
                 });
                 Ok(Val::Int(i, Type::INT))
             }
