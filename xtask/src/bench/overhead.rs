@@ -272,6 +272,9 @@ pub fn instructions(found: &mut Findings) -> Section {
             }
         };
         let (t, b) = (get(Tool::Tracer), get(Tool::Bpftrace));
+        if t.is_none() && b.is_none() {
+            continue;
+        }
         let pi = |p: Option<Progs>| {
             p.map(|p| format!("{} / {}", p.count, p.xlated))
                 .unwrap_or("—".into())

@@ -1,0 +1,171 @@
+//! The initramfs of one architecture: busybox, an `/init` that mounts what tracer needs and
+//! runs the test executables, and the payload at the paths the tests were compiled with.
+//!
+//! The integration tests bake host paths in at compile time (`CARGO_BIN_EXE_tracer`,
+//! `CARGO_MANIFEST_DIR/../tests/…`, `CARGO_TARGET_TMPDIR`), so the tracer binary and the
+//! workspace's test data are placed at those same absolute paths inside the VM. The tests build
+//! their C targets with `cc` at run time; inside the VM `cc` is a shim that copies the target
+//! prebuilt (statically) on the host.
+
+use super::cpio::Cpio;
+use super::payload::Payload;
+use anyhow::Result;
+use std::path::Path;
+
+/// Where the test executables and the prebuilt C targets live in the VM.
+const BIN: &str = "/vmtest/bin";
+const TARGETS: &str = "/vmtest/targets";
+
+pub struct Options<'a> {
+    /// Seconds one test executable may run before it is killed.
+    pub binary_timeout: u64,
+    /// Extra arguments for every test executable (filters, `--skip`, …).
+    pub test_args: &'a [String],
+}
+
+pub fn build(
+    path: &Path,
+    root: &Path,
+    busybox: &Path,
+    payload: &Payload,
+    opts: &Options,
+) -> Result<u64> {
+    let mut c = Cpio::create(path)?;
+    for d in [
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "usr/local/bin",
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "run",
+        "root",
+        "etc",
+        "mnt",
+    ] {
+        c.dir(d)?;
+    }
+    // The kernel opens /dev/console for init before anything is mounted.
+    c.char_dev("dev/console", 0o600, 5, 1)?;
+    c.file("bin/busybox", busybox)?;
+    c.symlink("bin/sh", "busybox")?;
+    c.bytes(
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )?;
+    c.bytes("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n")?;
+
+    // The workspace's test data, at its host path.
+    for sub in ["tests", "examples", "tracer-cli"] {
+        let src = root.join(sub);
+        if src.is_dir() {
+            c.tree(&src.to_string_lossy(), &src)?;
+        }
+    }
+    c.file(&payload.tracer.to_string_lossy(), &payload.tracer)?;
+    // Under their cargo file names (`kernel_syscall-0123…`): tests may check their own name.
+    let mut files = Vec::new();
+    for (_, exe) in &payload.tests {
+        let file = exe.file_name().unwrap().to_string_lossy().into_owned();
+        c.file(&format!("{BIN}/{file}"), exe)?;
+        files.push(file);
+    }
+    // The dynamic loader and libc of the C targets, at the paths the targets name.
+    for (path, src) in &payload.libs {
+        c.file(path, src)?;
+    }
+    for (name, exe) in &payload.targets {
+        c.file(&format!("{TARGETS}/{name}"), exe)?;
+    }
+    let why = payload
+        .targets_skipped
+        .as_deref()
+        .unwrap_or("it was not built")
+        .replace('\'', "");
+    c.bytes("usr/local/bin/cc", 0o755, cc_shim(&why).as_bytes())?;
+    // busybox's setpriv does the test's job but has no --version, which the test probes.
+    c.bytes(
+        "usr/local/bin/setpriv",
+        0o755,
+        b"#!/bin/sh\n[ \"$1\" = --version ] && { echo 'setpriv from busybox'; exit 0; }\nexec /bin/busybox setpriv \"$@\"\n",
+    )?;
+    c.bytes("etc/hostname", 0o644, b"vmtest\n")?;
+    let names: Vec<&str> = files.iter().map(String::as_str).collect();
+    c.bytes("init", 0o755, init_script(&names, opts).as_bytes())?;
+    c.finish()
+}
+
+/// `cc [flags] -o OUT SRC.c`: copy the prebuilt `SRC` to OUT.
+fn cc_shim(why_missing: &str) -> String {
+    format!(
+        r#"#!/bin/sh
+# vm-test: the C targets were built statically on the host; copy the one asked for.
+out=; src=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o) out=$2; shift ;;
+    *.c) src=$1 ;;
+  esac
+  shift
+done
+name=$(basename "$src" .c)
+if [ ! -x "{TARGETS}/$name" ]; then
+  echo "skipped: the C target $name was not built for this architecture: {why_missing}" >&2
+  exit 1
+fi
+cp "{TARGETS}/$name" "$out"
+"#
+    )
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn init_script(tests: &[&str], opts: &Options) -> String {
+    let args: Vec<String> = opts.test_args.iter().map(|a| sh_quote(a)).collect();
+    format!(
+        r#"#!/bin/busybox sh
+/bin/busybox --install -s
+export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root TMPDIR=/tmp
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+mount -t tracefs tracefs /sys/kernel/tracing
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t bpf bpf /sys/fs/bpf
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+hostname vmtest
+ip link set lo up 2>/dev/null
+ulimit -l unlimited
+echo "VMTEST_BOOTED $(uname -r) $(uname -m) uptime=$(cut -d' ' -f1 /proc/uptime) cpus=$(nproc)"
+failed=0
+for t in {tests}; do
+  echo "VMTEST_RUN $t"
+  cd /
+  timeout -s KILL {timeout} {BIN}/$t --test-threads=1 --show-output --color never {args}
+  rc=$?
+  echo "VMTEST_DONE $t rc=$rc uptime=$(cut -d' ' -f1 /proc/uptime)"
+  [ $rc -eq 0 ] || failed=$((failed + 1))
+done
+if [ $failed -ne 0 ]; then
+  echo "VMTEST_DMESG"
+  dmesg | tail -n 40
+fi
+echo "VMTEST_EXIT_CODE=$failed"
+sync
+poweroff -f
+"#,
+        tests = tests.join(" "),
+        timeout = opts.binary_timeout,
+        args = args.join(" "),
+    )
+}

@@ -1,0 +1,194 @@
+//! What runs inside the VM, built for one architecture: the `tracer` binary and the test
+//! executables of tracer-cli (statically linked, musl), the integration tests and the binary's unit
+//! tests, and the C programs of `tests/targets` that the tests trace (glibc, as on the host).
+
+use super::Arch;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub struct Payload {
+    /// The `tracer` binary, at the path the tests were compiled with (`CARGO_BIN_EXE_tracer`).
+    pub tracer: PathBuf,
+    /// (name, executable): `kernel_syscall`, …, and `tracer` for the binary's unit tests.
+    pub tests: Vec<(String, PathBuf)>,
+    /// (name, executable) of each `tests/targets/NAME.c`; empty with `targets_skipped`.
+    pub targets: Vec<(String, PathBuf)>,
+    pub targets_skipped: Option<String>,
+    /// (path in the VM, host file): the dynamic loader and the libraries the targets use.
+    pub libs: Vec<(String, PathBuf)>,
+}
+
+/// The package whose tests run in the VM.
+const PACKAGE: &str = "tracer-cli";
+
+pub fn build(root: &Path, arch: Arch, out: &Path) -> Result<Payload> {
+    ensure_rust_target(arch)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args(["test", "--no-run", "-p", PACKAGE])
+        .args(["--target", arch.rust_target()])
+        .arg("--message-format=json-render-diagnostics")
+        .stdout(Stdio::piped());
+    if arch == Arch::Aarch64 {
+        let var = "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER";
+        if std::env::var_os(var).is_none() {
+            cmd.env(var, "rust-lld");
+        }
+    }
+    eprintln!(
+        "vm-test: building {PACKAGE} and its tests for {}",
+        arch.rust_target()
+    );
+    let output = cmd.output().context("cannot run cargo")?;
+    if !output.status.success() {
+        bail!("cargo test --no-run --target {} failed", arch.rust_target());
+    }
+    let mut tracer = None;
+    let mut tests = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        if !line.contains(r#""reason":"compiler-artifact""#) {
+            continue;
+        }
+        let Some(exe) = json_str(line, "executable") else {
+            continue;
+        };
+        let Some(target) = line
+            .find(r#""target":{"#)
+            .and_then(|i| json_str(&line[i..], "name"))
+        else {
+            continue;
+        };
+        // `"test":true` inside "profile" (the target object has a "test" key of its own).
+        let is_test = line
+            .find(r#""profile":{"#)
+            .and_then(|i| line[i..].find('}').map(|j| &line[i..i + j]))
+            .is_some_and(|p| p.contains(r#""test":true"#));
+        if is_test {
+            tests.push((target, PathBuf::from(exe)));
+        } else if target == "tracer" {
+            tracer = Some(PathBuf::from(exe));
+        }
+    }
+    tests.sort();
+    let tracer = tracer.context("cargo built no tracer binary")?;
+    anyhow::ensure!(!tests.is_empty(), "cargo built no test executables");
+
+    let (targets, libs, targets_skipped) =
+        match build_targets(root, arch, out).and_then(|t| Ok((t, c_libs(arch)?))) {
+            Ok((t, l)) => (t, l, None),
+            Err(e) => (Vec::new(), Vec::new(), Some(format!("{e:#}"))),
+        };
+    Ok(Payload {
+        tracer,
+        tests,
+        targets,
+        targets_skipped,
+        libs,
+    })
+}
+
+/// The value of the first `"key":"…"` string in a line of cargo's JSON output.
+fn json_str(line: &str, key: &str) -> Option<String> {
+    let pat = format!("\"{key}\":\"");
+    let start = line.find(&pat)? + pat.len();
+    let mut s = String::new();
+    let mut chars = line[start..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(s),
+            '\\' => match chars.next()? {
+                'n' => s.push('\n'),
+                't' => s.push('\t'),
+                c => s.push(c),
+            },
+            c => s.push(c),
+        }
+    }
+    None
+}
+
+fn ensure_rust_target(arch: Arch) -> Result<()> {
+    let Ok(out) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        return Ok(()); // no rustup: cargo says what is missing
+    };
+    let installed = String::from_utf8_lossy(&out.stdout);
+    if installed.lines().any(|l| l.trim() == arch.rust_target()) {
+        return Ok(());
+    }
+    super::run(Command::new("rustup").args(["target", "add", arch.rust_target()]))
+}
+
+/// glibc's loader and libraries for the dynamically linked C targets, from the compiler's
+/// sysroot, placed where Debian puts them (the tests expect frames such as `libc.so.6`syscall`).
+fn c_libs(arch: Arch) -> Result<Vec<(String, PathBuf)>> {
+    let (triplet, loader, loader_path) = match arch {
+        Arch::X86_64 => (
+            "x86_64-linux-gnu",
+            "ld-linux-x86-64.so.2",
+            "/lib64/ld-linux-x86-64.so.2",
+        ),
+        Arch::Aarch64 => (
+            "aarch64-linux-gnu",
+            "ld-linux-aarch64.so.1",
+            "/lib/ld-linux-aarch64.so.1",
+        ),
+    };
+    let find = |name: &str| -> Result<PathBuf> {
+        let out = Command::new(arch.c_compiler())
+            .arg(format!("-print-file-name={name}"))
+            .output()?;
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        anyhow::ensure!(p.is_absolute(), "{} has no {name}", arch.c_compiler());
+        // Copy the file itself, not a symbolic link to it.
+        Ok(p.canonicalize()?)
+    };
+    let mut libs = vec![(loader_path.to_string(), find(loader)?)];
+    for lib in ["libc.so.6", "libm.so.6"] {
+        libs.push((format!("/lib/{triplet}/{lib}"), find(lib)?));
+    }
+    Ok(libs)
+}
+
+/// Each `tests/targets/*.c`, with the flags the tests use on the host (dynamically linked,
+/// as on the host).
+fn build_targets(root: &Path, arch: Arch, out: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let cc = arch.c_compiler();
+    if Command::new(cc).arg("--version").output().is_err() {
+        bail!(
+            "{cc} is not installed (apt-get install {})",
+            arch.c_packages()
+        );
+    }
+    let dir = out.join("targets");
+    std::fs::create_dir_all(&dir)?;
+    let mut srcs: Vec<PathBuf> = std::fs::read_dir(root.join("tests/targets"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "c"))
+        .collect();
+    srcs.sort();
+    let mut built = Vec::new();
+    for src in srcs {
+        let name = src.file_stem().unwrap().to_string_lossy().into_owned();
+        let exe = dir.join(&name);
+        let r = Command::new(cc)
+            .args(["-O0", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
+            .arg(&exe)
+            .arg(&src)
+            .output()
+            .with_context(|| format!("cannot run {cc}"))?;
+        if !r.status.success() {
+            bail!(
+                "{cc} {} failed:\n{}",
+                src.display(),
+                String::from_utf8_lossy(&r.stderr)
+            );
+        }
+        built.push((name, exe));
+    }
+    Ok(built)
+}
