@@ -129,6 +129,14 @@ pub fn decode_int(bytes: &[u8], off: usize, size: u8, signed: bool) -> i64 {
 }
 
 /// ``module`func+0xoff`` (no `+0x0`), as DTrace prints symbols.
+/// ``mod`func+0x1c`` → ``mod`func`` (an unknown address stays hex).
+fn without_offset(sym: String) -> String {
+    match sym.rfind("+0x") {
+        Some(i) if sym.contains('`') || !sym.starts_with("0x") => sym[..i].to_string(),
+        _ => sym,
+    }
+}
+
 fn format_sym(module: &str, name: &str, offset: usize) -> String {
     let mut s = if module.is_empty() {
         name.to_string()
@@ -225,14 +233,19 @@ impl Decoder {
                 let ips: Vec<u64> = (0..n).map(|i| u64_at(bytes, off + 16 + 8 * i)).collect();
                 Value::Stack(self.user_syms(pid, &ips))
             }
+            // func()/sym() name the function an address is in (no offset), as DTrace does.
             FieldType::KSym => {
                 let addr = u64_at(bytes, off);
-                Value::Sym(self.kernel_syms(&[addr]).pop().unwrap_or_default())
+                Value::Sym(without_offset(
+                    self.kernel_syms(&[addr]).pop().unwrap_or_default(),
+                ))
             }
             FieldType::USym => {
                 let pid = u64_at(bytes, off) as u32;
                 let addr = u64_at(bytes, off + 8);
-                Value::Sym(self.user_syms(pid, &[addr]).pop().unwrap_or_default())
+                Value::Sym(without_offset(
+                    self.user_syms(pid, &[addr]).pop().unwrap_or_default(),
+                ))
             }
         }
     }
@@ -362,11 +375,24 @@ impl Decoder {
 
     /// Merge raw per-CPU entries of one aggregation into a snapshot (unsorted, `normal` 1).
     pub fn snapshot(&mut self, desc: &AggDesc, raw: &Entries) -> AggSnapshot {
-        let entries = raw
-            .iter()
-            .map(|(key, per_cpu)| AggEntry {
-                keys: self.agg_key(desc, key),
-                value: AggValue::merge(&desc.func, per_cpu.iter().map(|v| v.as_slice())),
+        // Keys that decode alike are one entry: `func(pc)` keys hold raw addresses, and every
+        // address inside one function is that function, as DTrace aggregates them.
+        let mut groups: Vec<(Vec<Value>, Vec<&[u8]>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (key, per_cpu) in raw {
+            let keys = self.agg_key(desc, key);
+            let id = format!("{keys:?}");
+            let slot = *index.entry(id).or_insert_with(|| {
+                groups.push((keys, Vec::new()));
+                groups.len() - 1
+            });
+            groups[slot].1.extend(per_cpu.iter().map(|v| v.as_slice()));
+        }
+        let entries = groups
+            .into_iter()
+            .map(|(keys, slices)| AggEntry {
+                keys,
+                value: AggValue::merge(&desc.func, slices),
             })
             .collect();
         AggSnapshot {

@@ -37,6 +37,25 @@ impl<'g, 'a> Lower<'g, 'a> {
                     ty: FieldType::Str { size: strsize },
                 })
             }
+            Val::Int(r, Type::Sym { user }) => {
+                // A symbol: the address, and for user space the pid that gives it meaning.
+                let (ty, size) = if *user {
+                    (FieldType::USym, 16)
+                } else {
+                    (FieldType::KSym, 8)
+                };
+                let off = self.rec_field(size, span)?;
+                let dst = self.scratch_ptr(self.rec_base + off);
+                if *user {
+                    let t = self.f.call(helper::GET_CURRENT_PID_TGID, vec![]);
+                    let pid = self.f.alu(AluOp::Rsh, t, Operand::Imm(32));
+                    self.f.store(dst, 0, pid, Size::DW);
+                    self.f.store(dst, 8, *r, Size::DW);
+                } else {
+                    self.f.store(dst, 0, *r, Size::DW);
+                }
+                Ok(Field { offset: off, ty })
+            }
             Val::Int(r, ty) => {
                 let (size, signed) = match ty {
                     Type::Void => {

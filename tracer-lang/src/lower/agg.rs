@@ -185,6 +185,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                         size: bound.min(strsize).div_ceil(8) * 8,
                     }
                 }
+                KeyVal::Val(Val::Int(_, Type::Sym { user: false })) => FieldType::KSym,
+                KeyVal::Val(Val::Int(_, Type::Sym { user: true })) => FieldType::USym,
                 KeyVal::Val(Val::Int(_, t)) => {
                     let (size, signed) = t.int_parts();
                     FieldType::Int { size, signed }
@@ -274,6 +276,12 @@ impl<'g, 'a> Lower<'g, 'a> {
                         helper::PROBE_READ_KERNEL_STR,
                         vec![dst.into(), Operand::Imm(size as i64), (*p).into()],
                     );
+                }
+                KeyVal::Val(Val::Int(r, _)) if f.ty == FieldType::USym => {
+                    let t = self.f.call(helper::GET_CURRENT_PID_TGID, vec![]);
+                    let pid = self.f.alu(AluOp::Rsh, t, Operand::Imm(32));
+                    self.f.store(key, f.offset as i16, pid, Size::DW);
+                    self.f.store(key, f.offset as i16 + 8, *r, Size::DW);
                 }
                 KeyVal::Val(Val::Int(r, _)) => self.f.store(key, f.offset as i16, *r, Size::DW),
                 KeyVal::Stack { user, depth } => {

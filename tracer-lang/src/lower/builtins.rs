@@ -40,6 +40,8 @@ pub fn call_type(name: &str) -> Option<Type> {
         "stack" => Type::Stack { user: false },
         "ustack" => Type::Stack { user: true },
         "copyin" => Type::Ptr(Box::new(Type::Void)),
+        "func" | "sym" => Type::Sym { user: false },
+        "ufunc" | "usym" => Type::Sym { user: true },
         _ => return None,
     })
 }

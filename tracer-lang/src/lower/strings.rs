@@ -380,6 +380,12 @@ impl<'g, 'a> Lower<'g, 'a> {
                 self.f.push(Inst::ToBe { dst: d, a: v, bits });
                 Ok(Val::Int(d, super::builtins::call_type(name).unwrap()))
             }
+            "func" | "sym" | "ufunc" | "usym" => {
+                want(1)?;
+                let a = self.int_arg(&args[0])?;
+                let user = name.starts_with('u');
+                Ok(Val::Int(a, Type::Sym { user }))
+            }
             "rand" => {
                 want(0)?;
                 Ok(Val::Int(
