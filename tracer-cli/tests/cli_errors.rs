@@ -40,12 +40,11 @@ fn missing_privileges_are_one_clear_line() {
 
 #[test]
 fn verifier_rejection_names_the_d_line() {
-    // 60 index() calls in one statement exceed the verifier's one million instructions.
-    let calls: Vec<String> = (0..60)
-        .map(|i| format!("index(s, \"{}\")", i % 10))
-        .collect();
+    // 300 index() calls with a computed needle (a nested loop each) in one statement exceed
+    // the verifier's one million instructions.
+    let calls: Vec<String> = (0..300).map(|_| "index(s, t)".to_string()).collect();
     let script = format!(
-        "#pragma D option quiet\nBEGIN\n{{\n\ts = \"abcdefghijklmnopqrstuvwxyz0123456789\";\n\tx = {};\n\tprintf(\"%d\\n\", x);\n\texit(0);\n}}\n",
+        "#pragma D option quiet\nBEGIN\n{{\n\ts = \"abcdefghijklmnopqrstuvwxyz0123456789\"; t = \"0\";\n\tx = {};\n\tprintf(\"%d\\n\", x);\n\texit(0);\n}}\n",
         calls.join(" + ")
     );
     let path = std::env::temp_dir().join(format!("verif-{}.d", std::process::id()));
@@ -66,9 +65,13 @@ fn verifier_rejection_names_the_d_line() {
     assert!(
         err.lines()
             .nth(1)
-            .is_some_and(|l| l.trim_start().starts_with("x = index(s, \"0\")")),
+            .is_some_and(|l| l.trim_start().starts_with("x = index(s, t)")),
         "{err}"
     );
     assert!(err.contains("verifier log (last lines):"), "{err}");
-    assert!(err.contains("BPF program is too large"), "{err}");
+    // The kernel's reason: out of instructions or of jump-history room, depending on kernel.
+    assert!(
+        err.contains("BPF program is too large") || err.contains("too complex"),
+        "{err}"
+    );
 }
