@@ -274,19 +274,36 @@ impl Target {
                 bail!("failed to execute {cmd}: {e}");
             }
         }
-        // The exec succeeded: wait for the stop it causes under PTRACE_TRACEME.
-        let mut status = 0;
-        // SAFETY: waiting for our own child; `status` is a local.
-        let r = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, libc::__WALL) };
-        if r == self.pid as libc::pid_t && libc::WIFSTOPPED(status) {
-            self.stopped_at_exec = true;
-        } else if r == self.pid as libc::pid_t {
-            // It ended already (killed by a signal before the stop): keep its status.
-            self.exited = Some(if libc::WIFSIGNALED(status) {
-                ExitInfo::Signaled(libc::WTERMSIG(status))
-            } else {
-                ExitInfo::Exited(libc::WEXITSTATUS(status))
-            });
+        // The exec succeeded: wait for the stop it causes under PTRACE_TRACEME. If the child
+        // could not be traced (a seccomp policy, say), it simply runs: give up after 2 s.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let mut status = 0;
+            // SAFETY: polling our own child; `status` is a local.
+            let r = unsafe {
+                libc::waitpid(
+                    self.pid as libc::pid_t,
+                    &mut status,
+                    libc::__WALL | libc::WNOHANG,
+                )
+            };
+            if r == self.pid as libc::pid_t && libc::WIFSTOPPED(status) {
+                self.stopped_at_exec = true;
+                break;
+            }
+            if r == self.pid as libc::pid_t {
+                // It ended already (killed by a signal before the stop): keep its status.
+                self.exited = Some(if libc::WIFSIGNALED(status) {
+                    ExitInfo::Signaled(libc::WTERMSIG(status))
+                } else {
+                    ExitInfo::Exited(libc::WEXITSTATUS(status))
+                });
+                break;
+            }
+            if r < 0 || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
         }
         Ok(())
     }
