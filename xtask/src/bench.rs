@@ -245,7 +245,22 @@ fn ensure_tracefs() {
         .status();
 }
 
-fn machine(env: &Env, build_secs: f64) -> Section {
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What else was running: the load average and the BPF programs loaded by others.
+pub struct Background {
+    load_start: String,
+    progs_start: usize,
+}
+
+fn machine(env: &Env, build_secs: f64, bg: &Background) -> Section {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -310,6 +325,18 @@ fn machine(env: &Env, build_secs: f64) -> Section {
         cmd_output(&env.bpftrace.display().to_string(), &["--version"]),
     ]);
     s.row(vec!["rustc".into(), cmd_output("rustc", &["--version"])]);
+    s.row(vec![
+        "load average (1, 5, 15 min)".into(),
+        format!("{} at the start, {} at the end", bg.load_start, loadavg()),
+    ]);
+    s.row(vec![
+        "other BPF programs loaded".into(),
+        format!(
+            "{} at the start, {} at the end",
+            bg.progs_start,
+            sys::all_prog_ids().len()
+        ),
+    ]);
     s.row(vec![
         "mode".into(),
         format!(
@@ -531,6 +558,10 @@ pub fn main(args: &[String]) -> Result<()> {
         quick: opts.quick,
     };
 
+    let bg = Background {
+        load_start: loadavg(),
+        progs_start: sys::all_prog_ids().len(),
+    };
     let measuring = Instant::now();
     let mut found = Findings::default();
     let want = |case: &str| opts.only.is_empty() || opts.only.iter().any(|c| c == case);
@@ -567,7 +598,7 @@ pub fn main(args: &[String]) -> Result<()> {
     sections.push(goals(&found));
 
     let mut body = String::new();
-    body.push_str(&machine(&env, build_secs).markdown());
+    body.push_str(&machine(&env, build_secs, &bg).markdown());
     for s in &sections {
         body.push_str(&s.markdown());
     }

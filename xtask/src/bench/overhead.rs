@@ -83,12 +83,13 @@ pub fn start(env: &Env, tool: Tool, s: &Script, out: Out) -> Result<Session, Str
 
 pub fn run(env: &Env, found: &mut Findings) -> Section {
     let (n, reps, rounds) = if env.quick {
-        (500_000, 3, 2)
+        (300_000, 2, 3)
     } else {
-        (2_000_000, 5, 4)
+        (1_000_000, 3, 7)
     };
     let mut untraced: Vec<f64> = Vec::new();
-    let mut per_call: BTreeMap<(&str, Tool), Vec<f64>> = BTreeMap::new();
+    // (script, tool) → (round, ns per call) of every loop
+    let mut per_call: BTreeMap<(&str, Tool), Vec<(usize, f64)>> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
     let note_failure = |msg: String, failures: &mut Vec<String>| {
         if !failures.contains(&msg) {
@@ -133,7 +134,7 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
                 }
                 for _ in 0..reps {
                     if let Some(v) = env.syscall_loop(n) {
-                        per_call.entry((s.key, tool)).or_default().push(v);
+                        per_call.entry((s.key, tool)).or_default().push((round, v));
                     }
                 }
                 let hwm = session.hwm_kib();
@@ -151,15 +152,34 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
     }
 
     // --- case 2 table
-    let med = |k: &str, t: Tool| per_call.get(&(k, t)).and_then(|v| median(v));
-    let floor_of = |k: &str| -> Option<f64> {
-        match (med(k, Tool::Tracer), med(k, Tool::Bpftrace)) {
+    // Medians over every loop, and per round.
+    let med = |k: &str, t: Tool| {
+        let v: Vec<f64> = per_call.get(&(k, t))?.iter().map(|p| p.1).collect();
+        median(&v)
+    };
+    let med_in = |k: &str, t: Tool, r: usize| {
+        let v: Vec<f64> = per_call
+            .get(&(k, t))?
+            .iter()
+            .filter(|p| p.0 == r)
+            .map(|p| p.1)
+            .collect();
+        median(&v)
+    };
+    let floor_in = |k: &str, r: usize| -> Option<f64> {
+        match (med_in(k, Tool::Tracer, r), med_in(k, Tool::Bpftrace, r)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     };
-    let floor = floor_of("empty");
-    let floor2 = floor_of("empty2");
+    // Overhead over the floor: the difference within each round (the machine drifts between
+    // rounds more than the programs differ), then the median over the rounds.
+    let over = |k: &str, t: Tool, floor_key: &str| -> Option<f64> {
+        let d: Vec<f64> = (0..rounds)
+            .filter_map(|r| Some(med_in(k, t, r)? - floor_in(floor_key, r)?))
+            .collect();
+        median(&d)
+    };
     let base = median(&untraced);
     let mut sec = Section::new(
         "2. Per-event overhead on a getppid loop (median ns per call)",
@@ -182,17 +202,13 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
     ]);
     for s in scripts::OVERHEAD {
         let f = if s.key == "latency" || s.key == "empty2" {
-            floor2
+            "empty2"
         } else {
-            floor
+            "empty"
         };
         let t = med(s.key, Tool::Tracer);
         let b = med(s.key, Tool::Bpftrace);
-        let over = |v: Option<f64>| match (v, f) {
-            (Some(v), Some(f)) => Some(v - f),
-            _ => None,
-        };
-        let (ot, ob) = (over(t), over(b));
+        let (ot, ob) = (over(s.key, Tool::Tracer, f), over(s.key, Tool::Bpftrace, f));
         sec.row(vec![
             s.label.to_string(),
             ns(t),
@@ -214,7 +230,9 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
     sec.note(
         "The floor is the kernel's cost of running an almost empty program on the tracepoint: the \
          lower of the two tools' medians for the empty clause (for the latency pair, for empty \
-         clauses on entry and return). bpftrace compiles `{ }` to `return 0`; tracer's empty clause \
+         clauses on entry and return). Overheads are taken within each round, against that \
+         round's floor, and the median over the rounds is shown (the machine drifts more between \
+         rounds than the programs differ). bpftrace compiles `{ }` to `return 0`; tracer's empty clause \
          keeps D's default action (one trace record per event to the ring buffer), so its own \
          empty row is above the floor.",
     );

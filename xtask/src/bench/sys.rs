@@ -131,6 +131,7 @@ const SYS_BPF: c_long = 280;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const SYS_BPF: c_long = -1;
 
+const BPF_PROG_GET_NEXT_ID: c_long = 11;
 const BPF_PROG_GET_FD_BY_ID: c_long = 13;
 const BPF_OBJ_GET_INFO_BY_FD: c_long = 15;
 
@@ -155,6 +156,21 @@ pub struct ProgInfo {
     pub jited_bytes: u32,
     /// Instructions the verifier walked (kernel 5.16+; 0 when unknown).
     pub verified_insns: u32,
+}
+
+/// Every BPF program loaded in the system (bpf(BPF_PROG_GET_NEXT_ID)).
+pub fn all_prog_ids() -> Vec<u32> {
+    let mut ids = Vec::new();
+    let mut id = 0u32;
+    loop {
+        let mut attr = [0u8; 16];
+        attr[0..4].copy_from_slice(&id.to_ne_bytes());
+        if bpf(BPF_PROG_GET_NEXT_ID, &mut attr) < 0 {
+            return ids;
+        }
+        id = u32::from_ne_bytes(attr[4..8].try_into().unwrap());
+        ids.push(id);
+    }
 }
 
 /// bpf(BPF_PROG_GET_FD_BY_ID) + bpf(BPF_OBJ_GET_INFO_BY_FD) for one program id.
