@@ -15,6 +15,9 @@ impl MapNames {
     pub const STATS: &'static str = "stats";
     /// PERCPU_ARRAY, one large entry: per-firing scratch (records, strings, keys, `this->`).
     pub const SCRATCH: &'static str = "scratch";
+    /// The same for programs that run in NMI context (profile/tick perf events), which can
+    /// interrupt another program on the same CPU mid-flight.
+    pub const SCRATCH_NMI: &'static str = "scratch_nmi";
     /// ARRAY, one entry: global scalar variables.
     pub const GLOBALS: &'static str = "globals";
     /// ARRAY of speculation slots, nspec + 1 entries of u64 state.

@@ -314,13 +314,15 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         value_size: 8,
         max_entries: NSTATS,
     });
-    g.add_map(MapSpec {
-        name: MapNames::SCRATCH.into(),
-        map_type: map_type::PERCPU_ARRAY,
-        key_size: 4,
-        value_size: 8,
-        max_entries: 1,
-    });
+    for name in [MapNames::SCRATCH, MapNames::SCRATCH_NMI] {
+        g.add_map(MapSpec {
+            name: name.into(),
+            map_type: map_type::PERCPU_ARRAY,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 1,
+        });
+    }
     g.add_map(MapSpec {
         name: MapNames::GLOBALS.into(),
         map_type: map_type::ARRAY,
@@ -371,8 +373,10 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             format!("the script needs {scratch_size} bytes of per-CPU scratch; the kernel allows 32768 (lower strsize)"),
         ));
     }
-    let scratch = g.map(MapNames::SCRATCH).0 as usize;
-    g.maps[scratch].value_size = scratch_size;
+    for name in [MapNames::SCRATCH, MapNames::SCRATCH_NMI] {
+        let i = g.map(name).0 as usize;
+        g.maps[i].value_size = scratch_size;
+    }
     let globals = g.map(MapNames::GLOBALS).0 as usize;
     g.maps[globals].value_size = g.vars.globals_size().max(8);
 
@@ -522,7 +526,12 @@ fn lower_probe(
     let zero_key = f.stack_buffer(8);
     let key = f.stack_addr(zero_key);
     f.store(key, 0, Operand::Imm(0), tracer_ebpf::insn::Size::DW);
-    let m = f.map_ptr(g.map(MapNames::SCRATCH));
+    let nmi = matches!(plan.probe.attach, tracer_common::Attach::Perf { .. });
+    let m = f.map_ptr(g.map(if nmi {
+        MapNames::SCRATCH_NMI
+    } else {
+        MapNames::SCRATCH
+    }));
     let scratch = f.call(
         tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM,
         vec![m.into(), key.into()],
