@@ -87,17 +87,31 @@ pub fn build(
         .unwrap_or("it was not built")
         .replace('\'', "");
     c.bytes("usr/local/bin/cc", 0o755, cc_shim(&why).as_bytes())?;
-    // busybox's setpriv does the test's job but has no --version, which the test probes.
-    c.bytes(
-        "usr/local/bin/setpriv",
-        0o755,
-        b"#!/bin/sh\n[ \"$1\" = --version ] && { echo 'setpriv from busybox'; exit 0; }\nexec /bin/busybox setpriv \"$@\"\n",
-    )?;
+    // busybox's setpriv has neither --version (which the tests probe) nor --reuid.
+    c.bytes("usr/local/bin/setpriv", 0o755, SETPRIV.as_bytes())?;
     c.bytes("etc/hostname", 0o644, b"vmtest\n")?;
     let names: Vec<&str> = files.iter().map(String::as_str).collect();
     c.bytes("init", 0o755, init_script(&names, opts).as_bytes())?;
     c.finish()
 }
+
+/// setpriv as the tests use it (`--reuid=N --regid=N --clear-groups --inh-caps=-all PROG…`),
+/// through busybox's su: switching from root to another uid drops every capability.
+const SETPRIV: &str = r#"#!/bin/sh
+uid=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --version) echo "setpriv (vm-test shim over busybox su)"; exit 0 ;;
+    --reuid=*) uid=${1#--reuid=} ;;
+    --regid=*|--clear-groups|--inh-caps=*) ;;
+    -*) echo "setpriv (vm-test shim): unsupported option $1" >&2; exit 2 ;;
+    *) break ;;
+  esac
+  shift
+done
+user=$(awk -F: -v u="$uid" '$3 == u { print $1; exit }' /etc/passwd)
+exec su -s /bin/sh "${user:-nobody}" -c 'exec "$0" "$@"' "$@"
+"#;
 
 /// `cc [flags] -o OUT SRC.c`: copy the prebuilt `SRC` to OUT.
 fn cc_shim(why_missing: &str) -> String {
