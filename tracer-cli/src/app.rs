@@ -278,6 +278,13 @@ fn signal_name(sig: i32) -> String {
         .unwrap_or_else(|| format!("signal {sig}"))
 }
 
+/// True when a probe description names a provider of `$target` itself (`pid$target:…`),
+/// whose probes can only be found in the process's executable image.
+fn probes_in_target(args: &Args) -> Result<bool, Failure> {
+    let texts = gather(args)?;
+    Ok(texts.iter().any(|s| s.text.contains("$target:")))
+}
+
 /// `-l`: list matching probes in DTrace's columns. A closed pipe (`tracer -l | head`) ends
 /// the listing quietly.
 fn list(args: &Args) -> Result<i32, Failure> {
@@ -490,7 +497,14 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     };
     let mut target = match (&args.command, args.pid) {
         (Some(cmd), _) => {
-            Some(Target::spawn_stopped(cmd).map_err(|e| Failure::new(e.to_string()))?)
+            let mut t = Target::spawn_stopped(cmd).map_err(|e| Failure::new(e.to_string()))?;
+            // pid probes on $target resolve against the new image: let it exec now and hold
+            // it at the exec stop (as dtrace(1) creates its -c process). It runs only after
+            // BEGIN (see runtime::run). Other scripts see its exec happen.
+            if !args.compile_only && probes_in_target(&args)? {
+                t.release().map_err(|e| Failure::new(e.to_string()))?;
+            }
+            Some(t)
         }
         (_, Some(pid)) => Some(Target::grab(pid).map_err(|e| Failure::new(e.to_string()))?),
         _ => None,

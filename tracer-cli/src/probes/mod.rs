@@ -4,6 +4,7 @@
 
 mod dtrace;
 mod glob;
+mod pid;
 mod profile;
 mod syscall;
 pub mod tracefs;
@@ -70,9 +71,9 @@ fn bpftrace_alias(text: &str) -> Result<Option<Pattern>, String> {
         ["profile" | "p", unit, n] => pat("profile", "", "", &format!("profile-{n}{}", rate_unit(unit)?)),
         ["interval" | "i", unit, n] => pat("profile", "", "", &format!("tick-{n}{}", rate_unit(unit)?)),
         ["BEGIN"] | ["END"] => None,
-        [kind @ ("kprobe" | "k" | "kretprobe" | "kr" | "fentry" | "f" | "fexit" | "fr" | "uprobe" | "u" | "uretprobe" | "ur" | "usdt" | "U"), ..] => {
+        [kind @ ("kprobe" | "k" | "kretprobe" | "kr" | "fentry" | "f" | "fexit" | "fr" | "usdt" | "U"), ..] => {
             return Err(format!(
-                "the {kind} probe type is provided by the fbt/pid/usdt providers, which are not available yet"
+                "the {kind} probe type is provided by the fbt and usdt providers, which are not available yet"
             ))
         }
         _ => None,
@@ -164,6 +165,19 @@ impl Resolver {
 
 impl ProbeResolver for Resolver {
     fn resolve(&mut self, description: &str) -> Result<Vec<ResolvedProbe>, String> {
+        // bpftrace's uprobe:/path:func: the path may itself hold colons, the function is last.
+        if let Some((kind, rest)) = description.split_once(':') {
+            if matches!(kind, "uprobe" | "u" | "uretprobe" | "ur") {
+                let (path, func) = rest
+                    .rsplit_once(':')
+                    .ok_or_else(|| format!("{description}: expected {kind}:/path:function"))?;
+                let mut out = pid::resolve_bpftrace(kind, path, func)?;
+                for p in out.iter_mut() {
+                    p.desc.id = self.id_of(&p.desc);
+                }
+                return Ok(out);
+            }
+        }
         let pat = Pattern::parse(description)?;
         let mut out = Vec::new();
         out.extend(dtrace::resolve(&pat));
@@ -182,6 +196,9 @@ impl ProbeResolver for Resolver {
         }
         if !pat.provider.is_empty() && glob_match(&pat.provider, "tracepoint") {
             out.extend(tracepoint::resolve(&pat)?);
+        }
+        if pat.provider.starts_with("pid") {
+            out.extend(pid::resolve(&pat)?);
         }
         for p in out.iter_mut() {
             p.desc.id = self.id_of(&p.desc);

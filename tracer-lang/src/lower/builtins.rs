@@ -242,10 +242,12 @@ impl<'g, 'a> Lower<'g, 'a> {
                 }
             }
             ArgSource::PtRegs { ret } => {
-                let off = if *ret {
-                    crate::arch::PT_REGS_RET
-                } else {
-                    crate::arch::pt_regs_arg(i)
+                // On return, DTrace gives the return value in arg1 (arg0 would be the
+                // returning instruction's offset, which a uretprobe does not know: 0).
+                let off = match (*ret, i) {
+                    (true, 1) => crate::arch::PT_REGS_RET,
+                    (true, _) => None,
+                    (false, _) => crate::arch::pt_regs_arg(i),
                 };
                 match off {
                     Some(off) => self.f.load(Function::CTX, off, Size::DW),

@@ -1,0 +1,120 @@
+//! The pid provider (uprobes) and bpftrace's uprobe names, on a C program with known calls.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The target, built once for all tests (they run in parallel).
+fn target() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("pid_calls-{}", std::process::id()));
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/targets/pid_calls.c");
+        let ok = Command::new("cc")
+            .args(["-O0", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cc failed");
+        bin
+    })
+    .clone()
+}
+
+fn tracer(args: &[&str]) -> (String, String, i32) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn entry_args_and_return_values() {
+    let cmd = format!("{} 7", target().display());
+    let (out, err, code) = tracer(&[
+        "-q",
+        "-c",
+        &cmd,
+        "-n",
+        "pid$target:a.out:work:entry { @c = count(); @a = sum(arg0); } pid$target:a.out:work:return { @r = sum(arg1); }",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // The target prints its own sum first; then: 7 calls, args 0..6 sum to 21, returns 2i+1
+    // sum to 49.
+    assert_eq!(
+        out, "97\n\n                7\n               21\n               49\n",
+        "{err}"
+    );
+}
+
+#[test]
+fn function_globs_and_probefunc() {
+    let cmd = format!("{} 3", target().display());
+    let (out, err, code) = tracer(&[
+        "-q",
+        "-c",
+        &cmd,
+        "-n",
+        "pid$target:a.out:[wo]*:entry { @[probefunc] = count(); }",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows, vec![vec!["other", "1"], vec!["work", "3"]], "{out}");
+}
+
+#[test]
+fn a_library_of_a_command_held_at_exec() {
+    let cmd = format!("{} 1", target().display());
+    let (out, err, code) = tracer(&[
+        "-q",
+        "-c",
+        &cmd,
+        "-n",
+        "pid$target:libc.so.6:printf:entry { printf(\"printf called\\n\"); }",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("printf called\n"), "{out}");
+}
+
+#[test]
+fn bpftrace_uprobe_and_uretprobe_names() {
+    let bin = target();
+    let cmd = format!("{} 4", bin.display());
+    let d = format!(
+        "uprobe:{0}:work {{ @ = count(); }} uretprobe:{0}:work {{ @r = sum(arg1); }}",
+        bin.display()
+    );
+    let (out, err, code) = tracer(&["-q", "-c", &cmd, "-n", &d]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "31\n\n                4\n               16\n", "{err}");
+}
+
+#[test]
+fn pid_provider_errors() {
+    let (_, err, code) = tracer(&["-q", "-n", "pid$target::work:entry { }"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "$target is used, but no target process was given: add -c 'command' or -p PID"
+        ),
+        "{err}"
+    );
+    let (_, err, code) = tracer(&["-q", "-n", "uprobe:/nonexistent/bin:f { }"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("/nonexistent/bin: No such file or directory"),
+        "{err}"
+    );
+}
