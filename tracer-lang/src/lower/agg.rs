@@ -515,10 +515,15 @@ impl<'g, 'a> Lower<'g, 'a> {
 }
 
 /// The longest string `e` can be, when that is known before running: `execname` (the
-/// kernel's 16-byte comm) and string literals.
+/// kernel's 16-byte comm), the probe's names (DTrace's own limits: DTRACE_FUNCNAMELEN 128,
+/// the others 64) and string literals.
 fn str_bound(e: &Expr) -> Option<u32> {
     match &e.node {
         ExprKind::Ident(n) if n == "execname" => Some(16),
+        ExprKind::Ident(n) if n == "probefunc" => Some(128),
+        ExprKind::Ident(n) if matches!(n.as_str(), "probeprov" | "probemod" | "probename") => {
+            Some(64)
+        }
         ExprKind::Str(s) => Some(s.len() as u32 + 1),
         ExprKind::Cond { then, els, .. } => Some(str_bound(then)?.max(str_bound(els)?)),
         _ => None,
