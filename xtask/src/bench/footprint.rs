@@ -117,9 +117,15 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
         musl_note = format!("`rustup target add {triple}` to measure a static build");
         None
     } else if env.quick {
-        if musl_bin.exists() {
-            musl_note = "(from an earlier full `cargo xtask bench`)".into();
+        let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        if musl_bin.exists() && mtime(&musl_bin) >= mtime(&env.tracer) {
+            musl_note = "from an earlier full `cargo xtask bench`".into();
             size(&musl_bin)
+        } else if musl_bin.exists() {
+            musl_note = "not built in --quick mode (the one on disk is older than the \
+                          release binary)"
+                .into();
+            None
         } else {
             musl_note = "not built in --quick mode".into();
             None
@@ -140,16 +146,15 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
         match out {
             Ok(o) if o.status.success() => size(&musl_bin),
             Ok(o) => {
+                // The first error and the place it points at.
                 let err = String::from_utf8_lossy(&o.stderr);
-                let first: Vec<&str> = err
-                    .lines()
-                    .filter(|l| l.starts_with("error") || l.trim_start().starts_with("-->"))
-                    .take(2)
-                    .collect();
-                musl_note = format!(
-                    "the musl build fails: {}",
-                    first.join(" ").replace('`', "'")
-                );
+                let mut lines = err.lines().skip_while(|l| !l.starts_with("error"));
+                let first = lines.next().unwrap_or("").trim().to_string();
+                let at = lines
+                    .find_map(|l| l.trim_start().strip_prefix("--> "))
+                    .map(|p| format!(" at {}", p.trim()))
+                    .unwrap_or_default();
+                musl_note = format!("the musl build fails: {first}{at}").replace('`', "'");
                 None
             }
             Err(e) => {

@@ -4,10 +4,12 @@ use super::report::{median, ms, ratio, x, Section};
 use super::session::{Out, Session, Tool};
 use super::{Env, Findings};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Case {
+    True,
     Begin,
     BeginCpu,
     Live20,
@@ -34,6 +36,17 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
 
     for round in 0..rounds {
         eprintln!("bench: start-up round {}/{rounds}", round + 1);
+        // The harness's own floor: exec to exit of a program that does nothing.
+        if let Ok(mut s) = Session::spawn(Path::new("true"), &[], Out::Pipe) {
+            if let Some((at, _)) = s.wait_exit(Duration::from_secs(10)) {
+                let t = at.duration_since(s.start).as_secs_f64();
+                times.entry((Case::True, Tool::Tracer)).or_default().push(t);
+                times
+                    .entry((Case::True, Tool::Bpftrace))
+                    .or_default()
+                    .push(t);
+            }
+        }
         for tool in Tool::BOTH {
             // (a) BEGIN { exit(0); }: exec to exit.
             let args: Vec<String> = match tool {
@@ -154,6 +167,7 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
     );
     let label = |c: Case| -> String {
         match c {
+            Case::True => "`true` (the harness's own floor): exec → exit".into(),
             Case::Begin => "`BEGIN { exit(0); }`: exec → exit".into(),
             Case::BeginCpu => "`BEGIN { exit(0); }`: CPU time (user + system)".into(),
             Case::Live20 => "20-clause syscall script: exec → probes live".into(),
@@ -169,6 +183,7 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
         }
     };
     for c in [
+        Case::True,
         Case::Begin,
         Case::BeginCpu,
         Case::Live20,
@@ -178,7 +193,12 @@ pub fn run(env: &Env, found: &mut Findings) -> Section {
     ] {
         let t = times.get(&(c, Tool::Tracer)).and_then(|v| median(v));
         let b = times.get(&(c, Tool::Bpftrace)).and_then(|v| median(v));
-        sec.row(vec![label(c), ms(t), ms(b), x(ratio(t, b))]);
+        let r = if c == Case::True {
+            String::new()
+        } else {
+            x(ratio(t, b))
+        };
+        sec.row(vec![label(c), ms(t), ms(b), r]);
         if matches!(c, Case::Begin | Case::Live20 | Case::List) {
             found.startup.push((label(c), t, b));
         }

@@ -110,7 +110,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 user=$(awk -F: -v u="$uid" '$3 == u { print $1; exit }' /etc/passwd)
-exec su -s /bin/sh "${user:-nobody}" -c 'exec "$0" "$@"' "$@"
+exec su -s /bin/sh -c 'exec "$0" "$@"' -- "${user:-nobody}" "$@"
 "#;
 
 /// `cc [flags] -o OUT SRC.c`: copy the prebuilt `SRC` to OUT.
