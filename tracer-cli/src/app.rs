@@ -198,6 +198,7 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         boot_to_wall_ns: boot_to_wall_ns(),
         task_offsets: &crate::btf::task_offsets,
         check_format: &check_format,
+        no_prealloc: kernel_at_least(6, 1),
     };
     let mut resolver = Resolver::new();
     let compiled = match lower::compile(&input, &mut resolver) {
@@ -431,6 +432,20 @@ fn verifier_failure(prepared: &Prepared, program: &str, probe: &str, log: &str) 
         m.push_str(l);
     }
     Failure::new(m)
+}
+
+/// The running kernel's (major, minor) version.
+fn kernel_version() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    kernel_version() >= (major, minor)
 }
 
 /// tracer needs the BPF ring buffer (Linux 5.8) and uses helpers from 5.10.

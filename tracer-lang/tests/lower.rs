@@ -201,6 +201,7 @@ fn compile_script(name: &str) -> (String, Compiled) {
             })
         },
         check_format: &check_format,
+        no_prealloc: false,
     };
     match compile(&input, &mut FakeResolver) {
         Ok(c) => (text, c),

@@ -73,6 +73,10 @@ pub struct CompileInput<'a> {
     /// Checks a printf-like format against its argument types: (function, format, types).
     /// The printf engine lives with the output code, so the caller supplies it.
     pub check_format: &'a FormatChecker,
+    /// Create hash maps without preallocating their elements (BPF_F_NO_PREALLOC): instant
+    /// creation and memory only for keys in use. Kernels before 6.1 refuse such maps in
+    /// perf-event programs, so the caller decides from the running kernel.
+    pub no_prealloc: bool,
 }
 
 /// (function, format, argument types) → a user-facing reason when they do not fit.
@@ -385,7 +389,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         emitted
             .push(tracer_ebpf::emit::emit(f).map_err(|e| CompileError::new(Span::default(), e))?);
     }
-    let elf = write_elf(&g.maps, &functions, &emitted, &programs)?;
+    let elf = write_elf(&g.maps, &functions, &emitted, &programs, input.no_prealloc)?;
     let map_sizes = g
         .maps
         .iter()
@@ -436,8 +440,10 @@ fn write_elf(
     functions: &[Function],
     emitted: &[tracer_ebpf::emit::Emitted],
     programs: &[ProgramDesc],
+    no_prealloc: bool,
 ) -> Result<Vec<u8>> {
     use tracer_common::Attach;
+    const BPF_F_NO_PREALLOC: u32 = 1;
     use tracer_ebpf::elf::{write_object, MapDef, ProgramCode};
     let defs: Vec<MapDef> = maps
         .iter()
@@ -447,7 +453,10 @@ fn write_elf(
             key_size: m.key_size,
             value_size: m.value_size,
             max_entries: m.max_entries,
-            flags: 0,
+            flags: match m.map_type {
+                map_type::HASH | map_type::PERCPU_HASH if no_prealloc => BPF_F_NO_PREALLOC,
+                _ => 0,
+            },
         })
         .collect();
     let mut progs = Vec::new();
