@@ -610,6 +610,7 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     let refs: Vec<&tracer_common::AggSnapshot> = snaps.iter().collect();
     consumer.printer.final_dump(&refs);
     consumer.printer.flush();
+    session.unload_all();
     drop(session);
     if let StopReason::TargetExited(info) = outcome.reason {
         if !opts.quiet {

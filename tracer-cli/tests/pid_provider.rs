@@ -85,7 +85,8 @@ fn a_library_of_a_command_held_at_exec() {
         "pid$target:libc.so.6:printf:entry { printf(\"printf called\\n\"); }",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("printf called\n"), "{out}");
+    // The target's own output shares stdout with tracer's, in either order.
+    assert!(out.lines().any(|l| l == "printf called"), "{out}");
 }
 
 #[test]

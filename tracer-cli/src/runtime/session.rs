@@ -453,21 +453,39 @@ impl Session {
 
     /// Detach and unload every program except END's, so nothing but END fires any more.
     pub fn stop_probes(&mut self) {
-        let end = &self.end_programs;
-        self.manual.retain(|(name, _)| end.contains(name));
-        for (name, prog) in self.ebpf.programs_mut() {
-            if end.contains(name) {
-                continue;
+        let keep = self.end_programs.clone();
+        self.manual.retain(|(name, _)| keep.contains(name));
+        self.unload_where(|name| !keep.contains(name));
+    }
+
+    /// Detach and unload every program: the end of the session.
+    pub fn unload_all(&mut self) {
+        self.manual.clear();
+        self.triggers.clear();
+        self.unload_where(|_| true);
+    }
+
+    /// Unload the chosen programs, each on its own thread: detaching a probe waits for an
+    /// RCU grace period in the kernel, and concurrent detaches share one instead of paying
+    /// one each (20 tracepoints: ~1 s one after the other).
+    fn unload_where(&mut self, chosen: impl Fn(&str) -> bool) {
+        std::thread::scope(|s| {
+            for (name, prog) in self.ebpf.programs_mut() {
+                if !chosen(name) {
+                    continue;
+                }
+                s.spawn(move || {
+                    let _ = match prog {
+                        Program::KProbe(p) => p.unload(),
+                        Program::UProbe(p) => p.unload(),
+                        Program::TracePoint(p) => p.unload(),
+                        Program::RawTracePoint(p) => p.unload(),
+                        Program::PerfEvent(p) => p.unload(),
+                        _ => Ok(()),
+                    };
+                });
             }
-            let _ = match prog {
-                Program::KProbe(p) => p.unload(),
-                Program::UProbe(p) => p.unload(),
-                Program::TracePoint(p) => p.unload(),
-                Program::RawTracePoint(p) => p.unload(),
-                Program::PerfEvent(p) => p.unload(),
-                _ => Ok(()),
-            };
-        }
+        });
     }
 
     /// Take the `events` ring buffer as an async stream (once; needs a tokio runtime).
