@@ -15,7 +15,12 @@ use tracer_ebpf::ir::{Inst, Operand, VReg};
 /// An aggregation key: a value, or a stack captured straight into the key.
 enum KeyVal {
     Val(Val),
-    Stack { user: bool, depth: u32 },
+    Stack {
+        user: bool,
+        depth: u32,
+    },
+    /// `execname`, written by bpf_get_current_comm straight into the key.
+    Comm,
 }
 
 fn const_int(e: &Expr) -> Option<i64> {
@@ -155,6 +160,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                     let (user, depth) = self.stack_call(&func.node, args, k.span)?;
                     KeyVal::Stack { user, depth }
                 }
+                ExprKind::Ident(n) if n == "execname" => KeyVal::Comm,
                 _ => KeyVal::Val(self.expr(k)?),
             };
             kvals.push((kv, k.span));
@@ -179,7 +185,7 @@ impl<'g, 'a> Lower<'g, 'a> {
             .unwrap_or_default();
         for (i, (v, _)) in kvals.iter().enumerate() {
             let ty = match v {
-                KeyVal::Val(Val::Str(_)) => {
+                KeyVal::Val(Val::Str(_)) | KeyVal::Comm => {
                     let bound = bounds.get(i).copied().flatten().unwrap_or(strsize);
                     FieldType::Str {
                         size: bound.min(strsize).div_ceil(8) * 8,
@@ -287,6 +293,15 @@ impl<'g, 'a> Lower<'g, 'a> {
                 KeyVal::Stack { user, depth } => {
                     let dst = self.f.alu(AluOp::Add, key, Operand::Imm(f.offset as i64));
                     self.write_stack(dst, *user, *depth);
+                }
+                KeyVal::Comm => {
+                    // One helper call instead of comm-to-temporary plus a copy.
+                    let dst = self.f.alu(AluOp::Add, key, Operand::Imm(f.offset as i64));
+                    let size = f.ty.size().min(16);
+                    self.f.call(
+                        helper::GET_CURRENT_COMM,
+                        vec![dst.into(), Operand::Imm(size as i64)],
+                    );
                 }
             }
         }
