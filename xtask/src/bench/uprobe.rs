@@ -50,9 +50,9 @@ fn many_functions(env: &Env, n: usize) -> Option<PathBuf> {
 
 pub fn run(env: &Env, found: &mut Findings) -> (Section, Section) {
     let (n, rounds) = if env.quick {
-        (50_000u64, 2)
+        (30_000u64, 3)
     } else {
-        (200_000u64, 4)
+        (200_000u64, 5)
     };
     let cpu = env.loop_cpu.to_string();
     let target = |bin: &Path| format!("{} {n} {cpu}", bin.display());
