@@ -78,6 +78,8 @@ pub fn cformat_string(spec: &str, arg: CArg) -> String {
     String::from_utf8_lossy(&v).into_owned()
 }
 
+// musl marks time_t deprecated (it will become 64-bit); it is the type localtime_r takes.
+#[allow(deprecated)]
 fn local_tm(sec: i64) -> libc::tm {
     // SAFETY: localtime_r only writes into the tm we pass; tm is plain old data.
     unsafe {
