@@ -550,15 +550,20 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     if opts.destructive {
         eprintln!("tracer: allowing destructive actions");
     }
+    // Buffered: the consumer flushes after every batch of records, not after every line.
     let out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(
+        Some(path) => Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .map_err(|e| Failure::new(format!("failed to open {path}: {e}")))?,
-        ),
-        None => Box::new(std::io::stdout()),
+        )),
+        None => Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout().lock(),
+        )),
     };
     let printer = Printer::new(out, format, opts);
     // Rows of `syscall:::entry` name each syscall's own probe and ID.

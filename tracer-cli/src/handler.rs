@@ -139,6 +139,10 @@ impl Consumer {
 }
 
 impl RecordHandler for Consumer {
+    fn batch_done(&mut self) {
+        self.printer.flush();
+    }
+
     fn record(&mut self, session: &mut Session, record: Record) -> anyhow::Result<Flow> {
         if record.header.spec != 0 {
             let size = session

@@ -101,6 +101,9 @@ pub trait RecordHandler {
         Ok(Flow::Continue)
     }
 
+    /// A batch of records has been handed over: a good moment to flush buffered output.
+    fn batch_done(&mut self) {}
+
     /// Lost data (`stats` counters). The default prints `tracer: <report>` to stderr.
     fn drops(&mut self, report: DropReport) {
         eprintln!("tracer: {report}");
@@ -210,6 +213,7 @@ fn dispatch(
             }
         }
     }
+    handler.batch_done();
     Ok(exit)
 }
 

@@ -217,7 +217,11 @@ fn open_uprobe_with_semaphore(
     let prog_fd = prog.fd().map_err(io::Error::other)?.as_fd().as_raw_fd();
     // SAFETY: ioctls on a perf event fd we own, with a program fd argument.
     unsafe {
-        if libc::ioctl(fd.as_raw_fd(), PERF_EVENT_IOC_SET_BPF as libc::Ioctl, prog_fd) < 0
+        if libc::ioctl(
+            fd.as_raw_fd(),
+            PERF_EVENT_IOC_SET_BPF as libc::Ioctl,
+            prog_fd,
+        ) < 0
             || libc::ioctl(fd.as_raw_fd(), PERF_EVENT_IOC_ENABLE as libc::Ioctl, 0) < 0
         {
             return Err(io::Error::last_os_error());
