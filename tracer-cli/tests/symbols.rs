@@ -4,16 +4,17 @@ use std::process::{Command, Stdio};
 
 #[test]
 fn profile_keys_by_kernel_and_user_function() {
-    // Keep a CPU busy in user space so that profile samples land there.
+    // Keep a CPU busy in user space and in the kernel (each echo is a write(2)), so that
+    // profile samples land in both.
     let mut busy = Command::new("sh")
-        .args(["-c", "while :; do :; done"])
+        .args(["-c", "while :; do echo x > /dev/null; done"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
         .args(["-q", "-n"])
         .arg(format!(
-            "profile-199 /pid == {} && arg1/ {{ @u[ufunc(arg1)] = count(); }} profile-199 /arg0/ {{ @k[func(arg0)] = count(); }} tick-1s {{ exit(0); }}",
+            "profile-199 /pid == {} && arg1/ {{ @u[ufunc(arg1)] = count(); }} profile-199 /arg0/ {{ @k[func(arg0)] = count(); }} tick-2s {{ exit(0); }}",
             busy.id()
         ))
         .output()

@@ -26,6 +26,12 @@ impl MapNames {
     pub const SYSCALL_NAMES: &'static str = "syscall_names";
 }
 
+/// The run state, a u64 at offset 0 of the `globals` value (see `tracer-lang`'s lowering):
+/// the runtime moves it from BEFORE_BEGIN to ACTIVE once BEGIN has run; `exit()` sets EXITING.
+pub const RUN_BEFORE_BEGIN: u64 = 0;
+pub const RUN_ACTIVE: u64 = 1;
+pub const RUN_EXITING: u64 = 2;
+
 /// Indexes into the `stats` map. The runtime reports every non-zero counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]

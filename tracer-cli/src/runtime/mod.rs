@@ -239,6 +239,7 @@ pub async fn run(
     let mut status = 0;
 
     session.fire(Trigger::Begin);
+    session.start_probes()?;
     let mut reason = None;
     if let Some(s) = dispatch(&mut session, handler, events.drain(), false)? {
         status = s;

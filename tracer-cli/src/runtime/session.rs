@@ -462,6 +462,26 @@ impl Session {
         self.unload_where(|name| !keep.contains(name));
     }
 
+    /// After BEGIN: let every other probe fire (they return at once until then, so that
+    /// nothing fires before BEGIN, as DTrace promises). Left alone if BEGIN called exit().
+    pub fn start_probes(&self) -> anyhow::Result<()> {
+        use tracer_common::script::{RUN_ACTIVE, RUN_BEFORE_BEGIN};
+        // An object without the run state (hand-made ones in tests) has nothing to start.
+        let Ok(globals) = self.raw_map(MapNames::GLOBALS) else {
+            return Ok(());
+        };
+        let key = 0u32.to_ne_bytes();
+        let Some(values) = globals.lookup(&key)? else {
+            return Ok(());
+        };
+        let mut value = values.into_iter().next().unwrap_or_default();
+        if value.len() >= 8 && u64::from_ne_bytes(value[..8].try_into()?) == RUN_BEFORE_BEGIN {
+            value[..8].copy_from_slice(&RUN_ACTIVE.to_ne_bytes());
+            globals.update(&key, &[value])?;
+        }
+        Ok(())
+    }
+
     /// Detach and unload every program: the end of the session.
     pub fn unload_all(&mut self) {
         self.manual.clear();

@@ -238,7 +238,12 @@ impl<'g, 'a> Lower<'g, 'a> {
                 }
                 self.record_values(ActionKind::Exit, &[(v, args[0].span)])?;
                 let flag = super::vars::EXIT_FLAG as i16;
-                self.f.store(self.globals, flag, Operand::Imm(1), Size::DW);
+                self.f.store(
+                    self.globals,
+                    flag,
+                    Operand::Imm(super::vars::RUN_EXITING),
+                    Size::DW,
+                );
                 Ok(())
             }
             "stack" | "ustack" => {

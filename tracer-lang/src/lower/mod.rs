@@ -552,12 +552,17 @@ fn lower_probe(
         vec![m.into(), key.into()],
     );
     f.branch(tracer_ebpf::insn::JmpOp::Jeq, globals, Operand::Imm(0), out);
-    let is_end = plan.probe.desc.provider == "dtrace" && plan.probe.desc.name == "END";
-    if !is_end {
-        let exiting = f.load(globals, vars::EXIT_FLAG as i16, tracer_ebpf::insn::Size::DW);
-        f.branch(tracer_ebpf::insn::JmpOp::Jne, exiting, Operand::Imm(0), out);
+    let is_trigger = plan.probe.desc.provider == "dtrace"
+        && matches!(plan.probe.desc.name.as_str(), "BEGIN" | "END");
+    if !is_trigger {
+        let state = f.load(globals, vars::EXIT_FLAG as i16, tracer_ebpf::insn::Size::DW);
+        f.branch(
+            tracer_ebpf::insn::JmpOp::Jne,
+            state,
+            Operand::Imm(vars::RUN_ACTIVE),
+            out,
+        );
     }
-
     let this_size = g.vars.this_size();
     let fault_size = tracer_common::record::HEADER_SIZE + tracer_common::record::FAULT_PAYLOAD_SIZE;
     let mut l = Lower {

@@ -14,9 +14,13 @@ use std::collections::BTreeMap;
 use tracer_ebpf::insn::map_type;
 use tracer_ebpf::ir::MapId;
 
-/// Offset in the globals value of the flag `exit()` sets: from then on every probe but END
-/// returns at once, as DTrace stops its ECBs when it starts draining.
+/// Offset in the globals value of the run state: `RUN_BEFORE_BEGIN` until the runtime has
+/// fired BEGIN (so no probe fires before BEGIN), then `RUN_ACTIVE`, then `RUN_EXITING` once
+/// `exit()` ran (every probe but END returns at once, as DTrace stops its ECBs when it
+/// starts draining). Probes other than BEGIN and END run only while it is `RUN_ACTIVE`.
 pub const EXIT_FLAG: u32 = 0;
+pub const RUN_ACTIVE: i64 = tracer_common::script::RUN_ACTIVE as i64;
+pub const RUN_EXITING: i64 = tracer_common::script::RUN_EXITING as i64;
 
 #[derive(Debug, Clone)]
 pub struct Scalar {
