@@ -320,12 +320,10 @@ impl Target {
                     std::ptr::null_mut::<libc::c_void>(),
                 )
             };
-            if r < 0 {
-                bail!(
-                    "failed to resume pid {}: {}",
-                    self.pid,
-                    io::Error::last_os_error()
-                );
+            let err = io::Error::last_os_error();
+            // Killed while held (ESRCH): it is gone, and wait() reports how it ended.
+            if r < 0 && err.raw_os_error() != Some(libc::ESRCH) {
+                bail!("failed to resume pid {}: {}", self.pid, err);
             }
         }
         Ok(())
