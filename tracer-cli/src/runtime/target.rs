@@ -262,7 +262,12 @@ impl Target {
         // SAFETY: writing one byte from a local to an fd we own.
         let n = unsafe { libc::write(go.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
         if n != 1 {
-            bail!("failed to release {cmd}: {}", io::Error::last_os_error());
+            let err = io::Error::last_os_error();
+            // Killed before it was released (EPIPE): wait() reports how it ended.
+            if err.raw_os_error() == Some(libc::EPIPE) {
+                return Ok(());
+            }
+            bail!("failed to release {cmd}: {err}");
         }
         drop(go);
         if let Some(err) = exec_err.take() {
