@@ -7,7 +7,7 @@ use crate::syntax::ast::{self, BinOp, Expr, ExprKind, Span, UnOp};
 use crate::types::Type;
 use tracer_common::record::Fault;
 use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
-use tracer_ebpf::ir::{Inst, Operand, VReg};
+use tracer_ebpf::ir::{Inst, Label, Operand, VReg};
 
 #[derive(Debug, Clone)]
 pub enum Val {
@@ -523,31 +523,7 @@ impl<'g, 'a> Lower<'g, 'a> {
         let a = self.expr(lhs)?;
         let b = self.expr(rhs)?;
         if let (Val::Str(x), Val::Str(y)) = (&a, &b) {
-            let cond = match op {
-                BinOp::Eq => JmpOp::Jeq,
-                BinOp::Ne => JmpOp::Jne,
-                BinOp::Lt => JmpOp::Jslt,
-                BinOp::Le => JmpOp::Jsle,
-                BinOp::Gt => JmpOp::Jsgt,
-                BinOp::Ge => JmpOp::Jsge,
-                _ => {
-                    return Err(CompileError::new(
-                        span,
-                        format!("operator {} cannot be applied to strings", op.symbol()),
-                    ))
-                }
-            };
-            let max = self
-                .literal_bound(lhs)
-                .or(self.literal_bound(rhs))
-                .unwrap_or(self.g.opts.strsize);
-            let d = self.f.vreg();
-            self.f.push(Inst::StrCmp {
-                dst: d,
-                a: *x,
-                b: *y,
-                max,
-            });
+            let (cond, d) = self.string_compare(op, *x, *y, lhs, rhs, span)?;
             return Ok(Val::Int(self.compare(cond, d, Operand::Imm(0)), Type::INT));
         }
         let (ta, tb) = (a.ty(), b.ty());
@@ -555,34 +531,10 @@ impl<'g, 'a> Lower<'g, 'a> {
         let y = self.int_of(&b, rhs.span)?;
         let ty = Type::arith(&ta, &tb);
         let signed = ty.int_parts().1;
-        let cmp = |s: JmpOp, u: JmpOp| if signed { s } else { u };
+        if let Some(cond) = cmp_cond(op, signed) {
+            return Ok(Val::Int(self.compare(cond, x, y.into()), Type::INT));
+        }
         let result = match op {
-            BinOp::Eq => return Ok(Val::Int(self.compare(JmpOp::Jeq, x, y.into()), Type::INT)),
-            BinOp::Ne => return Ok(Val::Int(self.compare(JmpOp::Jne, x, y.into()), Type::INT)),
-            BinOp::Lt => {
-                return Ok(Val::Int(
-                    self.compare(cmp(JmpOp::Jslt, JmpOp::Jlt), x, y.into()),
-                    Type::INT,
-                ))
-            }
-            BinOp::Le => {
-                return Ok(Val::Int(
-                    self.compare(cmp(JmpOp::Jsle, JmpOp::Jle), x, y.into()),
-                    Type::INT,
-                ))
-            }
-            BinOp::Gt => {
-                return Ok(Val::Int(
-                    self.compare(cmp(JmpOp::Jsgt, JmpOp::Jgt), x, y.into()),
-                    Type::INT,
-                ))
-            }
-            BinOp::Ge => {
-                return Ok(Val::Int(
-                    self.compare(cmp(JmpOp::Jsge, JmpOp::Jge), x, y.into()),
-                    Type::INT,
-                ))
-            }
             BinOp::LogXor => {
                 let p = self.compare(JmpOp::Jne, x, Operand::Imm(0));
                 let q = self.compare(JmpOp::Jne, y, Operand::Imm(0));
@@ -609,6 +561,95 @@ impl<'g, 'a> Lower<'g, 'a> {
         };
         let r = self.norm_to(result, &ty);
         Ok(Val::Int(r, ty))
+    }
+
+    /// strcmp of two strings, and the condition on its result that `op` means.
+    fn string_compare(
+        &mut self,
+        op: BinOp,
+        x: VReg,
+        y: VReg,
+        lhs: &Expr,
+        rhs: &Expr,
+        span: Span,
+    ) -> Result<(JmpOp, VReg)> {
+        let cond = cmp_cond(op, true).ok_or_else(|| {
+            CompileError::new(
+                span,
+                format!("operator {} cannot be applied to strings", op.symbol()),
+            )
+        })?;
+        let max = self
+            .literal_bound(lhs)
+            .or(self.literal_bound(rhs))
+            .unwrap_or(self.g.opts.strsize);
+        let d = self.f.vreg();
+        self.f.push(Inst::StrCmp {
+            dst: d,
+            a: x,
+            b: y,
+            max,
+        });
+        Ok((cond, d))
+    }
+
+    /// Jump to `target` when `e` is true (`when`) or false (`!when`). Comparisons, `&&`,
+    /// `||` and `!` become branches directly instead of 0/1 values tested afterwards.
+    pub fn cond_branch(&mut self, e: &Expr, when: bool, target: Label) -> Result<()> {
+        match &e.node {
+            ExprKind::Unary {
+                op: UnOp::Not,
+                expr,
+            } => self.cond_branch(expr, !when, target),
+            ExprKind::Binary {
+                op: op @ (BinOp::LogAnd | BinOp::LogOr),
+                lhs,
+                rhs,
+            } => {
+                // `a && b` is true when both are; `a || b` when either is.
+                let all = *op == BinOp::LogAnd;
+                if when == all {
+                    let skip = self.f.label();
+                    self.cond_branch(lhs, !all, skip)?;
+                    self.cond_branch(rhs, when, target)?;
+                    self.f.push(Inst::Label(skip));
+                } else {
+                    self.cond_branch(lhs, when, target)?;
+                    self.cond_branch(rhs, when, target)?;
+                }
+                Ok(())
+            }
+            ExprKind::Binary { op, lhs, rhs } if cmp_cond(*op, true).is_some() => {
+                let a = self.expr(lhs)?;
+                let b = self.expr(rhs)?;
+                let (cond, x, y) = match (&a, &b) {
+                    (Val::Str(x), Val::Str(y)) => {
+                        let (cond, d) = self.string_compare(*op, *x, *y, lhs, rhs, e.span)?;
+                        (cond, d, Operand::Imm(0))
+                    }
+                    _ => {
+                        let signed = Type::arith(&a.ty(), &b.ty()).int_parts().1;
+                        let x = self.int_of(&a, lhs.span)?;
+                        let y = self.int_of(&b, rhs.span)?;
+                        (cmp_cond(*op, signed).unwrap(), x, Operand::Reg(y))
+                    }
+                };
+                self.f
+                    .branch(if when { cond } else { cond.negate() }, x, y, target);
+                Ok(())
+            }
+            _ => {
+                let v = self.expr(e)?;
+                let c = self.truth(&v, e.span)?;
+                self.f.branch(
+                    if when { JmpOp::Jne } else { JmpOp::Jeq },
+                    c,
+                    Operand::Imm(0),
+                    target,
+                );
+                Ok(())
+            }
+        }
     }
 
     /// A string literal operand bounds a comparison to its length + 1.
@@ -680,4 +721,18 @@ pub fn parse_int(text: &str) -> Option<i64> {
         t.parse::<u64>().ok()?
     } as i64;
     Some(if neg { -v } else { v })
+}
+
+/// The jump condition that holds when `a op b`, for a comparison operator.
+fn cmp_cond(op: BinOp, signed: bool) -> Option<JmpOp> {
+    let pick = |s: JmpOp, u: JmpOp| if signed { s } else { u };
+    Some(match op {
+        BinOp::Eq => JmpOp::Jeq,
+        BinOp::Ne => JmpOp::Jne,
+        BinOp::Lt => pick(JmpOp::Jslt, JmpOp::Jlt),
+        BinOp::Le => pick(JmpOp::Jsle, JmpOp::Jle),
+        BinOp::Gt => pick(JmpOp::Jsgt, JmpOp::Jgt),
+        BinOp::Ge => pick(JmpOp::Jsge, JmpOp::Jge),
+        _ => return None,
+    })
 }

@@ -654,14 +654,8 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.line(clause.span);
         if let Some(pred) = &clause.predicate {
             self.line(pred.span);
-            let v = self.expr(pred)?;
-            let c = self.truth(&v, pred.span)?;
-            self.f.branch(
-                tracer_ebpf::insn::JmpOp::Jeq,
-                c,
-                Operand::Imm(0),
-                self.clause_end,
-            );
+            let end = self.clause_end;
+            self.cond_branch(pred, false, end)?;
         }
         let only_aggs = !clause.body.is_empty()
             && clause.body.iter().all(|s| matches!(s, ast::Stmt::Expr(e) if matches!(e.node, ast::ExprKind::Aggregate{..})));

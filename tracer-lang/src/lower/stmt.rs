@@ -36,11 +36,9 @@ impl<'g, 'a> Lower<'g, 'a> {
                 cond, then, els, ..
             } => {
                 self.line(cond.span);
-                let c = self.expr(cond)?;
-                let c = self.truth(&c, cond.span)?;
                 let else_l = self.f.label();
                 let done = self.f.label();
-                self.f.branch(JmpOp::Jeq, c, Operand::Imm(0), else_l);
+                self.cond_branch(cond, false, else_l)?;
                 let before = self.actions.len();
                 for s in then {
                     self.stmt(s)?;
