@@ -585,7 +585,7 @@ impl Session {
             .collect();
         let n = keep.unwrap_or(0);
         if n >= 0 {
-            scored.sort_by(|a, b| b.0.cmp(&a.0));
+            scored.sort_by_key(|a| std::cmp::Reverse(a.0));
         } else {
             scored.sort_by_key(|a| a.0);
         }
