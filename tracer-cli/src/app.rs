@@ -450,16 +450,10 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
 
 /// tracer needs the BPF ring buffer (Linux 5.8) and uses helpers from 5.10.
 fn check_kernel() -> Result<(), Failure> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release
-        .trim()
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|p| p.parse::<u32>().ok());
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let (major, minor) = kernel_version();
     if (major, minor) < (5, 8) && major != 0 {
         return Err(Failure::new(format!(
-            "this kernel ({}) is too old: tracer needs Linux 5.8 or newer for the BPF ring buffer",
-            release.trim()
+            "this kernel ({major}.{minor}) is too old: tracer needs Linux 5.8 or newer for the BPF ring buffer"
         )));
     }
     Ok(())

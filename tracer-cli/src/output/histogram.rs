@@ -81,6 +81,16 @@ fn row(out: &mut Vec<u8>, label: &str, val: i64, normal: u64, s: &Scale) {
     quantline(out, val, normal, s);
 }
 
+/// The buckets DTrace shows: one empty bucket before the first non-zero one and one after
+/// the last (within `data`), or `empty` when every bucket is zero.
+fn visible(data: &[i64], empty: (usize, usize)) -> (usize, usize) {
+    let Some(first) = data.iter().position(|v| *v != 0) else {
+        return empty;
+    };
+    let last = data.iter().rposition(|v| *v != 0).unwrap_or(first);
+    (first.saturating_sub(1), (last + 1).min(data.len() - 1))
+}
+
 /// `dt_print_quantize`. `data` holds all 127 buckets.
 pub fn print_quantize(out: &mut Vec<u8>, data: &[i64], normal: u64) {
     let nb = data.len();
@@ -88,24 +98,9 @@ pub fn print_quantize(out: &mut Vec<u8>, data: &[i64], normal: u64) {
         return;
     }
     let zero = QUANTIZE_ZERO_BUCKET as usize;
-    let mut first = 0;
-    while first < nb && data[first] == 0 {
-        first += 1;
-    }
-    let mut last = nb - 1;
-    if first == nb {
-        // No data (possible with negative increments): show the buckets around 0.
-        first = zero.saturating_sub(1).min(nb - 1);
-        last = (zero + 1).min(nb - 1);
-    } else {
-        first = first.saturating_sub(1);
-        while last > 0 && data[last] == 0 {
-            last -= 1;
-        }
-        if last < nb - 1 {
-            last += 1;
-        }
-    }
+    // No data (possible with negative increments): show the buckets around 0.
+    let empty = (zero.saturating_sub(1).min(nb - 1), (zero + 1).min(nb - 1));
+    let (first, last) = visible(&data[..nb], empty);
     let s = Scale::over(&data[first..=last]);
     out.extend_from_slice(HEADER.as_bytes());
     for (i, &v) in data.iter().enumerate().take(last + 1).skip(first) {
@@ -132,23 +127,7 @@ pub fn print_lquantize(
         return;
     }
     let levels = (lquantize_levels(low, high, step) as usize).min(data.len() - 2);
-    let mut first = 0;
-    while first <= levels + 1 && data[first] == 0 {
-        first += 1;
-    }
-    let mut last = levels + 1;
-    if first > levels + 1 {
-        first = 0;
-        last = 2.min(levels + 1);
-    } else {
-        first = first.saturating_sub(1);
-        while last > 0 && data[last] == 0 {
-            last -= 1;
-        }
-        if last < levels + 1 {
-            last += 1;
-        }
-    }
+    let (first, last) = visible(&data[..levels + 2], (0, 2.min(levels + 1)));
     let s = Scale::over(&data[first..=last]);
     out.extend_from_slice(HEADER.as_bytes());
     for (i, &v) in data.iter().enumerate().take(last + 1).skip(first) {
@@ -169,23 +148,7 @@ pub fn print_llquantize(out: &mut Vec<u8>, data: &[i64], bounds: &[i64], normal:
     if levels < 2 {
         return;
     }
-    let mut first = 0;
-    while first < levels && data[first] == 0 {
-        first += 1;
-    }
-    let mut last = levels - 1;
-    if first == levels {
-        first = 0;
-        last = 1;
-    } else {
-        first = first.saturating_sub(1);
-        while last > 0 && data[last] == 0 {
-            last -= 1;
-        }
-        if last < levels - 1 {
-            last += 1;
-        }
-    }
+    let (first, last) = visible(&data[..levels], (0, 1));
     let s = Scale::over(&data[first..=last]);
     out.extend_from_slice(HEADER.as_bytes());
     for (i, &v) in data.iter().enumerate().take(last + 1).skip(first) {
