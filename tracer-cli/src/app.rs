@@ -153,6 +153,9 @@ fn check_format(func: &str, fmt: &str, types: &[tracer_lang::types::Type]) -> Re
             Type::Sym { user: false } => ArgType::new(TypeClass::KSym, "_symaddr"),
             Type::Sym { user: true } => ArgType::new(TypeClass::USym, "_usymaddr"),
             Type::Void => ArgType::new(TypeClass::Other, "void"),
+            Type::Struct { .. } | Type::Array { .. } => {
+                ArgType::new(TypeClass::Other, &t.to_string())
+            }
         })
         .collect();
     let call = match func {
@@ -188,6 +191,8 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     let opts = options(args)?;
     // The line table carries the file too: file << 20 | line.
     let line_of = |span: ast::Span| (span.file << 20) | sources.line_col(span).0 as u32;
+    let kernel_types = std::rc::Rc::new(tracer_lang::btf::KernelTypes::system());
+    let fbt_method = opts.fbtmethod.clone();
     let input = CompileInput {
         script: &script,
         options: opts,
@@ -197,10 +202,12 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         line_of: &line_of,
         boot_to_wall_ns: boot_to_wall_ns(),
         task_offsets: &crate::btf::task_offsets,
+        kernel_types: &kernel_types,
         check_format: &check_format,
         no_prealloc: kernel_at_least(6, 1),
     };
-    let mut resolver = Resolver::new();
+    let mut resolver = Resolver::with_kernel_types(kernel_types.clone());
+    resolver.fbt_method = fbt_method;
     let compiled = match lower::compile(&input, &mut resolver) {
         Ok(c) => c,
         Err(e) => {

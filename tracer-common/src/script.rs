@@ -98,6 +98,11 @@ pub enum Attach {
         offset: u64,
         ret: bool,
     },
+    /// fentry/fexit on a kernel function, through a BPF trampoline (attached by BTF id).
+    Fentry {
+        function: String,
+        ret: bool,
+    },
     Uprobe {
         path: String,
         offset: u64,
@@ -137,6 +142,9 @@ pub struct Options {
     pub stackframes: u32,
     pub ustackframes: u32,
     pub flowindent: bool,
+    /// How fbt probes attach: "auto" (fentry where the kernel allows it, else kprobes),
+    /// "kprobe" or "fentry".
+    pub fbtmethod: String,
 }
 
 impl Default for Options {
@@ -159,6 +167,7 @@ impl Default for Options {
             stackframes: 20,
             ustackframes: 100,
             flowindent: false,
+            fbtmethod: "auto".into(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! `tracer_ebpf::emit` → ELF.
 
 pub mod arch;
+pub mod btf;
 pub mod diag;
 pub mod lower;
 pub mod options;

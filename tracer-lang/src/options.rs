@@ -85,6 +85,10 @@ pub fn set_option(o: &mut Options, name: &str, value: Option<&str>) -> Result<()
         "stackframes" => o.stackframes = int(value)?.clamp(1, 127),
         "ustackframes" => o.ustackframes = int(value)?.clamp(1, 127),
         "flowindent" => o.flowindent = flag(value)?,
+        "fbtmethod" => match value {
+            Some(m @ ("auto" | "kprobe" | "fentry")) => o.fbtmethod = m.into(),
+            _ => return Err("Invalid value for fbtmethod: expected auto, kprobe or fentry".into()),
+        },
         "statusrate" | "cleanrate" | "bufpolicy" | "bufresize" | "rawbytes" | "stackindent"
         | "zdefs" | "defaultargs" | "errtags" | "droptags" | "verbose" | "timing" => {}
         _ => return Err(format!("Invalid option name: {name}")),

@@ -23,6 +23,15 @@ pub enum ArgSource {
     Profile,
     /// kprobe/uprobe: function arguments from pt_regs; `ret` reads the return register.
     PtRegs { ret: bool },
+    /// fbt on a kernel function BTF describes: `args[i]` typed from its signature. With
+    /// `fentry` the context is fentry/fexit's array of u64 arguments (the return value
+    /// follows them), otherwise kprobe/kretprobe's pt_regs.
+    Fbt {
+        params: Vec<(String, Type)>,
+        ret_type: Type,
+        ret: bool,
+        fentry: bool,
+    },
     /// dtrace:::ERROR, run inline where a fault happened: arg1 = EPID, arg2 = action,
     /// arg4 = fault code, arg5 = address, from the fault record in scratch.
     Error,

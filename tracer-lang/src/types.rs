@@ -21,6 +21,19 @@ pub enum Type {
     Sym {
         user: bool,
     },
+    /// A kernel struct or union from BTF, named by its BTF id. A value of this type is the
+    /// address of the object in kernel memory: members are read from there on use.
+    Struct {
+        id: u32,
+        name: String,
+        size: u32,
+        union: bool,
+    },
+    /// A fixed-size array inside a kernel object (a value is its address).
+    Array {
+        elem: Box<Type>,
+        len: u32,
+    },
 }
 
 impl Type {
@@ -72,6 +85,11 @@ impl Type {
             ub
         };
         Type::Int { size, signed }
+    }
+
+    /// A kernel object whose members `.` reaches (its value is an address).
+    pub fn is_aggregate(&self) -> bool {
+        matches!(self, Type::Struct { .. } | Type::Array { .. })
     }
 
     /// Parse a type name as written (`unsigned long long`, `uint32_t`, `string`, `char`).
@@ -144,6 +162,8 @@ impl Type {
             Type::Str => strsize,
             Type::Void => 0,
             Type::Stack { .. } => 8,
+            Type::Struct { size, .. } => *size,
+            Type::Array { elem, len } => elem.storage_size(strsize) * len,
         }
     }
 }
@@ -170,6 +190,10 @@ impl fmt::Display for Type {
             Type::Stack { user: false } => write!(f, "stack"),
             Type::Stack { user: true } => write!(f, "ustack"),
             Type::Sym { .. } => write!(f, "symbol"),
+            Type::Struct { name, union, .. } => {
+                write!(f, "{} {name}", if *union { "union" } else { "struct" })
+            }
+            Type::Array { elem, len } => write!(f, "{elem} [{len}]"),
         }
     }
 }

@@ -200,6 +200,7 @@ fn compile_script(name: &str) -> (String, Compiled) {
                 sum_exec_runtime: 3000,
             })
         },
+        kernel_types: &tracer_lang::btf::KernelTypes::none(),
         check_format: &check_format,
         no_prealloc: false,
     };

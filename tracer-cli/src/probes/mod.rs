@@ -3,6 +3,7 @@
 //! and how its arguments are read. One module per provider.
 
 mod dtrace;
+mod fbt;
 mod glob;
 mod pid;
 mod profile;
@@ -13,6 +14,7 @@ mod tracepoint;
 pub use glob::glob_match;
 
 use tracer_common::ProbeDesc;
+use tracer_lang::btf::KernelTypes;
 use tracer_lang::probes::{ProbeResolver, ResolvedProbe};
 
 /// The four fields of a DTrace probe description; empty means "any".
@@ -68,12 +70,24 @@ fn bpftrace_alias(text: &str) -> Result<Option<Pattern>, String> {
     };
     Ok(match parts.as_slice() {
         ["tracepoint" | "t", cat, name] => pat("tracepoint", cat, "", name),
-        ["profile" | "p", unit, n] => pat("profile", "", "", &format!("profile-{n}{}", rate_unit(unit)?)),
-        ["interval" | "i", unit, n] => pat("profile", "", "", &format!("tick-{n}{}", rate_unit(unit)?)),
+        ["profile" | "p", unit, n] => pat(
+            "profile",
+            "",
+            "",
+            &format!("profile-{n}{}", rate_unit(unit)?),
+        ),
+        ["interval" | "i", unit, n] => {
+            pat("profile", "", "", &format!("tick-{n}{}", rate_unit(unit)?))
+        }
         ["BEGIN"] | ["END"] => None,
-        [kind @ ("kprobe" | "k" | "kretprobe" | "kr" | "fentry" | "f" | "fexit" | "fr" | "usdt" | "U"), ..] => {
+        // kprobe/fentry are both fbt: the provider picks the cheapest way the kernel offers.
+        ["kprobe" | "k" | "fentry" | "f", func] => pat("fbt", "", func, "entry"),
+        ["kretprobe" | "kr" | "fexit" | "fr", func] => pat("fbt", "", func, "return"),
+        ["kprobe" | "k" | "fentry" | "f", module, func] => pat("fbt", module, func, "entry"),
+        ["kretprobe" | "kr" | "fexit" | "fr", module, func] => pat("fbt", module, func, "return"),
+        [kind @ ("usdt" | "U"), ..] => {
             return Err(format!(
-                "the {kind} probe type is provided by the fbt and usdt providers, which are not available yet"
+                "the {kind} probe type is provided by the usdt provider, which is not available yet"
             ))
         }
         _ => None,
@@ -98,6 +112,11 @@ fn rate_unit(unit: &str) -> Result<&'static str, String> {
 /// The resolver tracer uses: every provider, in DTrace's order.
 #[derive(Default)]
 pub struct Resolver {
+    fbt: fbt::Fbt,
+    /// Kernel BTF, shared with the compiler (read on first use).
+    kernel: Option<std::rc::Rc<KernelTypes>>,
+    /// The fbtmethod option: auto, kprobe or fentry.
+    pub fbt_method: String,
     syscalls: Option<Vec<String>>,
     /// Probe IDs by full name: the listed probes first, in listing order, then probes made
     /// on demand (profile-N, tracepoints), so `-l` and a run agree on every ID.
@@ -108,6 +127,20 @@ pub struct Resolver {
 impl Resolver {
     pub fn new() -> Resolver {
         Resolver::default()
+    }
+
+    /// A resolver that shares the compiler's kernel types.
+    pub fn with_kernel_types(kernel: std::rc::Rc<KernelTypes>) -> Resolver {
+        Resolver {
+            kernel: Some(kernel),
+            ..Resolver::default()
+        }
+    }
+
+    fn kernel_types(&mut self) -> std::rc::Rc<KernelTypes> {
+        self.kernel
+            .get_or_insert_with(|| std::rc::Rc::new(KernelTypes::system()))
+            .clone()
     }
 
     fn syscall_names(&mut self) -> Result<&[String], String> {
@@ -151,6 +184,11 @@ impl Resolver {
             .is_some_and(|p| !p.provider.is_empty() && glob_match(&p.provider, "tracepoint"));
         if want_tp {
             out.extend(tracepoint::list()?);
+        }
+        let want_fbt =
+            pattern.is_some_and(|p| !p.provider.is_empty() && glob_match(&p.provider, "fbt"));
+        if want_fbt {
+            out.extend(self.fbt.list()?);
         }
         let mut out: Vec<ProbeDesc> = out
             .into_iter()
@@ -199,6 +237,15 @@ impl ProbeResolver for Resolver {
         }
         if pat.provider.starts_with("pid") {
             out.extend(pid::resolve(&pat)?);
+        }
+        if !pat.provider.is_empty() && glob_match(&pat.provider, "fbt") {
+            let kernel = self.kernel_types();
+            let method = if self.fbt_method.is_empty() {
+                "auto".to_string()
+            } else {
+                self.fbt_method.clone()
+            };
+            out.extend(self.fbt.resolve(&pat, &kernel, &method)?);
         }
         for p in out.iter_mut() {
             p.desc.id = self.id_of(&p.desc);

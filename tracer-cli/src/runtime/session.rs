@@ -8,7 +8,8 @@ use aya::maps::{Map, MapData, MapType};
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeScope};
 use aya::programs::{
-    KProbe, PerfEvent, ProbeKind, Program, ProgramError, RawTracePoint, TracePoint, UProbe,
+    FEntry, FExit, KProbe, PerfEvent, ProbeKind, Program, ProgramError, RawTracePoint, TracePoint,
+    UProbe,
 };
 use aya::{Ebpf, EbpfLoader};
 use std::collections::HashSet;
@@ -91,6 +92,8 @@ pub struct Session {
     decoder: Decoder,
     /// Uprobes with a semaphore, attached by hand: (program name, perf event fd).
     manual: Vec<(String, OwnedFd)>,
+    /// Kernel BTF as aya parses it, for fentry/fexit loads (read on first use).
+    kernel_btf: Option<aya::Btf>,
     /// Programs attached to the END trigger (kept by [`Session::stop_probes`]).
     end_programs: HashSet<String>,
     /// BEGIN/END programs, run with BPF_PROG_TEST_RUN by [`Session::fire`].
@@ -257,6 +260,7 @@ impl Session {
             },
             decoder: Decoder::new(),
             manual: Vec::new(),
+            kernel_btf: None,
             end_programs: HashSet::new(),
             triggers: Vec::new(),
         };
@@ -386,6 +390,31 @@ impl Session {
                     attach_err(reason)
                 })?;
             }
+            Attach::Fentry { function, ret } => {
+                // fentry/fexit load against the function's BTF id (aya parses kernel BTF
+                // for it: only scripts with fbt probes pay for that).
+                if self.kernel_btf.is_none() {
+                    let btf = aya::Btf::from_sys_fs().map_err(|e| {
+                        attach_err(format!("cannot read kernel BTF: {}", chain(&e)))
+                    })?;
+                    self.kernel_btf = Some(btf);
+                }
+                let btf = self.kernel_btf.as_ref().unwrap();
+                let link = if *ret {
+                    let p: &mut FExit = prog.try_into().map_err(|_| wrong_type("fexit"))?;
+                    if first {
+                        p.load(function, btf).map_err(load_err)?;
+                    }
+                    p.attach().map(|_| ())
+                } else {
+                    let p: &mut FEntry = prog.try_into().map_err(|_| wrong_type("fentry"))?;
+                    if first {
+                        p.load(function, btf).map_err(load_err)?;
+                    }
+                    p.attach().map(|_| ())
+                };
+                link.map_err(|e| attach_err(chain(&e)))?;
+            }
             Attach::Uprobe {
                 path,
                 offset,
@@ -505,6 +534,8 @@ impl Session {
                         Program::TracePoint(p) => p.unload(),
                         Program::RawTracePoint(p) => p.unload(),
                         Program::PerfEvent(p) => p.unload(),
+                        Program::FEntry(p) => p.unload(),
+                        Program::FExit(p) => p.unload(),
                         _ => Ok(()),
                     };
                 });

@@ -241,6 +241,36 @@ impl<'g, 'a> Lower<'g, 'a> {
                     _ => self.f.imm(0),
                 }
             }
+            ArgSource::Fbt {
+                params,
+                ret,
+                fentry,
+                ..
+            } => {
+                let n = params.len() as u32;
+                // fbt return: arg0 is the returning instruction's offset in DTrace, which
+                // neither kretprobe nor fexit knows (0); arg1 is the return value.
+                let slot = match (*ret, i) {
+                    (false, i) if i < n => Some(i),
+                    (true, 1) => Some(n),
+                    _ => None,
+                };
+                match (slot, *fentry) {
+                    (Some(k), true) => self.f.load(Function::CTX, 8 * k as i16, Size::DW),
+                    (Some(k), false) => {
+                        let off = if *ret {
+                            crate::arch::PT_REGS_RET
+                        } else {
+                            crate::arch::pt_regs_arg(k)
+                        };
+                        match off {
+                            Some(off) => self.f.load(Function::CTX, off, Size::DW),
+                            None => self.f.imm(0),
+                        }
+                    }
+                    (None, _) => self.f.imm(0),
+                }
+            }
             ArgSource::PtRegs { ret } => {
                 // On return, DTrace gives the return value in arg1 (arg0 would be the
                 // returning instruction's offset, which a uretprobe does not know: 0).

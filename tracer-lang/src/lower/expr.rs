@@ -171,6 +171,12 @@ impl<'g, 'a> Lower<'g, 'a> {
                         return self.args_index(index, span);
                     }
                 }
+                if self.indexes_memory(base) {
+                    let [i] = index.as_slice() else {
+                        return Err(CompileError::new(span, "a pointer or array takes one index"));
+                    };
+                    return self.index_memory(base, i, span);
+                }
                 self.load_var(e)
             }
             ExprKind::Call { func, args } => self.call_value(&func.node, args, span),
@@ -208,10 +214,12 @@ impl<'g, 'a> Lower<'g, 'a> {
                 Ok(Val::Int(if *prefix { new } else { r }, ty))
             }
             ExprKind::Cast { ty, expr } => {
-                let t = Type::from_name(&ty.base, ty.pointers)
-                    .ok_or_else(|| CompileError::new(ty.span, format!("unknown type `{}`", ty.base)))?;
+                let t = super::kernel::resolve_type(self.g.input.kernel_types, ty)?;
                 let v = self.expr(expr)?;
                 match (&v, &t) {
+                    (_, Type::Struct { .. } | Type::Array { .. }) => {
+                        Err(CompileError::new(span, format!("cannot cast to {t}; cast to a pointer ({t} *) instead")))
+                    }
                     (Val::Str(p), Type::Ptr(_)) => Ok(Val::Int(*p, t)),
                     (Val::Str(_), Type::Str) => Ok(v),
                     (Val::Str(_), _) => Err(CompileError::new(span, format!("cannot cast a string to {t}"))),
@@ -223,9 +231,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                 }
             }
             ExprKind::SizeofType(ty) => {
-                let t = Type::from_name(&ty.base, ty.pointers)
-                    .ok_or_else(|| CompileError::new(ty.span, format!("unknown type `{}`", ty.base)))?;
-                Ok(Val::Int(self.f.imm(t.storage_size(self.g.opts.strsize) as i64), Type::ULONG))
+                let t = super::kernel::resolve_type(self.g.input.kernel_types, ty)?;
+                Ok(Val::Int(self.f.imm(self.type_size(&t) as i64), Type::ULONG))
             }
             ExprKind::SizeofExpr(x) => {
                 let t = self.static_type_of(x);
@@ -262,10 +269,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                     }
                 }
             }
-            ExprKind::Member { .. } | ExprKind::Offsetof { .. } => Err(CompileError::new(
-                span,
-                "struct members need kernel types (BTF), which arrive with the fbt provider; not available yet",
-            )),
+            ExprKind::Member { base, member, arrow } => self.member(base, member, *arrow, span),
+            ExprKind::Offsetof { ty, member } => self.offset_of(ty, member, span),
         }
     }
 
@@ -303,6 +308,9 @@ impl<'g, 'a> Lower<'g, 'a> {
     fn ident(&mut self, name: &str, span: Span) -> Result<Val> {
         if name == "NULL" {
             return Ok(Val::Int(self.f.imm(0), Type::Ptr(Box::new(Type::Void))));
+        }
+        if name == "curthread" {
+            return Ok(self.curthread());
         }
         if super::builtins::is_builtin(name).is_some() {
             return self.builtin(name, span);
@@ -360,6 +368,33 @@ impl<'g, 'a> Lower<'g, 'a> {
         let ty = match &self.probe.args {
             crate::probes::ArgSource::SyscallEntry { args } => {
                 args.get(i as usize).cloned().unwrap_or(Type::LONG)
+            }
+            crate::probes::ArgSource::Fbt {
+                params,
+                ret_type,
+                ret,
+                ..
+            } => {
+                let ty = match (*ret, i) {
+                    (false, i) => params.get(i as usize).map(|p| p.1.clone()),
+                    (true, 0) => Some(Type::LONG),
+                    (true, 1) => Some(ret_type.clone()),
+                    (true, _) => None,
+                };
+                match ty {
+                    // A struct passed by value arrives in registers: show its first word.
+                    Some(t) if t.is_aggregate() || t == Type::Void => Type::LONG,
+                    Some(t) => t,
+                    None => {
+                        return Err(CompileError::new(
+                            span,
+                            format!(
+                                "index {i} is out of range for {} args[ ]",
+                                self.probe.desc.full_name()
+                            ),
+                        ))
+                    }
+                }
             }
             _ => Type::LONG,
         };
@@ -448,6 +483,10 @@ impl<'g, 'a> Lower<'g, 'a> {
                         ))
                     }
                 };
+                if pointee.is_aggregate() {
+                    // `*p` names the object; its members are read when used.
+                    return Ok(Val::Int(r, pointee));
+                }
                 if pointee == Type::Str || pointee == Type::Void {
                     return Err(CompileError::new(
                         span,

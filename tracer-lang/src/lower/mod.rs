@@ -10,6 +10,7 @@ mod actions;
 mod agg;
 mod builtins;
 mod expr;
+mod kernel;
 mod stmt;
 mod strings;
 mod vars;
@@ -70,6 +71,8 @@ pub struct CompileInput<'a> {
     /// `task_struct` offsets from kernel BTF (for `ppid`), when BTF is available.
     /// Asked only when a script needs them: reading kernel BTF costs tens of milliseconds.
     pub task_offsets: &'a dyn Fn() -> Option<TaskOffsets>,
+    /// Kernel types (BTF) for struct members, casts and fbt arguments, read on first use.
+    pub kernel_types: &'a crate::btf::KernelTypes,
     /// Checks a printf-like format against its argument types: (function, format, types).
     /// The printf engine lives with the output code, so the caller supplies it.
     pub check_format: &'a FormatChecker,
@@ -468,6 +471,8 @@ fn write_elf(
             Attach::Uprobe { ret: true, .. } => "uretprobe",
             Attach::Kprobe { ret: false, .. } => "kprobe",
             Attach::Kprobe { ret: true, .. } => "kretprobe",
+            Attach::Fentry { ret: false, .. } => "fentry",
+            Attach::Fentry { ret: true, .. } => "fexit",
             Attach::Tracepoint { .. } => "tracepoint",
             Attach::RawTracepoint { .. } => "raw_tracepoint",
             Attach::Perf { .. } => "perf_event",

@@ -72,6 +72,7 @@ pub(crate) fn declare_all(
     clauses: &[&ast::Clause],
 ) -> Result<()> {
     let strsize = g.opts.strsize;
+    let kernel = g.input.kernel_types;
     let mut globals: BTreeMap<String, Type> = BTreeMap::new();
     let mut assocs: BTreeMap<String, (Vec<Type>, Type)> = BTreeMap::new();
     let mut thread: BTreeMap<String, (Vec<Type>, Type)> = BTreeMap::new();
@@ -82,17 +83,18 @@ pub(crate) fn declare_all(
                 thread: &mut BTreeMap<String, (Vec<Type>, Type)>,
                 this: &mut BTreeMap<String, Type>|
      -> Result<()> {
-        let ty = Type::from_name(&d.ty.base, d.ty.pointers)
-            .ok_or_else(|| CompileError::new(d.ty.span, format!("unknown type `{}`", d.ty.base)))?;
+        let ty = super::kernel::resolve_type(kernel, &d.ty)?;
+        if ty.is_aggregate() {
+            return Err(CompileError::new(
+                d.ty.span,
+                format!("a variable cannot hold a {ty}; declare a pointer ({ty} *)"),
+            ));
+        }
         let name = d.name.node.clone();
         let keys = match &d.keys {
             Some(ks) => ks
                 .iter()
-                .map(|k| {
-                    Type::from_name(&k.base, k.pointers).ok_or_else(|| {
-                        CompileError::new(k.span, format!("unknown type `{}`", k.base))
-                    })
-                })
+                .map(|k| super::kernel::resolve_type(kernel, k))
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
@@ -399,5 +401,36 @@ pub(crate) fn static_type(
         }
         ExprKind::Member { .. } => Type::LONG,
         ExprKind::AggRef(_) | ExprKind::Aggregate { .. } => Type::Void,
+    }
+}
+
+impl VarTable {
+    /// Give a variable inferred as an integer or `void *` the more precise pointer type of a
+    /// value stored into it (`this->t = curthread`, `self->f = args[0]`), so that members
+    /// can be reached through it. The size (8 bytes) does not change.
+    pub(crate) fn refine_pointer(&mut self, lhs: &ast::Expr, ty: &Type) {
+        let Type::Ptr(pointee) = ty else { return };
+        if **pointee == Type::Void {
+            return;
+        }
+        let slot = match &lhs.node {
+            ExprKind::Ident(n) => self.globals.get_mut(n).map(|s| &mut s.ty),
+            ExprKind::ThisVar(n) => self.this.get_mut(n).map(|s| &mut s.ty),
+            ExprKind::SelfVar(n) => self.thread.get_mut(n).map(|d| &mut d.value),
+            ExprKind::Index { base, .. } => match &base.node {
+                ExprKind::Ident(n) => self.assocs.get_mut(n).map(|d| &mut d.value),
+                ExprKind::SelfVar(n) => self.thread.get_mut(n).map(|d| &mut d.value),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(t) = slot {
+            let vague = *t == Type::LONG
+                || *t == Type::ULONG
+                || matches!(t, Type::Ptr(p) if **p == Type::Void);
+            if vague {
+                *t = ty.clone();
+            }
+        }
     }
 }
