@@ -14,7 +14,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 use tracer_common::{Attach, Options, ProbeDesc};
 use tracer_lang::diag::SourceMap;
-use tracer_lang::lower::{compile, CompileInput, Compiled, TaskOffsets};
+use tracer_lang::lower::{compile, CompileInput, Compiled, PidOffsets, Scope, TaskOffsets};
 use tracer_lang::probes::{ArgSource, ProbeResolver, ResolvedProbe, TpField};
 use tracer_lang::syntax::{self, ast::Span};
 use tracer_lang::types::Type;
@@ -185,6 +185,28 @@ fn compile_script(name: &str) -> (String, Compiled) {
     // As the CLI packs it: file << 20 | line.
     let line_of = |span: Span| (span.file << 20) | sources.line_col(span).0 as u32;
     let check_format = |_: &str, _: &str, _: &[Type]| Ok(());
+    // Fixed, made-up offsets: the golden output pins the code shape, not a kernel's layout.
+    let pid_offsets = PidOffsets {
+        thread_pid: 100,
+        group_leader: 200,
+        real_parent: 1000,
+        pid_level: 4,
+        pid_numbers: 64,
+        upid_size: 16,
+        upid_nr: 0,
+        upid_ns: 8,
+        ns_inum: 48,
+    };
+    // `scope_*` scripts run as tracer does in a container: in a level-1 pid namespace.
+    let scope = if name.starts_with("scope_") {
+        Scope::PidNs {
+            level: 1,
+            inum: 0xf000_0001,
+            offsets: pid_offsets,
+        }
+    } else {
+        Scope::Host
+    };
     let input = CompileInput {
         script: &script,
         options: Options::default(),
@@ -202,6 +224,8 @@ fn compile_script(name: &str) -> (String, Compiled) {
         },
         check_format: &check_format,
         no_prealloc: false,
+        scope,
+        pid_offsets: &|| Some(pid_offsets),
     };
     match compile(&input, &mut FakeResolver) {
         Ok(c) => (text, c),
@@ -307,6 +331,7 @@ corpus! {
     printa_clear_trunc,
     probefunc_raw,
     raw_syscall_args,
+    scope_pidns,
     self_latency,
     speculation,
     stack,
