@@ -223,7 +223,7 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         check_format: &check_format,
         no_prealloc: kernel_at_least(6, 1),
         scope: scope.scope,
-        pid_offsets: &crate::btf::pid_offsets,
+        ns_offsets: &crate::btf::ns_offsets,
     };
     let mut resolver = Resolver::new();
     let compiled = match lower::compile(&input, &mut resolver) {

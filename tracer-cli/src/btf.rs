@@ -1,7 +1,7 @@
 //! Kernel type offsets from BTF (`/sys/kernel/btf/vmlinux`), for the built-ins that read
 //! `task_struct` (`ppid`, `vtimestamp`). A small reader: aya's BTF type lookups are crate-private.
 
-use tracer_lang::lower::{PidOffsets, TaskOffsets};
+use tracer_lang::lower::{CgroupOffsets, NsOffsets, PidOffsets, TaskOffsets};
 
 /// `task_struct.real_parent` and `task_struct.tgid`, or None without kernel BTF.
 pub fn task_offsets() -> Option<TaskOffsets> {
@@ -37,6 +37,28 @@ pub fn pid_offsets() -> Option<PidOffsets> {
         upid_nr: find("upid", "nr")?,
         upid_ns: find("upid", "ns")?,
         ns_inum: find("pid_namespace", "ns")? + find("ns_common", "inum")?,
+    })
+}
+
+/// Pid-namespace and cgroup offsets, for `pidns`, `cgroup` and `container`.
+pub fn ns_offsets() -> Option<NsOffsets> {
+    let data = std::fs::read("/sys/kernel/btf/vmlinux").ok()?;
+    let find = |s: &str, n: &str| {
+        let (_, m) = struct_layout(&data, s)?;
+        m.into_iter()
+            .find(|(name, _)| name == n)
+            .map(|(_, off)| off)
+    };
+    Some(NsOffsets {
+        pid: pid_offsets()?,
+        cgroup: CgroupOffsets {
+            task_cgroups: find("task_struct", "cgroups")?,
+            css_dfl_cgrp: find("css_set", "dfl_cgrp")?,
+            cgroup_kn: find("cgroup", "kn")?,
+            // Renamed when it became RCU-protected (6.15).
+            kn_parent: find("kernfs_node", "parent").or_else(|| find("kernfs_node", "__parent"))?,
+            kn_name: find("kernfs_node", "name")?,
+        },
     })
 }
 
@@ -118,5 +140,7 @@ mod tests {
         // struct upid { int nr; struct pid_namespace *ns; } on every 64-bit kernel.
         assert_eq!((o.upid_size, o.upid_nr, o.upid_ns), (16, 0, 8));
         assert!(o.thread_pid > 0 && o.pid_numbers > o.pid_level, "{o:?}");
+        let n = super::ns_offsets().expect("css_set / cgroup / kernfs_node in BTF");
+        assert!(n.cgroup.task_cgroups > 0 && n.cgroup.kn_name != n.cgroup.kn_parent);
     }
 }

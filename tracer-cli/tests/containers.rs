@@ -189,11 +189,6 @@ fn pid_namespace_sees_only_itself_with_its_own_pids() {
     // The workload's parent is the driver shell, inside too.
     assert!(run.field("MARK_IN", "ppid") >= 1);
     assert!(run.line("MARK_OUT").is_none(), "outside seen:\n{}", run.out);
-    assert!(
-        run.err.contains("tracing pid namespace") || run.err.is_empty(),
-        "{}",
-        run.err
-    );
 
     // Control: the same setup with --scope host (and -x scope=host) sees the outside marker.
     for args in [&["--scope", "host"][..], &["-x", "scope=host"][..]] {
@@ -313,10 +308,21 @@ impl Cgroups {
 
 impl Drop for Cgroups {
     fn drop(&mut self) {
-        for d in ["in/child", "in", "out", ""] {
-            let _ = std::fs::remove_dir(self.root.join(d));
+        rmdir_tree(&self.root);
+    }
+}
+
+/// Remove a cgroup directory and every cgroup below it (deepest first: cgroupfs refuses
+/// to remove a directory with children, and its files cannot be deleted).
+fn rmdir_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                rmdir_tree(&e.path());
+            }
         }
     }
+    let _ = std::fs::remove_dir(dir);
 }
 
 #[test]
@@ -554,4 +560,50 @@ fn uprobe_in_a_container_root_shows_container_pids() {
     // The container numbers its processes from 1: the marker is a small pid there.
     assert!(marker < 20, "{marker}");
     assert!(!line.contains(&format!("hostpid={marker} ")), "{line}");
+}
+
+#[test]
+fn cgroup_and_container_builtins_name_the_runtime_cgroups() {
+    require!();
+    let Some(cg) = Cgroups::create() else {
+        eprintln!("skipped: no writable cgroup2 mount");
+        return;
+    };
+    let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    // How docker, containerd (kubelet), cri-o and podman name a container's cgroup with the
+    // systemd driver, docker's cgroupfs driver (the bare id), and a sub-cgroup inside a
+    // container (the id is found one level up). "plain" is no container.
+    let dirs = [
+        format!("docker-{id}.scope"),
+        format!("kubepods.slice/cri-containerd-{id}.scope"),
+        format!("crio-{id}.scope"),
+        format!("libpod-{id}.scope"),
+        format!("docker/{id}"),
+        format!("docker-{id}.scope/init.scope"),
+        "plain".to_string(),
+        format!("x{}", &id[1..]), // 64 characters, but not preceded by '-' nor alone
+    ];
+    let mut work = String::new();
+    for (i, d) in dirs.iter().enumerate() {
+        std::fs::create_dir_all(cg.root.join(d)).unwrap();
+        work.push_str(&format!(
+            "sh -c 'echo $$ > {}/{d}/cgroup.procs && exec cat /nonexistent/MARK_CG{i}' 2>/dev/null\n",
+            cg.root.display()
+        ));
+    }
+    let d = "syscall::openat:entry /execname == \"cat\"/ { printf(\"%s cgroup=%s container=[%s] id=%d\\n\", copyinstr(arg1), cgroup, container, cgroupid); }";
+    let dir = run_dir("cgroup-builtins");
+    let run = drive(&dir, &[], &work, &["-n", d]);
+    for (i, d) in dirs.iter().enumerate() {
+        let line = run
+            .line(&format!("MARK_CG{i} cgroup="))
+            .unwrap_or_else(|| panic!("MARK_CG{i} not seen:\n{}\n{}", run.out, run.err));
+        let path = format!("/{}/{d}", cg.rel);
+        assert!(line.contains(&format!(" cgroup={path} ")), "{line}");
+        let want = if i < 6 { &id[..12] } else { "" };
+        assert!(line.contains(&format!("container=[{want}]")), "{line}");
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(cg.root.join(d)).unwrap().ino();
+        assert!(line.ends_with(&format!("id={ino}")), "{line}");
+    }
 }

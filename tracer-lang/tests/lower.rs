@@ -14,7 +14,9 @@ use std::fmt::Write;
 use std::path::PathBuf;
 use tracer_common::{Attach, Options, ProbeDesc};
 use tracer_lang::diag::SourceMap;
-use tracer_lang::lower::{compile, CompileInput, Compiled, PidOffsets, Scope, TaskOffsets};
+use tracer_lang::lower::{
+    compile, CgroupOffsets, CompileInput, Compiled, NsOffsets, PidOffsets, Scope, TaskOffsets,
+};
 use tracer_lang::probes::{ArgSource, ProbeResolver, ResolvedProbe, TpField};
 use tracer_lang::syntax::{self, ast::Span};
 use tracer_lang::types::Type;
@@ -225,7 +227,18 @@ fn compile_script(name: &str) -> (String, Compiled) {
         check_format: &check_format,
         no_prealloc: false,
         scope,
-        pid_offsets: &|| Some(pid_offsets),
+        ns_offsets: &|| {
+            Some(NsOffsets {
+                pid: pid_offsets,
+                cgroup: CgroupOffsets {
+                    task_cgroups: 300,
+                    css_dfl_cgrp: 40,
+                    cgroup_kn: 56,
+                    kn_parent: 8,
+                    kn_name: 16,
+                },
+            })
+        },
     };
     match compile(&input, &mut FakeResolver) {
         Ok(c) => (text, c),

@@ -18,7 +18,8 @@ pub fn is_builtin(name: &str) -> Option<Type> {
         "arg0" | "arg1" | "arg2" | "arg3" | "arg4" | "arg5" | "arg6" | "arg7" | "arg8" | "arg9" => {
             Type::LONG
         }
-        "execname" | "probeprov" | "probemod" | "probefunc" | "probename" => Type::Str,
+        "execname" | "cgroup" | "container" | "probeprov" | "probemod" | "probefunc"
+        | "probename" => Type::Str,
         "curthread" => Type::Ptr(Box::new(Type::Void)),
         _ => return None,
     })
@@ -116,12 +117,22 @@ impl<'g, 'a> Lower<'g, 'a> {
             "pidns" => {
                 let offs = match self.g.input.scope {
                     super::Scope::PidNs { offsets, .. } => Some(offsets),
-                    _ => (self.g.input.pid_offsets)(),
+                    _ => (self.g.input.ns_offsets)().map(|o| o.pid),
                 };
                 let offs = offs.ok_or_else(|| {
                     CompileError::new(span, "pidns needs kernel BTF (/sys/kernel/btf/vmlinux) to find struct pid offsets")
                 })?;
                 int(self.own_pidns(offs))
+            }
+            "cgroup" | "container" => {
+                let offs = (self.g.input.ns_offsets)().ok_or_else(|| {
+                    CompileError::new(span, format!("{name} needs kernel BTF (/sys/kernel/btf/vmlinux) to find struct cgroup offsets"))
+                })?;
+                Val::Str(if name == "cgroup" {
+                    self.cgroup_path(offs.cgroup)
+                } else {
+                    self.container_id(offs.cgroup)
+                })
             }
             "timestamp" => int(self.f.call(helper::KTIME_GET_NS, vec![])),
             "vtimestamp" => {

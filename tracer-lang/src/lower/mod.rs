@@ -24,7 +24,7 @@ use tracer_common::{AggDesc, ClauseDesc, CompiledScript, Options, ProgramDesc};
 use tracer_ebpf::insn::map_type;
 use tracer_ebpf::ir::{Function, Inst, Label, MapId, Operand, VReg};
 
-pub use scope::{PidOffsets, Scope, SCOPE_CGROUP_MAP};
+pub use scope::{CgroupOffsets, NsOffsets, PidOffsets, Scope, SCOPE_CGROUP_MAP};
 pub use vars::VarTable;
 
 /// A compile error at a place in the script.
@@ -82,8 +82,9 @@ pub struct CompileInput<'a> {
     /// Which tasks the programs see (checked first in every program) and which pid
     /// namespace numbers `pid`/`tid`/`ppid`.
     pub scope: Scope,
-    /// Pid-namespace offsets from kernel BTF, for `pidns` outside a pid-namespace scope.
-    pub pid_offsets: &'a dyn Fn() -> Option<PidOffsets>,
+    /// Pid-namespace and cgroup offsets from kernel BTF, for `pidns`, `cgroup` and
+    /// `container`. Asked only when a script uses them.
+    pub ns_offsets: &'a dyn Fn() -> Option<NsOffsets>,
 }
 
 /// (function, format, argument types) → a user-facing reason when they do not fit.

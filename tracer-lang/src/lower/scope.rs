@@ -44,6 +44,33 @@ pub struct PidOffsets {
     pub ns_inum: u32,
 }
 
+/// Offsets of the cgroup structures `cgroup` and `container` walk, from kernel BTF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CgroupOffsets {
+    /// `task_struct.cgroups` (`struct css_set *`).
+    pub task_cgroups: u32,
+    /// `css_set.dfl_cgrp`: the task's cgroup in the v2 hierarchy.
+    pub css_dfl_cgrp: u32,
+    /// `cgroup.kn`: its kernfs directory.
+    pub cgroup_kn: u32,
+    /// `kernfs_node.parent` (`__parent` since 6.15).
+    pub kn_parent: u32,
+    /// `kernfs_node.name`.
+    pub kn_name: u32,
+}
+
+/// Everything the namespace and cgroup built-ins read, for `CompileInput::ns_offsets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NsOffsets {
+    pub pid: PidOffsets,
+    pub cgroup: CgroupOffsets,
+}
+
+/// Cgroup levels `cgroup` and `container` look at, from the task's cgroup up. Container
+/// runtimes nest 2 to 5 deep (kubepods.slice/…/cri-containerd-ID.scope); a deeper path
+/// loses its top components.
+pub const CGROUP_DEPTH: u32 = 8;
+
 /// Which tasks the programs see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -157,6 +184,159 @@ impl<'g, 'a> Lower<'g, 'a> {
             dst: out,
             src: nr.into(),
         });
+        self.f.push(Inst::Label(done));
+        out
+    }
+
+    /// The current task's cgroup v2 directory (`kernfs_node *`).
+    fn current_cgroup_kn(&mut self, o: CgroupOffsets) -> VReg {
+        let task = self.f.call(helper::GET_CURRENT_TASK, vec![]);
+        let css = self.read_kernel(task, o.task_cgroups, Size::DW);
+        let cg = self.read_kernel(css, o.css_dfl_cgrp, Size::DW);
+        self.read_kernel(cg, o.cgroup_kn, Size::DW)
+    }
+
+    /// `cgroup`: the path of the current task's cgroup v2 directory from the hierarchy's
+    /// root ("/" for the root), as in /proc/PID/cgroup seen from the initial cgroup namespace.
+    pub(crate) fn cgroup_path(&mut self, o: CgroupOffsets) -> VReg {
+        let strsize = self.g.opts.strsize as i64;
+        let kn = self.current_cgroup_kn(o);
+        // The non-root directories from the leaf up, in 8-byte slots (0: none).
+        let slots = self.temp(8 * CGROUP_DEPTH);
+        let ptrs = self.scratch_ptr(slots);
+        self.f.push(Inst::MemZero {
+            dst: ptrs,
+            len: 8 * CGROUP_DEPTH,
+        });
+        let cur = self.f.mov(kn);
+        let collected = self.f.label();
+        for k in 0..CGROUP_DEPTH {
+            self.f.branch(JmpOp::Jeq, cur, Operand::Imm(0), collected);
+            let parent = self.read_kernel(cur, o.kn_parent, Size::DW);
+            self.f
+                .branch(JmpOp::Jeq, parent, Operand::Imm(0), collected);
+            self.f.store(ptrs, 8 * k as i16, cur, Size::DW);
+            self.f.push(Inst::Mov {
+                dst: cur,
+                src: parent.into(),
+            });
+        }
+        self.f.push(Inst::Label(collected));
+        // Twice strsize: every append may take strsize bytes wherever the previous ended;
+        // the result is cut at strsize.
+        let off = self.temp(2 * strsize as u32);
+        let out = self.scratch_ptr(off);
+        self.f.store(out, 0, Operand::Imm(b'/' as i64), Size::B);
+        self.f.store(out, 1, Operand::Imm(0), Size::B);
+        let at = self.f.imm(0);
+        for k in (0..CGROUP_DEPTH).rev() {
+            let skip = self.f.label();
+            let p = self.f.load(ptrs, 8 * k as i16, Size::DW);
+            self.f.branch(JmpOp::Jeq, p, Operand::Imm(0), skip);
+            let name = self.read_kernel(p, o.kn_name, Size::DW);
+            let atc = self.clamp(at, strsize - 1);
+            let slash = self.f.alu(AluOp::Add, out, atc);
+            self.f.store(slash, 0, Operand::Imm(b'/' as i64), Size::B);
+            let dst = self.f.alu(AluOp::Add, slash, Operand::Imm(1));
+            let n = self.f.call(
+                helper::PROBE_READ_KERNEL_STR,
+                vec![dst.into(), Operand::Imm(strsize), name.into()],
+            );
+            self.f.branch(JmpOp::Jslt, n, Operand::Imm(1), skip);
+            // n counts the NUL: the next '/' goes over it.
+            let next = self.f.alu(AluOp::Add, atc, n);
+            self.f.push(Inst::Mov {
+                dst: at,
+                src: next.into(),
+            });
+            self.f.push(Inst::Label(skip));
+        }
+        self.f
+            .store(out, strsize as i16 - 1, Operand::Imm(0), Size::B);
+        out
+    }
+
+    /// `container`: the short (12 hex digit) id of the container the current task runs in,
+    /// from the nearest cgroup directory named as container runtimes name them: `ID`
+    /// (docker and kubelet with the cgroupfs driver), `docker-ID.scope`,
+    /// `cri-containerd-ID.scope`, `crio-ID.scope`, `libpod-ID.scope` (systemd driver), with
+    /// ID 64 hex digits; "" when there is none (the host).
+    pub(crate) fn container_id(&mut self, o: CgroupOffsets) -> VReg {
+        const WINDOW: i64 = 128;
+        const ID: i64 = 64;
+        const SHORT: i64 = 12;
+        let strsize = self.g.opts.strsize;
+        let off = self.temp(strsize.max(16));
+        let out = self.scratch_ptr(off);
+        self.f.push(Inst::MemZero { dst: out, len: 16 });
+        let name_off = self.temp(WINDOW as u32);
+        let buf = self.scratch_ptr(name_off);
+        let cur = self.current_cgroup_kn(o);
+        let cur = self.f.mov(cur);
+        let done = self.f.label();
+        for _ in 0..CGROUP_DEPTH {
+            let next = self.f.label();
+            self.f.branch(JmpOp::Jeq, cur, Operand::Imm(0), done);
+            let name = self.read_kernel(cur, o.kn_name, Size::DW);
+            let n = self.f.call(
+                helper::PROBE_READ_KERNEL_STR,
+                vec![buf.into(), Operand::Imm(WINDOW), name.into()],
+            );
+            // len = n - 1; names shorter than an id cannot hold one.
+            self.f.branch(JmpOp::Jslt, n, Operand::Imm(ID + 1), next);
+            let len = self.f.alu(AluOp::Sub, n, Operand::Imm(1));
+            // The id ends at the end, or before a ".scope" suffix.
+            let end = self.f.mov(len);
+            let no_suffix = self.f.label();
+            let tail = self.f.alu(AluOp::Sub, len, Operand::Imm(6));
+            let tail = self.clamp(tail, WINDOW - 6);
+            let tail_p = self.f.alu(AluOp::Add, buf, tail);
+            for (i, c) in b".scope".iter().enumerate() {
+                let b = self.f.load(tail_p, i as i16, Size::B);
+                self.f
+                    .branch(JmpOp::Jne, b, Operand::Imm(*c as i64), no_suffix);
+            }
+            self.f.push(Inst::Mov {
+                dst: end,
+                src: tail.into(),
+            });
+            self.f.push(Inst::Label(no_suffix));
+            let start = self.f.alu(AluOp::Sub, end, Operand::Imm(ID));
+            self.f.branch(JmpOp::Jslt, start, Operand::Imm(0), next);
+            let start = self.clamp(start, WINDOW - ID);
+            let id = self.f.alu(AluOp::Add, buf, start);
+            // Preceded by nothing or by '-'.
+            let sep_ok = self.f.label();
+            self.f.branch(JmpOp::Jeq, start, Operand::Imm(0), sep_ok);
+            let before = self.f.alu(AluOp::Sub, id, Operand::Imm(1));
+            let b = self.f.load(before, 0, Size::B);
+            self.f
+                .branch(JmpOp::Jne, b, Operand::Imm(b'-' as i64), next);
+            self.f.push(Inst::Label(sep_ok));
+            for i in (0..SHORT).chain([ID - 1]) {
+                let c = self.f.load(id, i as i16, Size::B);
+                let ok = self.f.label();
+                self.f
+                    .branch(JmpOp::Jlt, c, Operand::Imm(b'0' as i64), next);
+                self.f.branch(JmpOp::Jle, c, Operand::Imm(b'9' as i64), ok);
+                self.f
+                    .branch(JmpOp::Jlt, c, Operand::Imm(b'a' as i64), next);
+                self.f
+                    .branch(JmpOp::Jgt, c, Operand::Imm(b'f' as i64), next);
+                self.f.push(Inst::Label(ok));
+            }
+            self.f.call(
+                helper::PROBE_READ_KERNEL,
+                vec![out.into(), Operand::Imm(SHORT), id.into()],
+            );
+            self.f.push(Inst::Jump(done));
+            self.f.push(Inst::Label(next));
+            let parent = self.read_kernel(cur, o.kn_parent, Size::DW);
+            self.f.push(Inst::Mov {
+                dst: cur,
+                src: parent.into(),
+            });
+        }
         self.f.push(Inst::Label(done));
         out
     }
