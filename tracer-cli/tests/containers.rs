@@ -607,3 +607,40 @@ fn cgroup_and_container_builtins_name_the_runtime_cgroups() {
         assert!(line.ends_with(&format!("id={ino}")), "{line}");
     }
 }
+
+#[test]
+fn user_stacks_symbolize_with_namespace_pids() {
+    require!();
+    // ustack() records the pid tracer's /proc knows: in a pid namespace, the namespace's.
+    let dir = run_dir("ustack");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/targets/pid_calls.c");
+    let bin = dir.join("pid_calls");
+    let ok = Command::new("cc")
+        .args(["-O0", "-g", "-fno-omit-frame-pointer", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cc {}", src.display());
+    let cmd = format!("{} 2", bin.display());
+    let (code, out, err) = {
+        let o = Command::new("unshare")
+            .args(PIDNS)
+            .arg(TRACER)
+            .args(["-q", "-c", &cmd, "-n"])
+            .arg("pid$target:a.out:work:entry { printf(\"pid=%d hostpid=%d\\n\", pid, hostpid); ustack(); }")
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    // tracer is pid 1 of the namespace, its -c target pid 2.
+    assert!(out.contains("pid=2 hostpid="), "{out}");
+    assert!(out.contains("pid_calls`work"), "{out}");
+    assert!(out.contains("pid_calls`main+0x"), "{out}");
+}

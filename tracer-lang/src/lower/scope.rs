@@ -145,6 +145,16 @@ impl<'g, 'a> Lower<'g, 'a> {
         })
     }
 
+    /// The current process's pid as tracer's /proc names it: user stacks and symbols are
+    /// symbolized through /proc/PID, so in a pid-namespace scope that is the scope's pid.
+    pub(crate) fn proc_pid(&mut self) -> VReg {
+        if let Some(v) = self.scoped_pid("pid") {
+            return v;
+        }
+        let t = self.f.call(helper::GET_CURRENT_PID_TGID, vec![]);
+        self.f.alu(AluOp::Rsh, t, Operand::Imm(32))
+    }
+
     /// `pidns`: the inode number of the current task's own pid namespace.
     pub(crate) fn own_pidns(&mut self, o: PidOffsets) -> VReg {
         let task = self.f.call(helper::GET_CURRENT_TASK, vec![]);
