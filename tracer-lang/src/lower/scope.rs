@@ -181,15 +181,29 @@ impl<'g, 'a> Lower<'g, 'a> {
         let out = self.f.imm(0);
         let done = self.f.label();
         let pid = self.read_kernel(task, o.thread_pid, Size::DW);
-        let task_level = self.read_kernel(pid, o.pid_level, Size::W);
+        // One read from `level` through `numbers[L]` (a helper call costs more than the
+        // bytes). For a task above L it runs past the task's `struct pid`, harmlessly: a
+        // probe read, and `level` then says the rest is not to be used.
+        let upid = o.pid_numbers + level * o.upid_size;
+        let len = upid + o.upid_size - o.pid_level;
+        let slot = self.temp(len);
+        let chunk = self.scratch_ptr(slot);
+        let src = self
+            .f
+            .alu(AluOp::Add, pid, Operand::Imm(o.pid_level as i64));
+        self.f.call(
+            helper::PROBE_READ_KERNEL,
+            vec![chunk.into(), Operand::Imm(len as i64), src.into()],
+        );
+        let task_level = self.f.load(chunk, 0, Size::W);
         self.f
             .branch(JmpOp::Jlt, task_level, Operand::Imm(level as i64), done);
-        let upid = o.pid_numbers + level * o.upid_size;
-        let ns = self.read_kernel(pid, upid + o.upid_ns, Size::DW);
+        let at = (upid - o.pid_level) as i16;
+        let ns = self.f.load(chunk, at + o.upid_ns as i16, Size::DW);
         let ino = self.read_kernel(ns, o.ns_inum, Size::W);
         self.f
             .branch(JmpOp::Jne, ino, Operand::Imm(inum as i64), done);
-        let nr = self.read_kernel(pid, upid + o.upid_nr, Size::W);
+        let nr = self.f.load(chunk, at + o.upid_nr as i16, Size::W);
         self.f.push(Inst::Mov {
             dst: out,
             src: nr.into(),
