@@ -132,6 +132,11 @@ pub struct Prepared {
 /// `--scope` or `-x scope=` (the last one given wins, the long option over -x).
 fn scope_arg(args: &Args) -> Result<crate::scope::ScopeArg, Failure> {
     use crate::scope::ScopeArg;
+    if args.xopts.iter().any(|x| x == "scope") {
+        return Err(Failure::usage(
+            "failed to set -x scope: needs a value (host, pidns, cgroup or cgroup=PATH)",
+        ));
+    }
     let from_x = args
         .xopts
         .iter()

@@ -402,6 +402,12 @@ fn bad_scopes_are_one_clear_line() {
         err,
         "tracer: unknown scope \"zone\" (use host, pidns, cgroup or cgroup=PATH)\n"
     );
+    let (code, err) = tracer_fails(&[], &[&["-x", "scope"][..], &begin].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.starts_with("tracer: failed to set -x scope: needs a value"),
+        "{err}"
+    );
     let (code, err) = tracer_fails(
         &[],
         &[&["--scope", "cgroup=no/such/group"][..], &begin].concat(),
