@@ -619,16 +619,7 @@ fn user_stacks_symbolize_with_namespace_pids() {
     require!();
     // ustack() records the pid tracer's /proc knows: in a pid namespace, the namespace's.
     let dir = run_dir("ustack");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/targets/pid_calls.c");
-    let bin = dir.join("pid_calls");
-    let ok = Command::new("cc")
-        .args(["-O0", "-g", "-fno-omit-frame-pointer", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "cc {}", src.display());
+    let bin = build_target(&dir, "pid_calls");
     let cmd = format!("{} 2", bin.display());
     let (code, out, err) = {
         let o = Command::new("unshare")
@@ -649,4 +640,62 @@ fn user_stacks_symbolize_with_namespace_pids() {
     assert!(out.contains("pid=2 hostpid="), "{out}");
     assert!(out.contains("pid_calls`work"), "{out}");
     assert!(out.contains("pid_calls`main+0x"), "{out}");
+}
+
+/// `cc -O0 -pthread tests/targets/NAME.c` into `dir`.
+fn build_target(dir: &Path, name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/targets/{name}.c"));
+    let bin = dir.join(name);
+    let ok = Command::new("cc")
+        .args(["-O0", "-g", "-pthread", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cc {}", src.display());
+    bin
+}
+
+#[test]
+fn threads_in_a_namespace_have_their_own_tids() {
+    require!();
+    // pid and tid are not swapped (bpftrace #4813): each thread's tid is the one gettid()
+    // returned inside the namespace, and pid is the process's.
+    let dir = run_dir("threads");
+    let bin = build_target(&dir, "threads");
+    let file = dir.join("tids");
+    let cmd = format!("{} 5 {}", bin.display(), file.display());
+    let o = Command::new("unshare")
+        .args(PIDNS)
+        .arg(TRACER)
+        .args(["-q", "-c", &cmd, "-n"])
+        .arg("syscall::getppid:entry /pid == $target/ { @[pid, tid] = count(); }")
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{out}\n{err}");
+    let rows: Vec<Vec<u64>> = out
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
+        .filter(|r: &Vec<u64>| r.len() == 3)
+        .collect();
+    let truth = std::fs::read_to_string(&file).unwrap();
+    for line in truth.lines() {
+        let (tid, calls) = line.split_once(' ').unwrap();
+        let (tid, calls): (u64, u64) = (tid.parse().unwrap(), calls.parse().unwrap());
+        // tracer is pid 1 of the namespace, its -c target pid 2, the threads 3 and 4.
+        assert!(
+            rows.contains(&vec![2, tid, calls]),
+            "no row `2 {tid} {calls}` in:\n{out}"
+        );
+        assert!(tid < 10, "{tid}");
+    }
 }
