@@ -199,8 +199,11 @@ fn compile_script(name: &str) -> (String, Compiled) {
         upid_ns: 8,
         ns_inum: 48,
     };
-    // `scope_*` scripts run as tracer does in a container: in a level-1 pid namespace.
-    let scope = if name.starts_with("scope_") {
+    // `scope_*` scripts run as tracer does in a container: in a level-1 pid namespace, or
+    // (`scope_cgroup*`) in a cgroup subtree whose directory is fd 7.
+    let scope = if name.starts_with("scope_cgroup") {
+        Scope::Cgroup { fd: 7 }
+    } else if name.starts_with("scope_") {
         Scope::PidNs {
             level: 1,
             inum: 0xf000_0001,
@@ -344,6 +347,7 @@ corpus! {
     printa_clear_trunc,
     probefunc_raw,
     raw_syscall_args,
+    scope_cgroup,
     scope_pidns,
     self_latency,
     speculation,
