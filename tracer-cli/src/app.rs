@@ -91,6 +91,9 @@ fn options(args: &Args) -> Result<Options, Failure> {
             Some((n, v)) => (n, Some(v)),
             None => (x.as_str(), None),
         };
+        if name == "scope" {
+            continue; // not a D option: see scope_arg
+        }
         tracer_lang::options::set_option(&mut o, name, value)
             .map_err(|e| Failure::new(format!("failed to set -x {name}: {e}")))?;
     }
@@ -120,6 +123,30 @@ pub struct Prepared {
     pub compiled: Compiled,
     pub sources: SourceMap,
     pub notice_name: String,
+    /// What is traced, for the notice on stderr (None: everything).
+    pub scope_notice: Option<String>,
+    /// The cgroup directory a cgroup scope's map holds by descriptor: open until the end.
+    _scope_dir: Option<std::fs::File>,
+}
+
+/// `--scope` or `-x scope=` (the last one given wins, the long option over -x).
+fn scope_arg(args: &Args) -> Result<crate::scope::ScopeArg, Failure> {
+    use crate::scope::ScopeArg;
+    if args.xopts.iter().any(|x| x == "scope") {
+        return Err(Failure::usage(
+            "failed to set -x scope: needs a value (host, pidns, cgroup or cgroup=PATH)",
+        ));
+    }
+    let from_x = args
+        .xopts
+        .iter()
+        .filter_map(|x| x.strip_prefix("scope"))
+        .filter_map(|v| v.strip_prefix('='))
+        .next_back();
+    match args.scope.as_deref().or(from_x) {
+        Some(text) => ScopeArg::parse(text).map_err(Failure::usage),
+        None => Ok(ScopeArg::Auto),
+    }
 }
 
 fn boot_to_wall_ns() -> i64 {
@@ -193,6 +220,7 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     let line_of = |span: ast::Span| (span.file << 20) | sources.line_col(span).0 as u32;
     let kernel_types = std::rc::Rc::new(tracer_lang::btf::KernelTypes::system());
     let fbt_method = opts.fbtmethod.clone();
+    let scope = crate::scope::resolve(&scope_arg(args)?).map_err(Failure::new)?;
     let input = CompileInput {
         script: &script,
         options: opts,
@@ -205,6 +233,8 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         kernel_types: &kernel_types,
         check_format: &check_format,
         no_prealloc: kernel_at_least(6, 1),
+        scope: scope.scope,
+        ns_offsets: &crate::btf::ns_offsets,
     };
     let mut resolver = Resolver::with_kernel_types(kernel_types.clone());
     resolver.fbt_method = fbt_method;
@@ -224,6 +254,8 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         compiled,
         sources,
         notice_name,
+        scope_notice: scope.notice,
+        _scope_dir: scope.cgroup_dir,
     })
 }
 
@@ -469,22 +501,7 @@ fn check_kernel() -> Result<(), Failure> {
 /// Loading eBPF programs needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_ADMIN for some
 /// program types and for mounting tracefs). Say so in one line instead of failing later.
 fn check_privileges() -> Result<(), Failure> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let caps = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
-    let has = |bit: u32| caps & (1u64 << bit) != 0;
-    const CAP_SYS_ADMIN: u32 = 21;
-    const CAP_PERFMON: u32 = 38;
-    const CAP_BPF: u32 = 39;
-    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
-        return Ok(());
-    }
-    Err(Failure::new(
-        "insufficient privileges to trace: run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN (in a container: --privileged)",
-    ))
+    crate::scope::check_privileges().map_err(Failure::new)
 }
 
 pub fn run(args: Args) -> Result<i32, Failure> {
@@ -547,6 +564,9 @@ pub fn run(args: Args) -> Result<i32, Failure> {
             prepared.notice_name,
             if n == 1 { "" } else { "s" }
         );
+    }
+    if let (Some(notice), false) = (&prepared.scope_notice, opts.quiet) {
+        eprintln!("tracer: {notice}");
     }
     if opts.destructive {
         eprintln!("tracer: allowing destructive actions");

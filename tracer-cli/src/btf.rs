@@ -1,7 +1,7 @@
 //! Kernel type offsets from BTF (`/sys/kernel/btf/vmlinux`), for the built-ins that read
 //! `task_struct` (`ppid`, `vtimestamp`). A small reader: aya's BTF type lookups are crate-private.
 
-use tracer_lang::lower::TaskOffsets;
+use tracer_lang::lower::{CgroupOffsets, NsOffsets, PidOffsets, TaskOffsets};
 
 /// `task_struct.real_parent` and `task_struct.tgid`, or None without kernel BTF.
 pub fn task_offsets() -> Option<TaskOffsets> {
@@ -17,6 +17,51 @@ pub fn task_offsets() -> Option<TaskOffsets> {
     })
 }
 
+/// The offsets a pid-namespace scope and `pidns` walk (`task->thread_pid->numbers[L]`), or
+/// None without kernel BTF.
+pub fn pid_offsets() -> Option<PidOffsets> {
+    let data = std::fs::read("/sys/kernel/btf/vmlinux").ok()?;
+    let find = |s: &str, n: &str| {
+        let (_, m) = struct_layout(&data, s)?;
+        m.into_iter()
+            .find(|(name, _)| name == n)
+            .map(|(_, off)| off)
+    };
+    Some(PidOffsets {
+        thread_pid: find("task_struct", "thread_pid")?,
+        group_leader: find("task_struct", "group_leader")?,
+        real_parent: find("task_struct", "real_parent")?,
+        pid_level: find("pid", "level")?,
+        pid_numbers: find("pid", "numbers")?,
+        upid_size: struct_layout(&data, "upid")?.0,
+        upid_nr: find("upid", "nr")?,
+        upid_ns: find("upid", "ns")?,
+        ns_inum: find("pid_namespace", "ns")? + find("ns_common", "inum")?,
+    })
+}
+
+/// Pid-namespace and cgroup offsets, for `pidns`, `cgroup` and `container`.
+pub fn ns_offsets() -> Option<NsOffsets> {
+    let data = std::fs::read("/sys/kernel/btf/vmlinux").ok()?;
+    let find = |s: &str, n: &str| {
+        let (_, m) = struct_layout(&data, s)?;
+        m.into_iter()
+            .find(|(name, _)| name == n)
+            .map(|(_, off)| off)
+    };
+    Some(NsOffsets {
+        pid: pid_offsets()?,
+        cgroup: CgroupOffsets {
+            task_cgroups: find("task_struct", "cgroups")?,
+            css_dfl_cgrp: find("css_set", "dfl_cgrp")?,
+            cgroup_kn: find("cgroup", "kn")?,
+            // Renamed when it became RCU-protected (6.15).
+            kn_parent: find("kernfs_node", "parent").or_else(|| find("kernfs_node", "__parent"))?,
+            kn_name: find("kernfs_node", "name")?,
+        },
+    })
+}
+
 fn u32_at(d: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_le_bytes(d.get(off..off + 4)?.try_into().ok()?))
 }
@@ -29,6 +74,11 @@ fn name_at(strings: &[u8], off: u32) -> &str {
 
 /// (member name, byte offset) of the first struct called `name`.
 pub fn struct_members(d: &[u8], name: &str) -> Option<Vec<(String, u32)>> {
+    struct_layout(d, name).map(|(_, m)| m)
+}
+
+/// The size and the (member name, byte offset) list of the first struct called `name`.
+fn struct_layout(d: &[u8], name: &str) -> Option<(u32, Vec<(String, u32)>)> {
     if d.get(0..2)? != [0x9f, 0xeb] {
         return None;
     }
@@ -62,7 +112,7 @@ pub fn struct_members(d: &[u8], name: &str) -> Option<Vec<(String, u32)>> {
                 let bit_off = if kflag { bits & 0xff_ffff } else { bits };
                 out.push((mname, bit_off / 8));
             }
-            return Some(out);
+            return Some((u32_at(d, at - 4)?, out));
         }
         at += extra;
     }
@@ -78,5 +128,19 @@ mod tests {
             Some(o) => assert!(o.real_parent > 0 && o.tgid > 0),
             None => eprintln!("skipped: no /sys/kernel/btf/vmlinux"),
         }
+    }
+
+    #[test]
+    fn finds_struct_pid_on_this_kernel() {
+        if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+            eprintln!("skipped: no /sys/kernel/btf/vmlinux");
+            return;
+        }
+        let o = super::pid_offsets().expect("struct pid / upid / pid_namespace in BTF");
+        // struct upid { int nr; struct pid_namespace *ns; } on every 64-bit kernel.
+        assert_eq!((o.upid_size, o.upid_nr, o.upid_ns), (16, 0, 8));
+        assert!(o.thread_pid > 0 && o.pid_numbers > o.pid_level, "{o:?}");
+        let n = super::ns_offsets().expect("css_set / cgroup / kernfs_node in BTF");
+        assert!(n.cgroup.task_cgroups > 0 && n.cgroup.kn_name != n.cgroup.kn_parent);
     }
 }

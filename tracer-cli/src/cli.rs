@@ -63,6 +63,10 @@ pub struct Args {
     /// List matching probes instead of enabling them.
     #[arg(short = 'l')]
     pub list: bool,
+    /// Which processes to trace: host (all), pidns (tracer's pid namespace and its children;
+    /// the default inside a container), cgroup[=PATH] (a cgroup v2 subtree). As -x scope=.
+    #[arg(long = "scope", value_name = "host|pidns|cgroup[=PATH]")]
+    pub scope: Option<String>,
     /// Output format.
     #[arg(long = "format", value_name = "text|json", default_value = "text")]
     pub format: String,

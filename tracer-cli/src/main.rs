@@ -9,6 +9,7 @@ mod handler;
 mod output;
 mod probes;
 mod runtime;
+mod scope;
 
 use clap::Parser;
 

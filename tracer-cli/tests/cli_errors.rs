@@ -34,7 +34,7 @@ fn missing_privileges_are_one_clear_line() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "tracer: insufficient privileges to trace: run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN (in a container: --privileged)\n"
+        "tracer: insufficient privileges to trace: missing CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN: run as root, or add them (docker/podman: --privileged, or --cap-add BPF --cap-add PERFMON --cap-add SYS_ADMIN)\n"
     );
 }
 

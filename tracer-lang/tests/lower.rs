@@ -14,7 +14,9 @@ use std::fmt::Write;
 use std::path::PathBuf;
 use tracer_common::{Attach, Options, ProbeDesc};
 use tracer_lang::diag::SourceMap;
-use tracer_lang::lower::{compile, CompileInput, Compiled, TaskOffsets};
+use tracer_lang::lower::{
+    compile, CgroupOffsets, CompileInput, Compiled, NsOffsets, PidOffsets, Scope, TaskOffsets,
+};
 use tracer_lang::probes::{ArgSource, ProbeResolver, ResolvedProbe, TpField};
 use tracer_lang::syntax::{self, ast::Span};
 use tracer_lang::types::Type;
@@ -185,6 +187,31 @@ fn compile_script(name: &str) -> (String, Compiled) {
     // As the CLI packs it: file << 20 | line.
     let line_of = |span: Span| (span.file << 20) | sources.line_col(span).0 as u32;
     let check_format = |_: &str, _: &str, _: &[Type]| Ok(());
+    // Fixed, made-up offsets: the golden output pins the code shape, not a kernel's layout.
+    let pid_offsets = PidOffsets {
+        thread_pid: 100,
+        group_leader: 200,
+        real_parent: 1000,
+        pid_level: 4,
+        pid_numbers: 64,
+        upid_size: 16,
+        upid_nr: 0,
+        upid_ns: 8,
+        ns_inum: 48,
+    };
+    // `scope_*` scripts run as tracer does in a container: in a level-1 pid namespace, or
+    // (`scope_cgroup*`) in a cgroup subtree whose directory is fd 7.
+    let scope = if name.starts_with("scope_cgroup") {
+        Scope::Cgroup { fd: 7 }
+    } else if name.starts_with("scope_") {
+        Scope::PidNs {
+            level: 1,
+            inum: 0xf000_0001,
+            offsets: pid_offsets,
+        }
+    } else {
+        Scope::Host
+    };
     let input = CompileInput {
         script: &script,
         options: Options::default(),
@@ -203,6 +230,19 @@ fn compile_script(name: &str) -> (String, Compiled) {
         kernel_types: &tracer_lang::btf::KernelTypes::none(),
         check_format: &check_format,
         no_prealloc: false,
+        scope,
+        ns_offsets: &|| {
+            Some(NsOffsets {
+                pid: pid_offsets,
+                cgroup: CgroupOffsets {
+                    task_cgroups: 300,
+                    css_dfl_cgrp: 40,
+                    cgroup_kn: 56,
+                    kn_parent: 8,
+                    kn_name: 16,
+                },
+            })
+        },
     };
     match compile(&input, &mut FakeResolver) {
         Ok(c) => (text, c),
@@ -308,6 +348,8 @@ corpus! {
     printa_clear_trunc,
     probefunc_raw,
     raw_syscall_args,
+    scope_cgroup,
+    scope_pidns,
     self_latency,
     speculation,
     stack,

@@ -130,6 +130,7 @@ fn map_data(map: &Map) -> Option<&MapData> {
         | Map::PerCpuHashMap(d)
         | Map::PerCpuLruHashMap(d)
         | Map::StackTraceMap(d)
+        | Map::CgroupArray(d)
         | Map::RingBuf(d) => d,
         _ => return None,
     })

@@ -47,8 +47,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let off = self.rec_field(size, span)?;
                 let dst = self.scratch_ptr(self.rec_base + off);
                 if *user {
-                    let t = self.f.call(helper::GET_CURRENT_PID_TGID, vec![]);
-                    let pid = self.f.alu(AluOp::Rsh, t, Operand::Imm(32));
+                    let pid = self.proc_pid();
                     self.f.store(dst, 0, pid, Size::DW);
                     self.f.store(dst, 8, *r, Size::DW);
                 } else {
@@ -392,8 +391,7 @@ impl<'g, 'a> Lower<'g, 'a> {
     pub fn write_stack(&mut self, base: VReg, user: bool, depth: u32) {
         let mut ips_at = 8i64;
         if user {
-            let t = self.f.call(helper::GET_CURRENT_PID_TGID, vec![]);
-            let pid = self.f.alu(AluOp::Rsh, t, Operand::Imm(32));
+            let pid = self.proc_pid();
             self.f.store(base, 0, pid, Size::DW);
             ips_at = 16;
         }

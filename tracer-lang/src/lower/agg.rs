@@ -284,8 +284,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                     );
                 }
                 KeyVal::Val(Val::Int(r, _)) if f.ty == FieldType::USym => {
-                    let t = self.f.call(helper::GET_CURRENT_PID_TGID, vec![]);
-                    let pid = self.f.alu(AluOp::Rsh, t, Operand::Imm(32));
+                    let pid = self.proc_pid();
                     self.f.store(key, f.offset as i16, pid, Size::DW);
                     self.f.store(key, f.offset as i16 + 8, *r, Size::DW);
                 }

@@ -11,13 +11,15 @@ use tracer_ebpf::ir::{Inst, Operand};
 /// The type of a built-in variable, or None when `name` is not one.
 pub fn is_builtin(name: &str) -> Option<Type> {
     Some(match name {
-        "pid" | "tid" | "ppid" | "cpu" | "errno" => Type::INT,
-        "uid" | "gid" | "epid" | "id" => Type::UINT,
+        "pid" | "tid" | "ppid" | "cpu" | "errno" | "hostpid" | "hosttid" => Type::INT,
+        "uid" | "gid" | "epid" | "id" | "pidns" => Type::UINT,
+        "cgroupid" => Type::ULONG,
         "timestamp" | "vtimestamp" | "walltimestamp" => Type::ULONG,
         "arg0" | "arg1" | "arg2" | "arg3" | "arg4" | "arg5" | "arg6" | "arg7" | "arg8" | "arg9" => {
             Type::LONG
         }
-        "execname" | "probeprov" | "probemod" | "probefunc" | "probename" => Type::Str,
+        "execname" | "cgroup" | "container" | "probeprov" | "probemod" | "probefunc"
+        | "probename" => Type::Str,
         "curthread" => Type::Ptr(Box::new(Type::Void)),
         _ => return None,
     })
@@ -84,9 +86,13 @@ impl<'g, 'a> Lower<'g, 'a> {
         })?;
         let int = |v| Val::Int(v, ty.clone());
         Ok(match name {
-            "pid" | "tid" => {
+            "pid" | "tid" | "ppid" if self.scoped_pid_applies() => {
+                let v = self.scoped_pid(name).expect("pid-namespace scope");
+                int(v)
+            }
+            "pid" | "tid" | "hostpid" | "hosttid" => {
                 let v = self.f.call(helper::GET_CURRENT_PID_TGID, vec![]);
-                let r = if name == "pid" {
+                let r = if name == "pid" || name == "hostpid" {
                     self.f.alu(AluOp::Rsh, v, Operand::Imm(32))
                 } else {
                     self.f.alu(AluOp::And, v, Operand::Imm(0xffff_ffff))
@@ -107,6 +113,27 @@ impl<'g, 'a> Lower<'g, 'a> {
                 int(v)
             }
             "cpu" => int(self.f.call(helper::GET_SMP_PROCESSOR_ID, vec![])),
+            "cgroupid" => int(self.f.call(helper::GET_CURRENT_CGROUP_ID, vec![])),
+            "pidns" => {
+                let offs = match self.g.input.scope {
+                    super::Scope::PidNs { offsets, .. } => Some(offsets),
+                    _ => (self.g.input.ns_offsets)().map(|o| o.pid),
+                };
+                let offs = offs.ok_or_else(|| {
+                    CompileError::new(span, "pidns needs kernel BTF (/sys/kernel/btf/vmlinux) to find struct pid offsets")
+                })?;
+                int(self.own_pidns(offs))
+            }
+            "cgroup" | "container" => {
+                let offs = (self.g.input.ns_offsets)().ok_or_else(|| {
+                    CompileError::new(span, format!("{name} needs kernel BTF (/sys/kernel/btf/vmlinux) to find struct cgroup offsets"))
+                })?;
+                Val::Str(if name == "cgroup" {
+                    self.cgroup_path(offs.cgroup)
+                } else {
+                    self.container_id(offs.cgroup)
+                })
+            }
             "timestamp" => int(self.f.call(helper::KTIME_GET_NS, vec![])),
             "vtimestamp" => {
                 let v = self.read_task_field(span, |o| o.sum_exec_runtime, 8)?;
@@ -171,6 +198,10 @@ impl<'g, 'a> Lower<'g, 'a> {
                 ))
             }
         })
+    }
+
+    fn scoped_pid_applies(&self) -> bool {
+        matches!(self.g.input.scope, super::Scope::PidNs { .. })
     }
 
     /// `argN` for the current probe (0 when the probe has no such argument).

@@ -11,6 +11,7 @@ mod agg;
 mod builtins;
 mod expr;
 mod kernel;
+mod scope;
 mod stmt;
 mod strings;
 mod vars;
@@ -24,6 +25,7 @@ use tracer_common::{AggDesc, ClauseDesc, CompiledScript, Options, ProgramDesc};
 use tracer_ebpf::insn::map_type;
 use tracer_ebpf::ir::{Function, Inst, Label, MapId, Operand, VReg};
 
+pub use scope::{CgroupOffsets, NsOffsets, PidOffsets, Scope, SCOPE_CGROUP_MAP};
 pub use vars::VarTable;
 
 /// A compile error at a place in the script.
@@ -80,6 +82,12 @@ pub struct CompileInput<'a> {
     /// creation and memory only for keys in use. Kernels before 6.1 refuse such maps in
     /// perf-event programs, so the caller decides from the running kernel.
     pub no_prealloc: bool,
+    /// Which tasks the programs see (checked first in every program) and which pid
+    /// namespace numbers `pid`/`tid`/`ppid`.
+    pub scope: Scope,
+    /// Pid-namespace and cgroup offsets from kernel BTF, for `pidns`, `cgroup` and
+    /// `container`. Asked only when a script uses them.
+    pub ns_offsets: &'a dyn Fn() -> Option<NsOffsets>,
 }
 
 /// (function, format, argument types) → a user-facing reason when they do not fit.
@@ -405,6 +413,14 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             entries: tracer_common::syscalls::map_entries(),
         });
     }
+    let has_cgroup_map = g.maps.iter().any(|m| m.name == SCOPE_CGROUP_MAP);
+    if let (Scope::Cgroup { fd }, true) = (input.scope, has_cgroup_map) {
+        // A cgroup array slot takes the cgroup directory's descriptor as its value.
+        map_init.push(tracer_common::MapInit {
+            map: SCOPE_CGROUP_MAP.into(),
+            entries: vec![(0u32.to_ne_bytes().to_vec(), fd.to_ne_bytes().to_vec())],
+        });
+    }
     let script = CompiledScript {
         elf,
         programs,
@@ -590,6 +606,13 @@ fn lower_probe(
         records: false,
         g,
     };
+    // tick-N fires on a timer whatever task it interrupts: it is not an event of any
+    // process, so no scope applies (`tick-1s { exit(0); }` must work in a container).
+    let is_tick =
+        plan.probe.desc.provider == "profile" && plan.probe.desc.name.starts_with("tick-");
+    if !is_trigger && !is_tick {
+        l.scope_check(out);
+    }
     for &ci in &plan.clauses {
         l.lower_clause(clauses[ci])?;
     }

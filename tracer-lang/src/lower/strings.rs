@@ -44,7 +44,7 @@ impl<'g, 'a> Lower<'g, 'a> {
     }
 
     /// Clamp a value into [0, max] so that the verifier can bound pointer arithmetic.
-    fn clamp(&mut self, v: VReg, max: i64) -> VReg {
+    pub(crate) fn clamp(&mut self, v: VReg, max: i64) -> VReg {
         let out = self.f.mov(v);
         let lo = self.f.label();
         let done = self.f.label();
