@@ -9,6 +9,8 @@ mod profile;
 mod syscall;
 pub mod tracefs;
 mod tracepoint;
+mod usdt;
+mod usdt_args;
 
 pub use glob::glob_match;
 
@@ -68,12 +70,22 @@ fn bpftrace_alias(text: &str) -> Result<Option<Pattern>, String> {
     };
     Ok(match parts.as_slice() {
         ["tracepoint" | "t", cat, name] => pat("tracepoint", cat, "", name),
-        ["profile" | "p", unit, n] => pat("profile", "", "", &format!("profile-{n}{}", rate_unit(unit)?)),
-        ["interval" | "i", unit, n] => pat("profile", "", "", &format!("tick-{n}{}", rate_unit(unit)?)),
+        ["profile" | "p", unit, n] => pat(
+            "profile",
+            "",
+            "",
+            &format!("profile-{n}{}", rate_unit(unit)?),
+        ),
+        ["interval" | "i", unit, n] => {
+            pat("profile", "", "", &format!("tick-{n}{}", rate_unit(unit)?))
+        }
         ["BEGIN"] | ["END"] => None,
-        [kind @ ("kprobe" | "k" | "kretprobe" | "kr" | "fentry" | "f" | "fexit" | "fr" | "usdt" | "U"), ..] => {
+        // usdt:/path:provider:name and usdt:/path:name; the path goes in `module`.
+        ["usdt" | "U", path, provider, name] => pat("usdt", path, provider, name),
+        ["usdt" | "U", path, name] => pat("usdt", path, "", name),
+        [kind @ ("kprobe" | "k" | "kretprobe" | "kr" | "fentry" | "f" | "fexit" | "fr"), ..] => {
             return Err(format!(
-                "the {kind} probe type is provided by the fbt and usdt providers, which are not available yet"
+                "the {kind} probe type is provided by the fbt provider, which is not available yet"
             ))
         }
         _ => None,
@@ -103,6 +115,8 @@ pub struct Resolver {
     /// on demand (profile-N, tracepoints), so `-l` and a run agree on every ID.
     ids: std::collections::HashMap<String, u32>,
     next_id: u32,
+    /// The -p/-c process: `usdt:` paths are its probes only, and `-l` lists its USDT probes.
+    pub target: Option<u32>,
 }
 
 impl Resolver {
@@ -156,6 +170,8 @@ impl Resolver {
             .into_iter()
             .filter(|d| pattern.is_none_or(|p| p.matches(d)))
             .collect();
+        // Already matched (a `usdt:/path` pattern names the file, not the module).
+        out.extend(usdt::list(pattern, self.target)?);
         for d in out.iter_mut() {
             d.id = self.id_of(d);
         }
@@ -199,6 +215,12 @@ impl ProbeResolver for Resolver {
         }
         if pat.provider.starts_with("pid") {
             out.extend(pid::resolve(&pat)?);
+        }
+        if pat.provider == "usdt" {
+            out.extend(usdt::resolve_path(&pat, self.target)?);
+        } else if usdt::applies(&pat.provider) {
+            let found = usdt::resolve(&pat, self.target, out.is_empty())?;
+            out.extend(found);
         }
         for p in out.iter_mut() {
             p.desc.id = self.id_of(&p.desc);
