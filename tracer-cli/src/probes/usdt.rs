@@ -258,7 +258,9 @@ fn modules(pid: u32) -> Result<Vec<Module>, String> {
     let mut out = Vec::new();
     let mut add = |path: PathBuf, out: &mut Vec<Module>| {
         if identity(&path).is_some_and(|id| seen.insert(id)) {
-            let name = path
+            // The file's own name, as the process's maps will show it (libstdc++.so.6.0.30).
+            let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            let name = real
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
