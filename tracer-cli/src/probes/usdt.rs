@@ -304,7 +304,7 @@ fn needed(path: &Path) -> Vec<String> {
     };
     table
         .iter()
-        .filter(|d| d.tag == object::elf::DT_NEEDED as i64)
+        .filter(|d| d.tag == object::elf::DT_NEEDED)
         .filter_map(|d| table.string(d).ok())
         .map(|s| String::from_utf8_lossy(s).into_owned())
         .collect()
