@@ -26,7 +26,8 @@ SEMAPHORE(tgt, probe__dash);
 /* Read %rip-relative by the probe. */
 long tgt_global = 0x1122334455L;
 
-/* Inlined twice with different arguments: the copies use different registers. */
+/* Inlined three times (twice in main) with different arguments: the copies use different
+ * registers. */
 static inline __attribute__((always_inline)) void site(int which, long value)
 {
     STAP_PROBE2(tgt, site, which, value);
@@ -67,6 +68,8 @@ int main(int argc, char **argv)
         }
         site(1, 1000 + i);
         other_site(i);
+        /* A second copy in main: the same probe (main:site), one more site. */
+        site(3, l);
         STAP_PROBE(tgt, probe__dash);
         if (pause_ms)
             nanosleep(&pause, NULL);

@@ -94,15 +94,18 @@ fn stack_global_and_constant_arguments() {
 
 #[test]
 fn each_inlined_copy_reads_its_own_argument_locations() {
-    // site() is inlined into main (-4@$1 -8@%rax) and other_site (-4@$2 -8@%rdx): one probe,
-    // two sites, two programs.
+    // site() is inlined twice into main (-4@$1 -8@%rax, -4@$3 -8@%rbx) and once into
+    // other_site (-4@$2 -8@%rdx): two probes (main:site, other_site:site), three sites, each
+    // its own program.
     let (out, _) = run(
         &format!("{} 3", target().display()),
         r#"tgt$target:::site { printf("%s %d %d\n", probefunc, arg0, arg1); }"#,
     );
     assert_eq!(
         out,
-        "main 1 1000\nother_site 2 0\nmain 1 1001\nother_site 2 3\nmain 1 1002\nother_site 2 6\n\n"
+        "main 1 1000\nother_site 2 0\nmain 3 -1234567890123\n\
+         main 1 1001\nother_site 2 3\nmain 3 -1234567890124\n\
+         main 1 1002\nother_site 2 6\nmain 3 -1234567890125\n\n"
     );
     let (_, err, code) = tracer(&[
         "-c",
@@ -111,7 +114,7 @@ fn each_inlined_copy_reads_its_own_argument_locations() {
         "tgt$target:::site",
     ]);
     assert_eq!(code, 0, "{err}");
-    // Both sites are the one probe in the notice (two in each function would be one too).
+    // Two probes in the notice: main's two sites are one probe.
     assert!(err.contains("matched 2 probes"), "{err}");
 }
 
@@ -232,8 +235,9 @@ fn bpftrace_usdt_by_path_fires_in_processes_started_later() {
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
     assert!(t.wait().unwrap().success());
-    // 2 runs: 6 konst; site: 2 × (1000+1001+1002 + 0+3+6)
-    assert_eq!(rest, "\n                6\n             6024\n");
+    // 2 runs: 6 konst; site: 2 × (1000+1001+1002 + 0+3+6 + l for i = 0..2)
+    let site: i64 = 2 * (3012 + (0..3).map(|i| -1234567890123i64 - i).sum::<i64>());
+    assert_eq!(rest, format!("\n                6\n{site:>17}\n"));
 }
 
 /// Runs the copy in the background for a few seconds, so the provider glob finds it.
