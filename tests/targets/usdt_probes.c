@@ -20,6 +20,7 @@ SEMAPHORE(tgt, args);
 SEMAPHORE(tgt, gated);
 SEMAPHORE(tgt, site);
 SEMAPHORE(tgt, mem);
+SEMAPHORE(tgt, global);
 SEMAPHORE(tgt, konst);
 SEMAPHORE(tgt, probe__dash);
 
@@ -56,9 +57,10 @@ int main(int argc, char **argv)
         snprintf(word, sizeof word, "hello%d", i);
         STAP_PROBE6(tgt, args, c, s, u, l, big, word);
 
-        /* A stack slot and a global. */
+        /* A stack slot, and a global (x86-64: tgt_global(%rip)). */
         volatile long on_stack = 77 + i;
-        STAP_PROBE2(tgt, mem, on_stack, tgt_global);
+        STAP_PROBE1(tgt, mem, on_stack);
+        STAP_PROBE1(tgt, global, tgt_global);
         STAP_PROBE1(tgt, konst, 42);
 
         /* Fires only while a tracer has it enabled. */

@@ -84,7 +84,7 @@ fn parse_arg(text: &str, arch: Arch, site: &Site) -> UsdtArg {
     };
     let loc = match arch {
         Arch::X86_64 => x86_operand(operand, site),
-        Arch::Aarch64 => arm_operand(operand),
+        Arch::Aarch64 => arm_operand(operand, site),
     }
     .unwrap_or_else(|why| unsupported(text, &why));
     UsdtArg { size, signed, loc }
@@ -233,13 +233,22 @@ fn arm_reg(name: &str) -> Result<Option<i16>, String> {
     }
 }
 
-fn arm_operand(op: &str) -> Result<UsdtLoc, String> {
+fn arm_operand(op: &str, site: &Site) -> Result<UsdtLoc, String> {
     if let Some(inner) = op.strip_prefix('[').and_then(|o| o.strip_suffix(']')) {
         let parts: Vec<&str> = inner.split(',').map(str::trim).collect();
         let base = arm_reg(parts[0])?;
-        let disp = match parts.get(1) {
+        let disp = match parts.get(1).map(|d| d.strip_prefix('#').unwrap_or(d)) {
             None => 0,
-            Some(d) => number(d.strip_prefix('#').unwrap_or(d))
+            // A global: the base register holds its page (adrp), the offset is the low 12
+            // bits of its address, which loading at a page-aligned bias does not change.
+            Some(d) if d.starts_with(":lo12:") => {
+                let (name, add) = split_symbol(&d[6..])?;
+                let addr = (site.symbol)(name).ok_or_else(|| {
+                    format!("symbol {name} is not in the file's symbol tables (an assembler-local label)")
+                })?;
+                (addr.wrapping_add(add as u64) & 0xfff) as i64
+            }
+            Some(d) => number(d)
                 .ok_or_else(|| format!("offset {d} (register offsets are not supported)"))?,
         };
         if parts.len() > 2 {
@@ -277,12 +286,13 @@ mod tests {
     }
 
     fn arm(spec: &str) -> Vec<UsdtArg> {
+        let sym = |n: &str| (n == "counter").then_some(0x11234u64);
         parse_args(
             spec,
             Arch::Aarch64,
             &Site {
                 pc: 0,
-                symbol: &|_| None,
+                symbol: &sym,
             },
         )
     }
@@ -375,6 +385,15 @@ mod tests {
                 arg(8, false, UsdtLoc::Const(-7)),
             ]
         );
+        // A global through its page: [x28, #:lo12:counter] with counter at 0x11234.
+        assert_eq!(
+            arm("-8@[x28, #:lo12:counter]")[0],
+            arg(8, true, mem(Some(224), None, 0x234))
+        );
+        assert!(matches!(
+            arm("-8@[x28, #:lo12:.LANCHOR1]")[0].loc,
+            UsdtLoc::Unsupported(ref m) if m.contains(".LANCHOR1")
+        ));
         assert!(matches!(arm("8@[x1, x2]")[0].loc, UsdtLoc::Unsupported(_)));
         assert!(matches!(arm("8@q0")[0].loc, UsdtLoc::Unsupported(_)));
     }
