@@ -202,6 +202,7 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     };
     let mut resolver = Resolver::new();
     resolver.target = target;
+    resolver.zero_ok = args.zero_ok;
     let compiled = match lower::compile(&input, &mut resolver) {
         Ok(c) => c,
         Err(e) => {

@@ -309,6 +309,14 @@ fn errors_name_the_fix() {
         err.contains("does not match any probes") && err.contains("usdt:/path/to/binary"),
         "{err}"
     );
+    // -Z: matching nothing is allowed.
+    let (_, err, code) = tracer(&[
+        "-q",
+        "-Z",
+        "-n",
+        "nosuchprov:::konst { } tick-1ms { exit(0); }",
+    ]);
+    assert_eq!(code, 0, "{err}");
     let (_, err, code) = tracer(&["-n", "usdt:/no/such/file:p:n"]);
     assert_eq!(code, 1);
     assert!(

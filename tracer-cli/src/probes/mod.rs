@@ -117,6 +117,8 @@ pub struct Resolver {
     next_id: u32,
     /// The -p/-c process: `usdt:` paths are its probes only, and `-l` lists its USDT probes.
     pub target: Option<u32>,
+    /// -Z: a description may match nothing, so "no USDT probe" is not an error with a hint.
+    pub zero_ok: bool,
 }
 
 impl Resolver {
@@ -219,7 +221,7 @@ impl ProbeResolver for Resolver {
         if pat.provider == "usdt" {
             out.extend(usdt::resolve_path(&pat, self.target)?);
         } else if usdt::applies(&pat.provider) {
-            let found = usdt::resolve(&pat, self.target, out.is_empty())?;
+            let found = usdt::resolve(&pat, self.target, out.is_empty() && !self.zero_ok)?;
             out.extend(found);
         }
         for p in out.iter_mut() {
