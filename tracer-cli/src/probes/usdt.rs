@@ -485,6 +485,9 @@ fn not_found(desc: &str, mut names: Vec<String>, with_pid: bool) -> String {
 /// bpftrace's `usdt:/path:provider:name` (Pattern: provider "usdt", module = path, function =
 /// provider). By path, every process that runs the file fires (the `-p` process only, with -p).
 pub fn resolve_path(p: &Pattern, target: Option<u32>) -> Result<Vec<ResolvedProbe>, String> {
+    if p.module.is_empty() {
+        return Err("usdt probes need a binary: usdt:/path/to/binary:provider:name".into());
+    }
     let path = PathBuf::from(&p.module);
     let module = if path.is_file() {
         Module {
