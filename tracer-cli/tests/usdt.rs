@@ -206,6 +206,20 @@ fn list_shows_the_provider_with_its_pid() {
         assert!(pid.parse::<u32>().is_ok(), "{r:?}");
         assert!(r[2].starts_with("usdt_probes"), "{r:?}");
     }
+    // bpftrace's name for the file's probes (no process: provider without a pid).
+    let (out, err, code) = tracer(&["-l", "-n", &format!("usdt:{}:tgt:site", target().display())]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let module = target().file_name().unwrap().to_str().unwrap().to_string();
+    assert_eq!(rows.len(), 2, "{out}");
+    for r in &rows {
+        assert_eq!(r[1..3], ["tgt", module.as_str()], "{out}");
+        assert_eq!(r[4], "site", "{out}");
+    }
     // -lv: stapsdt gives sizes and signedness only.
     let (out, err, code) = tracer(&["-lv", "-c", &cmd, "-n", "tgt$target:::args"]);
     assert_eq!(code, 0, "{err}");
