@@ -238,6 +238,8 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     };
     let mut resolver = Resolver::with_kernel_types(kernel_types.clone());
     resolver.fbt_method = fbt_method;
+    resolver.target = target;
+    resolver.zero_ok = args.zero_ok;
     let compiled = match lower::compile(&input, &mut resolver) {
         Ok(c) => c,
         Err(e) => {
@@ -263,13 +265,20 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
 fn description_head(text: &str) -> String {
     let end = text.find(['{', ';']).unwrap_or(text.len());
     let head = &text[..end];
-    // A predicate starts with a `/` that does not follow a `:` (uprobe paths do).
+    // A predicate starts with a `/` outside a path; a path starts with `:/` (uprobe:/bin/x:f)
+    // and runs to the next `:`.
     let mut cut = head.len();
     let b = head.as_bytes();
+    let mut in_path = false;
     for i in 0..b.len() {
-        if b[i] == b'/' && (i == 0 || b[i - 1] != b':') {
-            cut = i;
-            break;
+        match b[i] {
+            b'/' if i > 0 && b[i - 1] == b':' => in_path = true,
+            b':' => in_path = false,
+            b'/' if !in_path => {
+                cut = i;
+                break;
+            }
+            _ => {}
         }
     }
     head[..cut].to_string()
@@ -377,6 +386,17 @@ fn write_arg_types(
                 .iter()
                 .map(|f| (format!(" ({})", f.name), f.ty.to_string()))
                 .collect(),
+            // stapsdt notes give only each argument's size and signedness.
+            ArgSource::Usdt { args } => args
+                .iter()
+                .map(|a| {
+                    let ty = tracer_lang::types::Type::Int {
+                        size: a.size,
+                        signed: a.signed,
+                    };
+                    (String::new(), ty.to_string())
+                })
+                .collect(),
             _ => Vec::new(),
         },
         None => Vec::new(),
@@ -394,12 +414,34 @@ fn write_arg_types(
 
 fn list_to_stdout(args: &Args) -> Result<i32, ListError> {
     let mut resolver = Resolver::new();
+    // With -p or -c, the process's USDT probes are listed too (a -c process is held at its
+    // exec while listing, then killed).
+    let _held = match (&args.command, args.pid) {
+        (Some(cmd), _) => {
+            let mut t = Target::spawn_stopped(cmd).map_err(|e| e.to_string())?;
+            t.release().map_err(|e| e.to_string())?;
+            resolver.target = Some(t.pid());
+            Some(t)
+        }
+        (_, Some(pid)) => {
+            resolver.target = Some(pid);
+            None
+        }
+        _ => None,
+    };
+    let target = resolver.target.map(|p| p.to_string());
     let patterns: Vec<Option<Pattern>> = if args.clauses.is_empty() {
         vec![None]
     } else {
         args.clauses
             .iter()
-            .map(|c| Pattern::parse(description_head(c).trim()).map(Some))
+            .map(|c| {
+                let mut d = description_head(c).trim().to_string();
+                if let Some(t) = &target {
+                    d = d.replace("$target", t);
+                }
+                Pattern::parse(&d).map(Some)
+            })
             .collect::<Result<_, String>>()?
     };
     let mut out = std::io::stdout().lock();

@@ -35,6 +35,35 @@ pub enum ArgSource {
     /// dtrace:::ERROR, run inline where a fault happened: arg1 = EPID, arg2 = action,
     /// arg4 = fault code, arg5 = address, from the fault record in scratch.
     Error,
+    /// A USDT (stapsdt) site: each argument where the site's note says it is. One site per
+    /// program, since copies of one probe (inlined twice) keep their arguments in different places.
+    Usdt { args: Vec<UsdtArg> },
+}
+
+/// One USDT argument: `size` bytes (1, 2, 4 or 8), sign- or zero-extended to 64 bits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsdtArg {
+    pub size: u8,
+    pub signed: bool,
+    pub loc: UsdtLoc,
+}
+
+/// Where a USDT argument lives at the probe site. Register numbers are `struct pt_regs` offsets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UsdtLoc {
+    /// An immediate (`$42`, `#5`).
+    Const(i64),
+    /// A register (`%edi`, `x0`).
+    Reg { off: i16 },
+    /// User memory at `base + index * scale + disp` (`-8(%rbp)`, `(%rax,%rdx,8)`, `[sp, 12]`).
+    /// `sym(%rip)` is based on the probe's own ip, with `disp` = symbol - probe address.
+    Mem {
+        base: Option<i16>,
+        index: Option<(i16, u8)>,
+        disp: i64,
+    },
+    /// A spec tracer cannot decode: reading this argument is a compile error with this reason.
+    Unsupported(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]

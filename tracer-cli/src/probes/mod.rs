@@ -10,6 +10,8 @@ mod profile;
 mod syscall;
 pub mod tracefs;
 mod tracepoint;
+mod usdt;
+mod usdt_args;
 
 pub use glob::glob_match;
 
@@ -85,9 +87,12 @@ fn bpftrace_alias(text: &str) -> Result<Option<Pattern>, String> {
         ["kretprobe" | "kr" | "fexit" | "fr", func] => pat("fbt", "", func, "return"),
         ["kprobe" | "k" | "fentry" | "f", module, func] => pat("fbt", module, func, "entry"),
         ["kretprobe" | "kr" | "fexit" | "fr", module, func] => pat("fbt", module, func, "return"),
-        [kind @ ("usdt" | "U"), ..] => {
+        // usdt:/path:provider:name and usdt:/path:name; the path goes in `module`.
+        ["usdt" | "U", path, provider, name] => pat("usdt", path, provider, name),
+        ["usdt" | "U", path, name] => pat("usdt", path, "", name),
+        [kind @ ("kprobe" | "k" | "kretprobe" | "kr" | "fentry" | "f" | "fexit" | "fr"), ..] => {
             return Err(format!(
-                "the {kind} probe type is provided by the usdt provider, which is not available yet"
+                "{kind} takes a function, or a module and a function: {kind}:FUNC or {kind}:MODULE:FUNC"
             ))
         }
         _ => None,
@@ -122,6 +127,10 @@ pub struct Resolver {
     /// on demand (profile-N, tracepoints), so `-l` and a run agree on every ID.
     ids: std::collections::HashMap<String, u32>,
     next_id: u32,
+    /// The -p/-c process: `usdt:` paths are its probes only, and `-l` lists its USDT probes.
+    pub target: Option<u32>,
+    /// -Z: a description may match nothing, so "no USDT probe" is not an error with a hint.
+    pub zero_ok: bool,
 }
 
 impl Resolver {
@@ -194,6 +203,8 @@ impl Resolver {
             .into_iter()
             .filter(|d| pattern.is_none_or(|p| p.matches(d)))
             .collect();
+        // Already matched (a `usdt:/path` pattern names the file, not the module).
+        out.extend(usdt::list(pattern, self.target)?);
         for d in out.iter_mut() {
             d.id = self.id_of(d);
         }
@@ -246,6 +257,12 @@ impl ProbeResolver for Resolver {
                 self.fbt_method.clone()
             };
             out.extend(self.fbt.resolve(&pat, &kernel, &method)?);
+        }
+        if pat.provider == "usdt" {
+            out.extend(usdt::resolve_path(&pat, self.target)?);
+        } else if usdt::applies(&pat.provider) {
+            let found = usdt::resolve(&pat, self.target, out.is_empty() && !self.zero_ok)?;
+            out.extend(found);
         }
         for p in out.iter_mut() {
             p.desc.id = self.id_of(&p.desc);

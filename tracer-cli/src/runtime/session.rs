@@ -176,6 +176,13 @@ fn open_uprobe_with_semaphore(
 ) -> io::Result<OwnedFd> {
     let pmu = "/sys/bus/event_source/devices/uprobe";
     let type_ = read_sysfs_u64(&format!("{pmu}/type"))? as u32;
+    // Without the field (kernels before 4.20) the offset would be ignored and a gated probe
+    // would never fire: say so instead.
+    if !Path::new(&format!("{pmu}/format/ref_ctr_offset")).exists() {
+        return Err(io::Error::other(
+            "this kernel cannot set USDT semaphores (uprobe ref_ctr_offset needs Linux 4.20)",
+        ));
+    }
     let mut config = ref_ctr << 32;
     if ret {
         let fmt = std::fs::read_to_string(format!("{pmu}/format/retprobe"))?;

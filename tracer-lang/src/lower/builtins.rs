@@ -189,6 +189,7 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             a if a.starts_with("arg") => {
                 let i: u32 = a[3..].parse().unwrap_or(0);
+                self.check_arg(i, span)?;
                 int(self.arg(i))
             }
             _ => {
@@ -315,8 +316,69 @@ impl<'g, 'a> Lower<'g, 'a> {
                     None => self.f.imm(0),
                 }
             }
+            ArgSource::Usdt { args } if (i as usize) < args.len() => {
+                let a = args[i as usize].clone();
+                self.usdt_arg(&a)
+            }
             _ => self.f.imm(0),
         }
+    }
+
+    /// An argument that cannot be read is an error where it is used, not where it is
+    /// declared: a probe whose odd argument the script never reads still works.
+    pub(crate) fn check_arg(&self, i: u32, span: Span) -> Result<()> {
+        if let ArgSource::Usdt { args } = &self.probe.args {
+            if let Some(crate::probes::UsdtArg {
+                loc: crate::probes::UsdtLoc::Unsupported(why),
+                ..
+            }) = args.get(i as usize)
+            {
+                return Err(CompileError::new(
+                    span,
+                    format!(
+                        "arg{i} of {} cannot be read: {why}",
+                        self.probe.desc.full_name()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A USDT argument from its site's spec: a register, a constant, or user memory.
+    fn usdt_arg(&mut self, a: &crate::probes::UsdtArg) -> tracer_ebpf::ir::VReg {
+        use crate::probes::UsdtLoc;
+        use tracer_ebpf::ir::Function;
+        let v = match &a.loc {
+            UsdtLoc::Const(v) => return self.f.imm(*v),
+            UsdtLoc::Unsupported(_) => return self.f.imm(0),
+            UsdtLoc::Reg { off } => self.f.load(Function::CTX, *off, Size::DW),
+            UsdtLoc::Mem { base, index, disp } => {
+                let mut addr = match base {
+                    Some(b) => self.f.load(Function::CTX, *b, Size::DW),
+                    None => self.f.imm(0),
+                };
+                if let Some((x, scale)) = index {
+                    let xv = self.f.load(Function::CTX, *x, Size::DW);
+                    let scaled = self.f.alu(AluOp::Mul, xv, Operand::Imm(*scale as i64));
+                    addr = self.f.alu(AluOp::Add, addr, scaled);
+                }
+                if *disp != 0 {
+                    addr = self.f.alu(AluOp::Add, addr, Operand::Imm(*disp));
+                }
+                // A fault leaves the zero stored first, as DTrace reads an unmapped arg as 0.
+                let slot = self.temp(8);
+                let dst = self.scratch_ptr(slot);
+                self.f.store(dst, 0, Operand::Imm(0), Size::DW);
+                self.f.call(
+                    helper::PROBE_READ_USER,
+                    vec![dst.into(), Operand::Imm(a.size as i64), addr.into()],
+                );
+                self.f
+                    .load(dst, 0, Size::from_bytes(a.size as u32).unwrap_or(Size::DW))
+            }
+        };
+        self.normalize(v, a.size, a.signed)
     }
 
     /// `probefunc` for a raw_syscalls probe: the name of the syscall number at ctx+8, from

@@ -396,8 +396,15 @@ impl<'g, 'a> Lower<'g, 'a> {
                     }
                 }
             }
+            crate::probes::ArgSource::Usdt { args } => {
+                args.get(i as usize).map_or(Type::LONG, |a| Type::Int {
+                    size: a.size,
+                    signed: a.signed,
+                })
+            }
             _ => Type::LONG,
         };
+        self.check_arg(i, span)?;
         let r = self.arg(i);
         let r = self.norm_to(r, &ty);
         Ok(Val::Int(r, ty))

@@ -245,15 +245,17 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
                     ),
                 ));
             }
+            // A USDT probe with several sites is one probe (one program per site).
+            let mut seen = std::collections::HashSet::new();
             matched += found
                 .iter()
+                .filter(|p| seen.insert(p.desc.full_name()))
                 .map(|p| p.covers.max(1) as usize)
                 .sum::<usize>();
             for p in found {
-                match plans
-                    .iter_mut()
-                    .find(|pl| pl.probe.desc.full_name() == p.desc.full_name())
-                {
+                match plans.iter_mut().find(|pl| {
+                    pl.probe.desc.full_name() == p.desc.full_name() && pl.probe.attach == p.attach
+                }) {
                     Some(pl) => {
                         if !pl.clauses.contains(&ci) {
                             pl.clauses.push(ci)
@@ -361,9 +363,19 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         .collect();
     order.sort_by_key(|&i| plans[i].clauses.iter().min().copied());
     let mut lowered: Vec<Option<Function>> = vec![None; plans.len()];
+    // `p<ID>`; the further sites of a USDT probe (same ID) get `p<ID>_<k>`.
+    let names: Vec<String> = (0..plans.len())
+        .map(|pi| {
+            let id = plans[pi].probe.desc.id;
+            match plans[..pi].iter().filter(|p| p.probe.desc.id == id).count() {
+                0 => format!("p{id}"),
+                k => format!("p{id}_{k}"),
+            }
+        })
+        .collect();
     for pi in order {
         let plan = &plans[pi];
-        let name = format!("p{}", plan.probe.desc.id);
+        let name = names[pi].clone();
         lowered[pi] = Some(lower_probe(&mut g, &name, plan, pi as u32, &clauses)?);
     }
     // ERROR has no program of its own.
@@ -373,7 +385,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         .enumerate()
         .filter(|(_, plan)| !is_error_probe(&plan.probe))
         .map(|(pi, plan)| ProgramDesc {
-            name: format!("p{}", plan.probe.desc.id),
+            name: names[pi].clone(),
             probe: pi as u32,
             attach: plan.probe.attach.clone(),
         })
