@@ -386,6 +386,11 @@ fn write_arg_types(
                 .iter()
                 .map(|f| (format!(" ({})", f.name), f.ty.to_string()))
                 .collect(),
+            ArgSource::Stable(s) => s
+                .args
+                .iter()
+                .map(|a| (format!(" ({})", a.name), a.ty.clone()))
+                .collect(),
             // stapsdt notes give only each argument's size and signedness.
             ArgSource::Usdt { args } => args
                 .iter()

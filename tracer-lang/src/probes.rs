@@ -38,6 +38,36 @@ pub enum ArgSource {
     /// A USDT (stapsdt) site: each argument where the site's note says it is. One site per
     /// program, since copies of one probe (inlined twice) keep their arguments in different places.
     Usdt { args: Vec<UsdtArg> },
+    /// A stable provider (proc, sched, io) built on a tracepoint: each argument is a D
+    /// expression over the underlying probe's own arguments (`base`), so the provider can
+    /// give DTrace's arguments whatever the tracepoint calls them.
+    Stable(Box<StableArgs>),
+}
+
+/// How a stable probe's arguments, members and thread context are computed (see
+/// [`ArgSource::Stable`]). Every expression is D source read against `base`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StableArgs {
+    /// The underlying probe's arguments (tracepoint fields, or a raw tracepoint's typed args).
+    pub base: ArgSource,
+    /// `args[i]`, with the name `args->name` and `-lv` use, and the type `-lv` shows.
+    pub args: Vec<StableArg>,
+    /// `args[i]->member` for DTrace's structures we cannot build (psinfo_t, bufinfo_t...):
+    /// (i, member, expression).
+    pub members: Vec<(u32, String, String)>,
+    /// Builtins (`pid`, `tid`, `execname`, `curthread`...) that name another thread than the
+    /// one the tracepoint fires in: sched:::on-cpu runs "in" the incoming thread, as DTrace's.
+    pub thread: Vec<(String, String)>,
+    /// The probe fires only when this is true (proc:::exit only for a whole process).
+    pub guard: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StableArg {
+    pub name: String,
+    /// The type as `-lv` prints it (DTrace's where ours is the same).
+    pub ty: String,
+    pub expr: String,
 }
 
 /// One USDT argument: `size` bytes (1, 2, 4 or 8), sign- or zero-extended to 64 bits.

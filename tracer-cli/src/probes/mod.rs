@@ -7,6 +7,7 @@ mod fbt;
 mod glob;
 mod pid;
 mod profile;
+mod stable;
 mod syscall;
 pub mod tracefs;
 mod tracepoint;
@@ -163,6 +164,7 @@ impl Resolver {
     fn base_list(&mut self) -> Vec<ProbeDesc> {
         let mut out = dtrace::list();
         out.extend(profile::list());
+        out.extend(stable::list());
         if let Ok(names) = self.syscall_names() {
             out.extend(syscall::list_probes(names));
         }
@@ -245,6 +247,10 @@ impl ProbeResolver for Resolver {
         }
         if !pat.provider.is_empty() && glob_match(&pat.provider, "tracepoint") {
             out.extend(tracepoint::resolve(&pat)?);
+        }
+        if stable::applies(&pat.provider) {
+            let kernel = self.kernel_types();
+            out.extend(stable::resolve(&pat, &kernel)?);
         }
         if pat.provider.starts_with("pid") {
             out.extend(pid::resolve(&pat)?);

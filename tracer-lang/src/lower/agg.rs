@@ -160,7 +160,10 @@ impl<'g, 'a> Lower<'g, 'a> {
                     let (user, depth) = self.stack_call(&func.node, args, k.span)?;
                     KeyVal::Stack { user, depth }
                 }
-                ExprKind::Ident(n) if n == "execname" => KeyVal::Comm,
+                // (Unless a stable probe names another thread's: sched:::on-cpu.)
+                ExprKind::Ident(n) if n == "execname" && !self.stable_thread_names(n) => {
+                    KeyVal::Comm
+                }
                 _ => KeyVal::Val(self.expr(k)?),
             };
             kvals.push((kv, k.span));

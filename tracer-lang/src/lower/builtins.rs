@@ -84,6 +84,9 @@ impl<'g, 'a> Lower<'g, 'a> {
                 format!("failed to resolve {name}: Unknown variable name"),
             )
         })?;
+        if let Some(v) = self.stable_thread(name, &ty, span) {
+            return v;
+        }
         let int = |v| Val::Int(v, ty.clone());
         Ok(match name {
             "pid" | "tid" | "ppid" if self.scoped_pid_applies() => {
@@ -208,6 +211,9 @@ impl<'g, 'a> Lower<'g, 'a> {
     /// `argN` for the current probe (0 when the probe has no such argument).
     pub(crate) fn arg(&mut self, i: u32) -> tracer_ebpf::ir::VReg {
         use tracer_ebpf::ir::Function;
+        if let Some(r) = self.stable_arg_reg(i) {
+            return r;
+        }
         match &self.probe.args {
             ArgSource::SyscallEntry { args } if (i as usize) < args.len() => {
                 self.f.load(Function::CTX, 16 + 8 * i as i16, Size::DW)

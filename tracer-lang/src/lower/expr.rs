@@ -54,7 +54,7 @@ impl<'g, 'a> Lower<'g, 'a> {
         )
     }
 
-    fn norm_to(&mut self, v: VReg, ty: &Type) -> VReg {
+    pub(crate) fn norm_to(&mut self, v: VReg, ty: &Type) -> VReg {
         let (size, signed) = ty.int_parts();
         self.normalize(v, size, signed)
     }
@@ -257,6 +257,9 @@ impl<'g, 'a> Lower<'g, 'a> {
             ExprKind::AggRef(_) => Err(CompileError::new(span, "an aggregation can only be used with printa(), clear(), trunc(), normalize() or denormalize()")),
             ExprKind::Aggregate { .. } => self.aggregate(e).map(|_| Val::Int(self.f.imm(0), Type::Void)),
             ExprKind::Member { base, member, .. } if matches!(&base.node, ExprKind::Ident(n) if n == "args") => {
+                if let Some(v) = self.stable_named(member, span) {
+                    return v;
+                }
                 let fields = match &self.probe.args {
                     crate::probes::ArgSource::Tracepoint { fields } => fields.clone(),
                     _ => return Err(CompileError::new(span, format!("{} has no named arguments; use args[N] or argN", self.probe.desc.full_name()))),
@@ -269,7 +272,19 @@ impl<'g, 'a> Lower<'g, 'a> {
                     }
                 }
             }
-            ExprKind::Member { base, member, arrow } => self.member(base, member, *arrow, span),
+            ExprKind::Member { base, member, arrow } => {
+                // A stable provider's DTrace structure member: `args[0]->pr_pid`.
+                if let ExprKind::Index { base: b, index } = &base.node {
+                    if let (ExprKind::Ident(n), [i]) = (&b.node, index.as_slice()) {
+                        if let (true, ExprKind::Int { value, .. }) = (n == "args", &i.node) {
+                            if let Some(v) = self.stable_member(*value as u32, member, span) {
+                                return v;
+                            }
+                        }
+                    }
+                }
+                self.member(base, member, *arrow, span)
+            }
             ExprKind::Offsetof { ty, member } => self.offset_of(ty, member, span),
         }
     }
@@ -310,6 +325,9 @@ impl<'g, 'a> Lower<'g, 'a> {
             return Ok(Val::Int(self.f.imm(0), Type::Ptr(Box::new(Type::Void))));
         }
         if name == "curthread" {
+            if let Some(v) = self.stable_thread(name, &Type::Void, span) {
+                return v;
+            }
             return Ok(self.curthread());
         }
         if super::builtins::is_builtin(name).is_some() {
@@ -353,6 +371,9 @@ impl<'g, 'a> Lower<'g, 'a> {
             },
             _ => return Err(CompileError::new(span, "args[] takes one index")),
         };
+        if let Some(v) = self.stable_index(i, span) {
+            return v;
+        }
         if let crate::probes::ArgSource::Tracepoint { fields } = &self.probe.args {
             if i as usize >= fields.len() {
                 return Err(CompileError::new(

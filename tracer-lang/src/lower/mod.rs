@@ -12,6 +12,7 @@ mod builtins;
 mod expr;
 mod kernel;
 mod scope;
+mod stable;
 mod stmt;
 mod strings;
 mod vars;
@@ -625,6 +626,7 @@ fn lower_probe(
     if !is_trigger && !is_tick {
         l.scope_check(out);
     }
+    l.stable_guard(out)?;
     for &ci in &plan.clauses {
         l.lower_clause(clauses[ci])?;
     }

@@ -88,8 +88,17 @@ impl<'g, 'a> Lower<'g, 'a> {
         });
         let mut at = 0u32;
         if prefix_tid {
-            let t = self.f.call(helper::GET_CURRENT_PID_TGID, vec![]);
-            let tid = self.f.alu(AluOp::And, t, Operand::Imm(0xffff_ffff));
+            // A stable probe may run "in" another thread (sched:::on-cpu: the incoming one).
+            let tid = match self.stable_thread("tid", &crate::types::Type::LONG, Span::default()) {
+                Some(v) => {
+                    let v = v?;
+                    self.int_of(&v, Span::default())?
+                }
+                None => {
+                    let t = self.f.call(helper::GET_CURRENT_PID_TGID, vec![]);
+                    self.f.alu(AluOp::And, t, Operand::Imm(0xffff_ffff))
+                }
+            };
             self.f.store(key, 0, tid, Size::DW);
             at = 8;
         }
