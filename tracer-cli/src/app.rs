@@ -233,6 +233,7 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         kernel_types: &kernel_types,
         check_format: &check_format,
         no_prealloc: kernel_at_least(6, 1),
+        attach_cookies: kernel_at_least(5, 15),
         scope: scope.scope,
         ns_offsets: &crate::btf::ns_offsets,
     };

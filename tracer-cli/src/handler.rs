@@ -60,6 +60,11 @@ impl Consumer {
                     .copied()
                     .unwrap_or(probe.id);
             }
+        } else if record.header.reserved > 0 {
+            // A program shared by many uprobe sites: the site's probe index + 1.
+            if let Some(p) = script.probes.get(record.header.reserved as usize - 1) {
+                probe = p.clone();
+            }
         }
         self.printer.begin_clause(&probe, record.header.cpu);
         let mut flow = Flow::Continue;

@@ -119,3 +119,36 @@ fn pid_provider_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn probes_sharing_one_program_name_their_own_site() {
+    // Every a.out function's entry runs the same clause: one program for all of them, with
+    // probefunc, id and the default output row naming the site that fired.
+    let cmd = format!("{} 2", target().display());
+    let (out, err, code) = tracer(&[
+        "-c",
+        &cmd,
+        "-n",
+        "pid$target:a.out::entry { printf(\"<%s %d>\", probefunc, id); }",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.contains('<'))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    // CPU ID FUNCTION:NAME <func id>
+    let mut funcs = Vec::new();
+    for r in &rows {
+        let func = r[2].strip_suffix(":entry").unwrap();
+        assert_eq!(r[3], format!("<{func}"), "{out}");
+        assert_eq!(r[4], format!("{}>", r[1]), "{out}");
+        funcs.push(func);
+    }
+    assert_eq!(funcs.iter().filter(|f| **f == "work").count(), 2, "{out}");
+    assert_eq!(funcs.iter().filter(|f| **f == "main").count(), 1, "{out}");
+    let mut ids: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    ids.sort();
+    ids.dedup();
+    assert!(ids.len() >= 3, "distinct probes: {out}");
+}

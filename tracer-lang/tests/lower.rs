@@ -230,6 +230,7 @@ fn compile_script(name: &str) -> (String, Compiled) {
         kernel_types: &tracer_lang::btf::KernelTypes::none(),
         check_format: &check_format,
         no_prealloc: false,
+        attach_cookies: false,
         scope,
         ns_offsets: &|| {
             Some(NsOffsets {

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use tracer_common::{Attach, ProbeDesc};
 use tracer_lang::probes::{ArgSource, ResolvedProbe};
 
-/// More uprobes than this in one description is refused (one program each, for now).
-const MAX_PROBES: usize = 1000;
+/// More uprobes than this in one description is refused: each site holds two descriptors and
+/// a kernel uprobe (probes running the same clauses share one program, see lower/shared.rs).
+const MAX_PROBES: usize = 100_000;
 
 /// A function symbol: name and file offset of its first instruction.
 struct Function {
@@ -193,7 +194,7 @@ pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
     }
     if out.len() > MAX_PROBES {
         return Err(format!(
-            "{} matches {} pid probes; at most {MAX_PROBES} are supported for now (narrow the function glob)",
+            "{} matches {} pid probes; at most {MAX_PROBES} are supported (narrow the function glob)",
             p.provider,
             out.len()
         ));
@@ -229,7 +230,7 @@ pub fn resolve_bpftrace(kind: &str, path: &str, func: &str) -> Result<Vec<Resolv
         .collect();
     if out.len() > MAX_PROBES {
         return Err(format!(
-            "{func} matches {} functions; at most {MAX_PROBES} uprobes are supported for now",
+            "{func} matches {} functions; at most {MAX_PROBES} uprobes are supported",
             out.len()
         ));
     }

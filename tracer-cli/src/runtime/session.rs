@@ -98,6 +98,22 @@ pub struct Session {
     end_programs: HashSet<String>,
     /// BEGIN/END programs, run with BPF_PROG_TEST_RUN by [`Session::fire`].
     triggers: Vec<(Trigger, OwnedFd)>,
+    /// The links of programs attached at many uprobe sites, by program name, so that
+    /// unloading detaches them in parallel (see [`Session::unload_where`]).
+    uprobe_links: std::collections::HashMap<String, Vec<aya::programs::uprobe::UProbeLinkId>>,
+}
+
+/// Raise the soft RLIMIT_NOFILE to the hard limit: thousands of uprobes need thousands of
+/// descriptors, and the soft limit is often 1024.
+fn raise_nofile() {
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
 }
 
 /// Mount tracefs at /sys/kernel/tracing when no tracefs is visible (root only). Done before
@@ -271,6 +287,7 @@ impl Session {
             kernel_btf: None,
             end_programs: HashSet::new(),
             triggers: Vec::new(),
+            uprobe_links: Default::default(),
         };
         for init in &script.map_init {
             session.init_map(init).map_err(|e| RuntimeError::Object {
@@ -278,8 +295,18 @@ impl Session {
             })?;
         }
         let mut loaded = HashSet::new();
+        // A program attached at several uprobe sites tells them apart by the cookie.
+        let mut uses: std::collections::HashMap<&str, u32> = Default::default();
         for desc in &script.programs {
-            session.attach(desc, &mut loaded)?;
+            *uses.entry(desc.name.as_str()).or_default() += 1;
+        }
+        if script.programs.len() > 200 {
+            // Each uprobe site holds a perf event and a link descriptor.
+            raise_nofile();
+        }
+        for desc in &script.programs {
+            let shared = uses.get(desc.name.as_str()).is_some_and(|&n| n > 1);
+            session.attach(desc, &mut loaded, shared)?;
         }
         Ok(session)
     }
@@ -309,6 +336,7 @@ impl Session {
         &mut self,
         desc: &ProgramDesc,
         loaded: &mut HashSet<String>,
+        shared: bool,
     ) -> Result<(), RuntimeError> {
         let probe = self.probe_name(desc);
         let attach_err = |reason: String| RuntimeError::Attach {
@@ -446,9 +474,20 @@ impl Session {
                         Some(pid) => UProbeScope::OneProcess(pid),
                         None => UProbeScope::AllProcesses,
                     };
-                    let at = UProbeAttachLocation::AbsoluteOffset(*offset);
-                    p.attach(at, Path::new(path), scope)
+                    let at = aya::programs::uprobe::UProbeAttachPoint {
+                        location: UProbeAttachLocation::AbsoluteOffset(*offset),
+                        // The site's probe index, for a program shared by many sites.
+                        cookie: shared.then_some(desc.probe as u64),
+                    };
+                    let link = p
+                        .attach(at, Path::new(path), scope)
                         .map_err(|e| attach_err(chain(&e)))?;
+                    if shared {
+                        self.uprobe_links
+                            .entry(desc.name.clone())
+                            .or_default()
+                            .push(link);
+                    }
                 }
             }
             Attach::Trigger { symbol } => {
@@ -530,10 +569,25 @@ impl Session {
     /// RCU grace period in the kernel, and concurrent detaches share one instead of paying
     /// one each (20 tracepoints: ~1 s one after the other).
     fn unload_where(&mut self, chosen: impl Fn(&str) -> bool) {
+        let links = &mut self.uprobe_links;
         std::thread::scope(|s| {
             for (name, prog) in self.ebpf.programs_mut() {
                 if !chosen(name) {
                     continue;
+                }
+                // A program at thousands of uprobe sites: each detach waits for the kernel
+                // (~0.1 s), so its links go in parallel too, a few per thread.
+                if let (Program::UProbe(p), Some(ids)) = (&mut *prog, links.remove(name)) {
+                    let taken: Vec<_> = ids
+                        .into_iter()
+                        .filter_map(|id| p.take_link(id).ok())
+                        .collect();
+                    let per = taken.len().div_ceil(256).max(1);
+                    let mut taken = taken.into_iter().peekable();
+                    while taken.peek().is_some() {
+                        let chunk: Vec<_> = taken.by_ref().take(per).collect();
+                        s.spawn(move || drop(chunk));
+                    }
                 }
                 s.spawn(move || {
                     let _ = match prog {

@@ -150,6 +150,7 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             "curthread" => int(self.f.call(helper::GET_CURRENT_TASK, vec![])),
             "epid" => int(self.f.imm(self.epid as i64 + 1)),
+            "id" if self.shared_sites() => int(self.site_id()),
             "id" => int(self.f.imm(self.probe.desc.id as i64)),
             "execname" => {
                 let off = self.temp(self.g.opts.strsize);
@@ -165,6 +166,8 @@ impl<'g, 'a> Lower<'g, 'a> {
             "probefunc" => {
                 if self.probe.dynamic_func() {
                     self.syscall_name()?
+                } else if self.shared_sites() {
+                    Val::Str(self.site_func())
                 } else {
                     self.string_literal(&self.probe.desc.function.clone())
                 }

@@ -12,6 +12,7 @@ mod builtins;
 mod expr;
 mod kernel;
 mod scope;
+mod shared;
 mod stable;
 mod stmt;
 mod strings;
@@ -89,6 +90,9 @@ pub struct CompileInput<'a> {
     /// Pid-namespace and cgroup offsets from kernel BTF, for `pidns`, `cgroup` and
     /// `container`. Asked only when a script uses them.
     pub ns_offsets: &'a dyn Fn() -> Option<NsOffsets>,
+    /// The kernel gives uprobes a BPF cookie (5.15+): pid probes running the same clauses
+    /// share one program (see `shared.rs`).
+    pub attach_cookies: bool,
 }
 
 /// (function, format, argument types) → a user-facing reason when they do not fit.
@@ -136,6 +140,9 @@ pub(crate) struct Globals<'a> {
     /// Per aggregation, the longest string each key position can hold across every use in
     /// the script (None: up to strsize). Short keys hash and copy faster.
     pub agg_key_bounds: BTreeMap<String, Vec<Option<u32>>>,
+    /// Plans (by index) whose program serves several uprobe sites, and how many sites.
+    pub shared: std::collections::HashSet<u32>,
+    pub shared_sites: u32,
 }
 
 impl<'a> Globals<'a> {
@@ -229,6 +236,8 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
 
     // Resolve probes; a probe matched by several clauses gets one program running them in order.
     let mut plans: Vec<ProbePlan> = Vec::new();
+    // Plans by probe name: thousands of pid probes must not be compared pairwise.
+    let mut by_name: std::collections::HashMap<String, Vec<usize>> = Default::default();
     let mut matched = 0;
     for (ci, clause) in clauses.iter().enumerate() {
         for desc in &clause.probes {
@@ -254,18 +263,20 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
                 .map(|p| p.covers.max(1) as usize)
                 .sum::<usize>();
             for p in found {
-                match plans.iter_mut().find(|pl| {
-                    pl.probe.desc.full_name() == p.desc.full_name() && pl.probe.attach == p.attach
-                }) {
-                    Some(pl) => {
-                        if !pl.clauses.contains(&ci) {
-                            pl.clauses.push(ci)
+                let same = by_name.entry(p.desc.full_name()).or_default();
+                match same.iter().find(|&&i| plans[i].probe.attach == p.attach) {
+                    Some(&i) => {
+                        if !plans[i].clauses.contains(&ci) {
+                            plans[i].clauses.push(ci)
                         }
                     }
-                    None => plans.push(ProbePlan {
-                        probe: p,
-                        clauses: vec![ci],
-                    }),
+                    None => {
+                        same.push(plans.len());
+                        plans.push(ProbePlan {
+                            probe: p,
+                            clauses: vec![ci],
+                        })
+                    }
                 }
             }
         }
@@ -305,6 +316,8 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         inlines: BTreeMap::new(),
         scratch_size: 0,
         agg_key_bounds: agg::key_bounds(&clauses),
+        shared: Default::default(),
+        shared_sites: 0,
         error: plans
             .iter()
             .enumerate()
@@ -364,6 +377,22 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         .collect();
     order.sort_by_key(|&i| plans[i].clauses.iter().min().copied());
     let mut lowered: Vec<Option<Function>> = vec![None; plans.len()];
+    let leaders = shared::leaders(
+        &plans
+            .iter()
+            .map(|p| (&p.probe, p.clauses.as_slice()))
+            .collect::<Vec<_>>(),
+        input.attach_cookies,
+    );
+    for (pi, &l) in leaders.iter().enumerate() {
+        if l != pi {
+            g.shared.insert(l as u32);
+        }
+    }
+    g.shared_sites = leaders
+        .iter()
+        .filter(|&&l| g.shared.contains(&(l as u32)))
+        .count() as u32;
     // `p<ID>`; the further sites of a USDT probe (same ID) get `p<ID>_<k>`.
     let names: Vec<String> = (0..plans.len())
         .map(|pi| {
@@ -375,6 +404,9 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         })
         .collect();
     for pi in order {
+        if leaders[pi] != pi {
+            continue;
+        }
         let plan = &plans[pi];
         let name = names[pi].clone();
         lowered[pi] = Some(lower_probe(&mut g, &name, plan, pi as u32, &clauses)?);
@@ -386,7 +418,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         .enumerate()
         .filter(|(_, plan)| !is_error_probe(&plan.probe))
         .map(|(pi, plan)| ProgramDesc {
-            name: names[pi].clone(),
+            name: names[leaders[pi]].clone(),
             probe: pi as u32,
             attach: plan.probe.attach.clone(),
         })
@@ -413,7 +445,14 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         emitted
             .push(tracer_ebpf::emit::emit(f).map_err(|e| CompileError::new(Span::default(), e))?);
     }
-    let elf = write_elf(&g.maps, &functions, &emitted, &programs, input.no_prealloc)?;
+    // One ELF program per function: a shared program is listed once, under its leader.
+    let mut seen = std::collections::HashSet::new();
+    let own: Vec<ProgramDesc> = programs
+        .iter()
+        .filter(|p| seen.insert(p.name.clone()))
+        .cloned()
+        .collect();
+    let elf = write_elf(&g.maps, &functions, &emitted, &own, input.no_prealloc)?;
     let map_sizes = g
         .maps
         .iter()
@@ -424,6 +463,21 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         map_init.push(tracer_common::MapInit {
             map: MapNames::SYSCALL_NAMES.into(),
             entries: tracer_common::syscalls::map_entries(),
+        });
+    }
+    if g.maps.iter().any(|m| m.name == shared::SITES_MAP) {
+        let sites: Vec<(u32, u32, String)> = leaders
+            .iter()
+            .enumerate()
+            .filter(|(_, &l)| g.shared.contains(&(l as u32)))
+            .map(|(pi, _)| {
+                let d = &plans[pi].probe.desc;
+                (pi as u32, d.id, d.function.clone())
+            })
+            .collect();
+        map_init.push(tracer_common::MapInit {
+            map: shared::SITES_MAP.into(),
+            entries: shared::site_entries(&sites, opts.strsize),
         });
     }
     let has_cgroup_map = g.maps.iter().any(|m| m.name == SCOPE_CGROUP_MAP);
@@ -762,6 +816,13 @@ impl<'g, 'a> Lower<'g, 'a> {
             // One program serves every syscall: the number names the probe of this firing.
             let nr = self.f.load(Function::CTX, 8, Size::DW);
             self.f.store(rec, 12, nr, Size::W);
+        } else if self.shared_sites() {
+            // One program serves many uprobe sites: index + 1 names the probe that fired.
+            let i = self.site_index();
+            let i = self
+                .f
+                .alu(tracer_ebpf::insn::AluOp::Add, i, Operand::Imm(1));
+            self.f.store(rec, 12, i, Size::W);
         } else {
             self.f.store(rec, 12, Operand::Imm(0), Size::W);
         }
