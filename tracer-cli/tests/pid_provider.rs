@@ -152,3 +152,116 @@ fn probes_sharing_one_program_name_their_own_site() {
     ids.dedup();
     assert!(ids.len() >= 3, "distinct probes: {out}");
 }
+
+/// The offset of the first `ret` in `func`, from `objdump -d` (None without objdump).
+fn ret_offset(bin: &std::path::Path, func: &str) -> Option<u64> {
+    let out = Command::new("objdump")
+        .args(["-d", "--no-show-raw-insn"])
+        .arg(bin)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let head = format!("<{func}>:");
+    let mut lines = text.lines().skip_while(|l| !l.ends_with(&head));
+    let start = u64::from_str_radix(lines.next()?.split_whitespace().next()?, 16).ok()?;
+    lines.take_while(|l| !l.is_empty()).find_map(|l| {
+        let (addr, insn) = l.split_once(':')?;
+        insn.trim()
+            .starts_with("ret")
+            .then(|| u64::from_str_radix(addr.trim(), 16).ok())?
+            .map(|a| a - start)
+    })
+}
+
+#[test]
+fn offset_probes_and_uregs() {
+    let bin = target();
+    let Some(off) = ret_offset(&bin, "work") else {
+        eprintln!("skipped: objdump is not installed");
+        return;
+    };
+    let cmd = format!("{} 3", bin.display());
+    // At work's `ret`, the return register holds 2i+1; the pc is the probed instruction.
+    #[cfg(target_arch = "x86_64")]
+    let (ret, pc) = ("R_RAX", "R_PC");
+    #[cfg(target_arch = "aarch64")]
+    let (ret, pc) = ("R_X0", "R_PC");
+    let d = format!(
+        "pid$target:a.out:work:{off:x} {{ printf(\"%s %s %d\\n\", probefunc, probename, uregs[{ret}] & 0xffffffff); }}
+         pid$target:a.out:work:entry /uregs[{pc}] == 0/ {{ printf(\"no pc\\n\"); }}"
+    );
+    let (out, err, code) = tracer(&["-q", "-c", &cmd, "-n", &d]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("no pc"), "{out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("work")).collect();
+    let name = format!("{off:x}");
+    assert_eq!(
+        lines,
+        [1, 3, 5].map(|v| format!("work {name} {v}")),
+        "{out}"
+    );
+
+    let (_, err, code) = tracer(&["-q", "-c", &cmd, "-n", "pid$target:a.out:work:fff0 {}"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("past the end of work"), "{err}");
+    let (_, err, code) = tracer(&["-q", "-n", "syscall::read:entry { trace(uregs[R_PC]); }"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("uregs[] is available in pid and USDT probes"),
+        "{err}"
+    );
+    let (_, err, code) = tracer(&[
+        "-q",
+        "-c",
+        &cmd,
+        "-n",
+        "pid$target:a.out:work:entry { trace(uregs[R_NOPE]); }",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("unknown register R_NOPE"), "{err}");
+}
+
+#[test]
+fn cxx_names_are_mangled_in_probefunc_and_demangled_in_stacks() {
+    // As DTrace: the probe is named by the symbol (`_ZN2ns1K1fEi`), while ustack(), ufunc()
+    // and usym() print the demangled name.
+    let bin = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cxx_calls-{}", std::process::id()));
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/targets/cxx_calls.cc");
+    match Command::new("c++")
+        .args(["-O0", "-g", "-fno-omit-frame-pointer", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+    {
+        Ok(s) if s.success() => {}
+        other => {
+            eprintln!("skipped: no C++ compiler ({other:?})");
+            return;
+        }
+    }
+    let cmd = bin.display().to_string();
+    let (out, err, code) = tracer(&[
+        "-q",
+        "-c",
+        &cmd,
+        "-n",
+        "pid$target:a.out:*K1f*:entry { @f[probefunc] = count(); @s[ustack(2)] = count(); @u[ufunc(uregs[R_PC])] = count(); }",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["_ZN2ns1K1fEi", "3"]),
+        "{out}"
+    );
+    let name = bin.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        out.contains(&format!("{name}`ns::K::f(int)\n")),
+        "ustack: {out}"
+    );
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == [format!("{name}`ns::K::f(int)").as_str(), "3"]),
+        "ufunc: {out}"
+    );
+}

@@ -18,6 +18,8 @@ const MAX_PROBES: usize = 100_000;
 struct Function {
     name: String,
     offset: u64,
+    /// Bytes of code (0 when the symbol table does not say).
+    size: u64,
 }
 
 /// The functions of an ELF file, with file offsets (through PT_LOAD).
@@ -44,6 +46,7 @@ fn functions(path: &Path) -> Result<Vec<Function>, String> {
             Some(Function {
                 name: s.name().ok()?.to_string(),
                 offset: to_offset(s.address())?,
+                size: s.size(),
             })
         })
         .collect();
@@ -140,6 +143,36 @@ fn probe(
     }
 }
 
+/// `pidNNN:MOD:FUNC:OFFSET`: a uprobe `off` bytes into `f`. The offset must start an
+/// instruction (as `objdump -d` shows): a uprobe in the middle of one corrupts the program.
+fn offset_probe(
+    provider: &str,
+    module: &str,
+    f: &Function,
+    off: u64,
+    path: &Path,
+    pid: u32,
+) -> Result<ResolvedProbe, String> {
+    if f.size != 0 && off >= f.size {
+        return Err(format!(
+            "{provider}:{module}:{}:{off:x}: offset 0x{off:x} is past the end of {} ({} bytes)",
+            f.name, f.name, f.size
+        ));
+    }
+    if cfg!(target_arch = "aarch64") && !off.is_multiple_of(4) {
+        return Err(format!(
+            "{provider}:{module}:{}:{off:x}: aarch64 instructions are 4-byte aligned",
+            f.name
+        ));
+    }
+    let mut p = probe(provider, module, f, false, path, Some(pid));
+    p.desc.name = format!("{off:x}");
+    if let Attach::Uprobe { offset, .. } = &mut p.attach {
+        *offset += off;
+    }
+    Ok(p)
+}
+
 /// `pidNNN:...` descriptions.
 pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
     let Some(pid) = p
@@ -160,9 +193,14 @@ pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
             p.name.is_empty() || glob_match(&p.name, if *ret { "return" } else { "entry" })
         })
         .collect();
-    if kinds.is_empty() {
+    // pidNNN:MOD:FUNC:OFFSET: the instruction `OFFSET` (hex) bytes into FUNC.
+    let at = match u64::from_str_radix(&p.name, 16) {
+        Ok(off) if kinds.is_empty() => Some(off),
+        _ => None,
+    };
+    if kinds.is_empty() && at.is_none() {
         return Err(format!(
-            "pid probe name \"{}\" is not supported yet (use entry or return)",
+            "pid probe name \"{}\" is not supported (use entry, return or a hex instruction offset)",
             p.name
         ));
     }
@@ -187,6 +225,10 @@ pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
             .iter()
             .filter(|f| p.function.is_empty() || glob_match(&p.function, &f.name))
         {
+            if let Some(off) = at {
+                out.push(offset_probe(&p.provider, &module, f, off, &path, pid)?);
+                continue;
+            }
             for ret in &kinds {
                 out.push(probe(&p.provider, &module, f, *ret, &path, Some(pid)));
             }

@@ -170,6 +170,9 @@ impl<'g, 'a> Lower<'g, 'a> {
                     if n == "args" {
                         return self.args_index(index, span);
                     }
+                    if n == "uregs" {
+                        return self.uregs(index, span);
+                    }
                 }
                 if self.indexes_memory(base) {
                     let [i] = index.as_slice() else {

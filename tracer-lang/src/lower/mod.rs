@@ -16,6 +16,7 @@ mod shared;
 mod stable;
 mod stmt;
 mod strings;
+mod uregs;
 mod vars;
 
 use crate::probes::{ProbeResolver, ResolvedProbe};
