@@ -369,12 +369,37 @@ fn write_arg_types(
     d: &tracer_common::ProbeDesc,
 ) -> std::io::Result<()> {
     use tracer_lang::probes::{ArgSource, ProbeResolver};
-    let types: Vec<(String, String)> = match resolver
-        .resolve(&d.full_name())
-        .ok()
-        .and_then(|v| v.into_iter().next())
-    {
-        Some(p) => match p.args {
+    // fbt's types come from BTF alone: listing needs no way to attach.
+    let fbt = (d.provider == "fbt")
+        .then(|| resolver.kernel_signature(&d.function))
+        .flatten()
+        .map(|sig| ArgSource::Fbt {
+            params: sig.params,
+            ret_type: sig.ret,
+            ret: d.name == "return",
+            fentry: false,
+        });
+    let resolved = match fbt {
+        Some(args) => Some(args),
+        None if d.provider == "fbt" => None,
+        None => resolver
+            .resolve(&d.full_name())
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .map(|p| p.args),
+    };
+    let types: Vec<(String, String)> = match resolved {
+        Some(args) => match args {
+            ArgSource::Fbt {
+                params, ret: false, ..
+            } => params
+                .iter()
+                .map(|(n, t)| (format!(" ({n})"), t.to_string()))
+                .collect(),
+            ArgSource::Fbt { ret_type, .. } => vec![
+                (" (offset)".into(), "long long".into()),
+                (" (return value)".into(), ret_type.to_string()),
+            ],
             ArgSource::SyscallEntry { args } => args
                 .iter()
                 .map(|t| (String::new(), t.to_string()))
@@ -587,7 +612,13 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     let prepared = prepare(&args, target.as_ref().map(|t| t.pid()))?;
     let compiled = &prepared.compiled;
     if args.show_code || (args.verbose && args.compile_only) {
-        for (f, e) in compiled.functions.iter().zip(&compiled.emitted) {
+        for ((f, e), p) in compiled
+            .functions
+            .iter()
+            .zip(&compiled.emitted)
+            .zip(&compiled.script.programs)
+        {
+            eprintln!("// {}: {:?}", p.name, p.attach);
             eprintln!("{f}");
             eprintln!("{}", tracer_ebpf::disasm::disassemble(&e.insns));
         }

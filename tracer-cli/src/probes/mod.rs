@@ -146,6 +146,11 @@ impl Resolver {
         }
     }
 
+    /// A kernel function's signature from BTF (for `-lv`).
+    pub fn kernel_signature(&mut self, func: &str) -> Option<tracer_lang::btf::FuncSig> {
+        self.kernel_types().get()?.func(func)
+    }
+
     fn kernel_types(&mut self) -> std::rc::Rc<KernelTypes> {
         self.kernel
             .get_or_insert_with(|| std::rc::Rc::new(KernelTypes::system()))

@@ -94,6 +94,8 @@ pub struct Session {
     manual: Vec<(String, OwnedFd)>,
     /// Kernel BTF as aya parses it, for fentry/fexit loads (read on first use).
     kernel_btf: Option<aya::Btf>,
+    /// Kernel-function probes that could not attach and were skipped, with the reason.
+    pub skipped: Vec<String>,
     /// Programs attached to the END trigger (kept by [`Session::stop_probes`]).
     end_programs: HashSet<String>,
     /// BEGIN/END programs, run with BPF_PROG_TEST_RUN by [`Session::fire`].
@@ -162,6 +164,10 @@ fn read_sysfs_u64(path: &str) -> io::Result<u64> {
     s.trim()
         .parse()
         .map_err(|_| io::Error::other(format!("{path}: unexpected contents {s:?}")))
+}
+
+fn is_kernel_function(a: &Attach) -> bool {
+    matches!(a, Attach::Kprobe { .. } | Attach::Fentry { .. })
 }
 
 /// A uprobe with a USDT semaphore: aya never sets `ref_ctr_offset`, so open the uprobe PMU
@@ -269,6 +275,7 @@ impl Session {
             decoder: Decoder::new(),
             manual: Vec::new(),
             kernel_btf: None,
+            skipped: Vec::new(),
             end_programs: HashSet::new(),
             triggers: Vec::new(),
         };
@@ -278,9 +285,24 @@ impl Session {
             })?;
         }
         let mut loaded = HashSet::new();
+        // Kernel functions a glob matched may refuse probes (notrace, inlined away, on the
+        // kprobe blocklist): those are skipped and counted, unless none attaches at all.
+        let mut kernel_fn_ok = 0;
+        let mut kernel_fn_failed = Vec::new();
         for desc in &script.programs {
-            session.attach(desc, &mut loaded)?;
+            match session.attach(desc, &mut loaded) {
+                Ok(()) if is_kernel_function(&desc.attach) => kernel_fn_ok += 1,
+                Ok(()) => {}
+                Err(e @ RuntimeError::Attach { .. }) if is_kernel_function(&desc.attach) => {
+                    kernel_fn_failed.push(e)
+                }
+                Err(e) => return Err(e),
+            }
         }
+        if kernel_fn_ok == 0 && !kernel_fn_failed.is_empty() {
+            return Err(kernel_fn_failed.remove(0));
+        }
+        session.skipped = kernel_fn_failed.iter().map(|e| e.to_string()).collect();
         Ok(session)
     }
 

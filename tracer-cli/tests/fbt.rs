@@ -1,0 +1,245 @@
+//! The fbt provider (kernel functions) against the real kernel, through fentry/fexit and
+//! through kprobes: typed `args[]` from BTF, struct members, return values, globs, and the
+//! bpftrace names. A kernel without kprobes that refuses fentry (this project's build host)
+//! cannot run fbt at all: there the tests check the error and print why the rest is skipped;
+//! the VM matrix (`cargo xtask vm-test`) runs them on kernels that can.
+
+mod kernel_common;
+
+use kernel_common::*;
+use std::time::Duration;
+
+/// Which ways of attaching this kernel offers, asked of tracer itself.
+struct Support {
+    fentry: bool,
+    kprobe: bool,
+}
+
+fn works(method: &str) -> Result<(), String> {
+    let out = run(&[
+        "-q",
+        "-x",
+        &format!("fbtmethod={method}"),
+        "-n",
+        "fbt::vfs_read:entry { exit(0); } tick-20s { exit(3); }",
+        "-c",
+        &format!("{} /proc/self/stat", target("read_file").display()),
+    ]);
+    match out.code() {
+        0 => Ok(()),
+        _ => Err(out.stderr.trim().to_string()),
+    }
+}
+
+fn support() -> Support {
+    Support {
+        fentry: works("fentry").is_ok(),
+        kprobe: works("kprobe").is_ok(),
+    }
+}
+
+/// Print why a test does nothing here (never a silent pass).
+fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// A file of known name and size for read_file to read.
+fn data_file(size: usize) -> (std::path::PathBuf, String) {
+    let path = scratch_file("fbt-data.txt");
+    std::fs::write(&path, vec![b'x'; size]).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    (path, name)
+}
+
+fn methods(s: &Support) -> Vec<&'static str> {
+    let mut m = Vec::new();
+    if s.fentry {
+        m.push("fentry");
+    }
+    if s.kprobe {
+        m.push("kprobe");
+    }
+    m
+}
+
+#[test]
+fn unavailable_fbt_is_one_clear_line() {
+    let s = support();
+    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    assert_eq!(s.kprobe, kprobes, "fbtmethod=kprobe must work exactly when the kernel has kprobes");
+    if s.fentry || s.kprobe {
+        skip(
+            "unavailable_fbt_is_one_clear_line",
+            "this kernel can attach fbt probes",
+        );
+        return;
+    }
+    let out = run(&["-n", "fbt::vfs_read:entry { exit(0); }"]);
+    assert_eq!(out.code(), 1, "{out}");
+    assert!(
+        out.stderr.contains("fbt probes cannot attach: this kernel has no kprobes (CONFIG_KPROBES is not set) and fentry does not work"),
+        "{out}"
+    );
+    let out = run(&["-x", "fbtmethod=kprobe", "-n", "kprobe:vfs_read { exit(0); }"]);
+    assert!(
+        out.stderr.contains("this kernel has no kprobes (CONFIG_KPROBES is not set)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn entry_args_are_typed_from_btf() {
+    let s = support();
+    if methods(&s).is_empty() {
+        return skip("entry_args_are_typed_from_btf", "no kprobes and no fentry");
+    }
+    let (path, name) = data_file(10_000);
+    for method in methods(&s) {
+        let out = run(&[
+            "-q",
+            "-x",
+            &format!("fbtmethod={method}"),
+            "-n",
+            &format!(
+                "fbt::vfs_read:entry /pid == $target && stringof(args[0]->f_path.dentry->d_name.name) == \"{name}\"/ {{
+                    printf(\"%s %d %s\\n\", stringof(args[0]->f_path.dentry->d_name.name), args[2], curthread->comm);
+                }}"
+            ),
+            "-c",
+            &format!("{} {}", target("read_file").display(), path.display()),
+        ])
+        .ok();
+        let lines = body(&out);
+        // 10000 bytes in 4096-byte reads: three reads that return data, one at EOF.
+        assert_eq!(lines.len(), 4, "{method}: {out}");
+        assert!(
+            lines.iter().all(|l| *l == format!("{name} 4096 read_file")),
+            "{method}: {out}"
+        );
+    }
+}
+
+#[test]
+fn return_values_are_arg1_and_typed() {
+    let s = support();
+    if methods(&s).is_empty() {
+        return skip("return_values_are_arg1_and_typed", "no kprobes and no fentry");
+    }
+    let (path, name) = data_file(10_000);
+    for method in methods(&s) {
+        let out = run(&[
+            "-q",
+            "-x",
+            &format!("fbtmethod={method}"),
+            "-n",
+            &format!(
+                "fbt::vfs_read:entry /pid == $target && stringof(args[0]->f_path.dentry->d_name.name) == \"{name}\"/ {{ self->in = 1; }}
+                 fbt::vfs_read:return /self->in/ {{ @bytes = sum(args[1]); @calls = count(); self->in = 0; }}
+                 END {{ printa(\"%@d\\n\", @bytes); printa(\"%@d\\n\", @calls); }}"
+            ),
+            "-c",
+            &format!("{} {}", target("read_file").display(), path.display()),
+        ])
+        .ok();
+        assert_eq!(body(&out), ["10000", "4"], "{method}: {out}");
+    }
+}
+
+#[test]
+fn the_method_is_the_one_asked_for() {
+    let s = support();
+    for (method, ok, prog_type) in [("fentry", s.fentry, 26), ("kprobe", s.kprobe, 2)] {
+        if !ok {
+            skip(
+                "the_method_is_the_one_asked_for",
+                &format!("{method} does not work on this kernel"),
+            );
+            continue;
+        }
+        let t = spawn(&[
+            "-q",
+            "-x",
+            &format!("fbtmethod={method}"),
+            "-n",
+            "BEGIN { printf(\"ready\\n\"); } fbt::vfs_read:entry,fbt::vfs_read:return { @ = count(); } tick-30s { exit(0); }",
+        ]);
+        t.wait_line("ready");
+        let types: Vec<u32> = bpf::program_ids_of(t.pid())
+            .into_iter()
+            .filter_map(bpf::prog_type)
+            .collect();
+        t.signal(libc::SIGINT);
+        let out = t.finish(Duration::from_secs(30));
+        assert_eq!(out.code(), 0, "{out}");
+        assert_eq!(
+            types.iter().filter(|t| **t == prog_type).count(),
+            2,
+            "{method}: program types {types:?}"
+        );
+    }
+    // auto picks fentry whenever it works, since trampolines cost less than kprobes.
+    if s.fentry {
+        let out = run(&["-S", "-e", "-n", "fbt::vfs_read:entry { @ = count(); }"]);
+        assert!(out.stderr.contains("fentry"), "{out}");
+    }
+}
+
+#[test]
+fn bpftrace_names_and_globs() {
+    let s = support();
+    if methods(&s).is_empty() {
+        return skip("bpftrace_names_and_globs", "no kprobes and no fentry");
+    }
+    let (path, name) = data_file(100);
+    let out = run(&[
+        "-q",
+        "-n",
+        &format!(
+            "kprobe:vfs_read /pid == $target && stringof(args[0]->f_path.dentry->d_name.name) == \"{name}\"/ {{ @e = count(); }}
+             kretprobe:vfs_read /pid == $target/ {{ @r = count(); }}
+             END {{ printa(\"%@d\\n\", @e); }}"
+        ),
+        "-c",
+        &format!("{} {}", target("read_file").display(), path.display()),
+    ])
+    .ok();
+    assert_eq!(body(&out), ["2"], "{out}");
+    // A glob matches every vfs_read* function: the notice counts them.
+    let out = run(&[
+        "-n",
+        "fbt::vfs_rea*:entry { @[probefunc] = count(); } tick-1s { exit(0); }",
+    ])
+    .ok();
+    let matched: u32 = out
+        .stderr
+        .split_whitespace()
+        .skip_while(|w| *w != "matched")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no matched notice\n{out}"));
+    assert!(matched >= 3, "{out}"); // vfs_read, vfs_readv, vfs_readlink, ... + tick
+}
+
+#[test]
+fn kernel_stacks_in_fbt_probes() {
+    let s = support();
+    if methods(&s).is_empty() {
+        return skip("kernel_stacks_in_fbt_probes", "no kprobes and no fentry");
+    }
+    let (path, name) = data_file(100);
+    let out = run(&[
+        "-q",
+        "-n",
+        &format!(
+            "fbt::vfs_read:entry /pid == $target && stringof(args[0]->f_path.dentry->d_name.name) == \"{name}\"/ {{ stack(); exit(0); }}"
+        ),
+        "-c",
+        &format!("{} {}", target("read_file").display(), path.display()),
+    ])
+    .ok();
+    // The read system call's path leads here: its frames name ksys_read or a read syscall.
+    assert!(
+        out.stdout.contains("ksys_read") || out.stdout.contains("sys_read"),
+        "{out}"
+    );
+}
