@@ -66,7 +66,10 @@ fn methods(s: &Support) -> Vec<&'static str> {
 fn unavailable_fbt_is_one_clear_line() {
     let s = support();
     let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
-    assert_eq!(s.kprobe, kprobes, "fbtmethod=kprobe must work exactly when the kernel has kprobes");
+    assert_eq!(
+        s.kprobe, kprobes,
+        "fbtmethod=kprobe must work exactly when the kernel has kprobes"
+    );
     if s.fentry || s.kprobe {
         skip(
             "unavailable_fbt_is_one_clear_line",
@@ -80,9 +83,15 @@ fn unavailable_fbt_is_one_clear_line() {
         out.stderr.contains("fbt probes cannot attach: this kernel has no kprobes (CONFIG_KPROBES is not set) and fentry does not work"),
         "{out}"
     );
-    let out = run(&["-x", "fbtmethod=kprobe", "-n", "kprobe:vfs_read { exit(0); }"]);
+    let out = run(&[
+        "-x",
+        "fbtmethod=kprobe",
+        "-n",
+        "kprobe:vfs_read { exit(0); }",
+    ]);
     assert!(
-        out.stderr.contains("this kernel has no kprobes (CONFIG_KPROBES is not set)"),
+        out.stderr
+            .contains("this kernel has no kprobes (CONFIG_KPROBES is not set)"),
         "{out}"
     );
 }
@@ -123,7 +132,10 @@ fn entry_args_are_typed_from_btf() {
 fn return_values_are_arg1_and_typed() {
     let s = support();
     if methods(&s).is_empty() {
-        return skip("return_values_are_arg1_and_typed", "no kprobes and no fentry");
+        return skip(
+            "return_values_are_arg1_and_typed",
+            "no kprobes and no fentry",
+        );
     }
     let (path, name) = data_file(10_000);
     for method in methods(&s) {
