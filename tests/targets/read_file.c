@@ -17,6 +17,6 @@ int main(int argc, char **argv) {
     while ((n = read(fd, buf, sizeof buf)) > 0)
         total += n;
     close(fd);
-    printf("%ld\n", total);
-    return 0;
+    /* Nothing on stdout: it is tracer's, and the tests compare it exactly. */
+    return total > 0 ? 0 : 3;
 }
