@@ -11,6 +11,7 @@ mod agg;
 mod builtins;
 mod expr;
 mod kernel;
+mod object;
 mod scope;
 mod stmt;
 mod strings;
@@ -412,7 +413,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         emitted
             .push(tracer_ebpf::emit::emit(f).map_err(|e| CompileError::new(Span::default(), e))?);
     }
-    let elf = write_elf(&g.maps, &functions, &emitted, &programs, input.no_prealloc)?;
+    let elf = object::write_elf(&g.maps, &functions, &emitted, &programs, input.no_prealloc)?;
     let map_sizes = g
         .maps
         .iter()
@@ -464,59 +465,6 @@ fn full_description(text: &str) -> String {
     } else {
         format!("{}{}", ":".repeat(3 - parts), text)
     }
-}
-
-fn write_elf(
-    maps: &[MapSpec],
-    functions: &[Function],
-    emitted: &[tracer_ebpf::emit::Emitted],
-    programs: &[ProgramDesc],
-    no_prealloc: bool,
-) -> Result<Vec<u8>> {
-    use tracer_common::Attach;
-    const BPF_F_NO_PREALLOC: u32 = 1;
-    use tracer_ebpf::elf::{write_object, MapDef, ProgramCode};
-    let defs: Vec<MapDef> = maps
-        .iter()
-        .map(|m| MapDef {
-            name: m.name.clone(),
-            map_type: m.map_type,
-            key_size: m.key_size,
-            value_size: m.value_size,
-            max_entries: m.max_entries,
-            flags: match m.map_type {
-                map_type::HASH | map_type::PERCPU_HASH if no_prealloc => BPF_F_NO_PREALLOC,
-                _ => 0,
-            },
-        })
-        .collect();
-    let mut progs = Vec::new();
-    for ((f, e), p) in functions.iter().zip(emitted).zip(programs) {
-        let section = match &p.attach {
-            // Run by tracer with BPF_PROG_TEST_RUN (see the runtime), never attached.
-            Attach::Trigger { .. } => "raw_tracepoint",
-            Attach::Uprobe { ret: false, .. } => "uprobe",
-            Attach::Uprobe { ret: true, .. } => "uretprobe",
-            Attach::Kprobe { ret: false, .. } => "kprobe",
-            Attach::Kprobe { ret: true, .. } => "kretprobe",
-            Attach::Fentry { ret: false, .. } => "fentry",
-            Attach::Fentry { ret: true, .. } => "fexit",
-            Attach::Tracepoint { .. } => "tracepoint",
-            Attach::RawTracepoint { .. } => "raw_tracepoint",
-            Attach::Perf { .. } => "perf_event",
-        };
-        progs.push(ProgramCode {
-            name: f.name.clone(),
-            section: format!("{section}/{}", f.name),
-            insns: e.insns.clone(),
-            map_relocs: e
-                .map_relocs
-                .iter()
-                .map(|(i, m)| (*i, m.0 as usize))
-                .collect(),
-        });
-    }
-    write_object(&defs, &progs).map_err(|e| CompileError::new(Span::default(), format!("{e:?}")))
 }
 
 /// Per-program lowering state.
