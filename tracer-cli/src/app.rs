@@ -220,7 +220,9 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     let line_of = |span: ast::Span| (span.file << 20) | sources.line_col(span).0 as u32;
     let kernel_types = std::rc::Rc::new(tracer_lang::btf::KernelTypes::system());
     let fbt_method = opts.fbtmethod.clone();
-    let scope = crate::scope::resolve(&scope_arg(args)?).map_err(Failure::new)?;
+    let scope = crate::scope::resolve(&scope_arg(args)?, &kernel_types).map_err(Failure::new)?;
+    let task_offsets = || crate::btf::task_offsets(&kernel_types);
+    let ns_offsets = || crate::btf::ns_offsets(&kernel_types);
     let input = CompileInput {
         script: &script,
         options: opts,
@@ -229,12 +231,12 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         allow_zero_matches: args.zero_ok,
         line_of: &line_of,
         boot_to_wall_ns: boot_to_wall_ns(),
-        task_offsets: &crate::btf::task_offsets,
+        task_offsets: &task_offsets,
         kernel_types: &kernel_types,
         check_format: &check_format,
         no_prealloc: kernel_at_least(6, 1),
         scope: scope.scope,
-        ns_offsets: &crate::btf::ns_offsets,
+        ns_offsets: &ns_offsets,
     };
     let mut resolver = Resolver::with_kernel_types(kernel_types.clone());
     resolver.fbt_method = fbt_method;

@@ -133,7 +133,11 @@ impl Lower<'_, '_> {
                     format!(
                         "operator . cannot be applied to a {}; it needs a struct or union{}",
                         v.ty(),
-                        if matches!(v.ty(), Type::Ptr(_)) { " (use ->)" } else { "" }
+                        if matches!(v.ty(), Type::Ptr(_)) {
+                            " (use ->)"
+                        } else {
+                            ""
+                        }
                     ),
                 ))
             }
