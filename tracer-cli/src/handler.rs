@@ -60,6 +60,16 @@ impl Consumer {
                     .copied()
                     .unwrap_or(probe.id);
             }
+        } else if probe.provider == "fbt" && probe.function.is_empty() {
+            // A kprobe_multi firing: the slot in the header names the function.
+            if let Some(f) = script.dynamic_funcs.get(record.header.reserved as usize) {
+                probe.function = f.clone();
+                probe.id = self
+                    .ids
+                    .get(&probe.full_name())
+                    .copied()
+                    .unwrap_or(probe.id);
+            }
         }
         self.printer.begin_clause(&probe, record.header.cpu);
         let mut flow = Flow::Continue;

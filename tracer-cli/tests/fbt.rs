@@ -262,3 +262,85 @@ fn kernel_stacks_in_fbt_probes() {
         "{out}"
     );
 }
+
+/// Kernel version as (major, minor).
+fn kernel_version() -> (u32, u32) {
+    let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut it = r
+        .trim()
+        .split(['.', '-'])
+        .map(|x| x.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+#[test]
+fn globs_attach_as_one_kprobe_multi_program() {
+    let s = support();
+    if !s.kprobe {
+        return skip("globs_attach_as_one_kprobe_multi_program", "no kprobes");
+    }
+    let code = run(&[
+        "-S",
+        "-e",
+        "-n",
+        "fbt::vfs_*:entry { @[probefunc] = count(); }",
+    ]);
+    if kernel_version() < (5, 18) {
+        assert!(!code.stderr.contains("KprobeMulti"), "{code}");
+        return skip(
+            "globs_attach_as_one_kprobe_multi_program",
+            "kprobe_multi needs Linux 5.18",
+        );
+    }
+    assert_eq!(
+        code.stderr.matches("// p").count(),
+        1,
+        "one program for the whole glob\n{code}"
+    );
+    assert!(code.stderr.contains("KprobeMulti {"), "{code}");
+    let (path, name) = data_file(10_000);
+    let reader = format!("{} {}", target("read_file").display(), path.display());
+    // probefunc comes from the attach cookie: vfs_read is named, once per read.
+    let out = run(&[
+        "-q",
+        "-n",
+        &format!(
+            "fbt::vfs_*:entry /pid == $target && probefunc == \"vfs_read\" && stringof(((struct file *)arg0)->f_path.dentry->d_name.name) == \"{name}\"/ {{ @[probefunc] = count(); }}
+             END {{ printa(\"%s %@d\\n\", @); }}"
+        ),
+        "-c",
+        &reader,
+    ])
+    .ok();
+    assert_eq!(body(&out), ["vfs_read 4"], "{out}");
+    // Rows name the function and its own probe ID, as -l lists it.
+    let out = run(&[
+        "-n",
+        "fbt::vfs_*:entry /pid == $target && probefunc == \"vfs_read\"/ { exit(0); }",
+        "-c",
+        &reader,
+    ])
+    .ok();
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.ends_with("vfs_read:entry "))
+        .unwrap_or_else(|| panic!("no vfs_read:entry row\n{out}"));
+    let id: u32 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let listed = run(&["-l", "-n", "fbt::vfs_read:entry"]).ok();
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(&id.to_string())),
+        "row ID {id} is not vfs_read's\n{listed}\n{out}"
+    );
+    let matched: u32 = out
+        .stderr
+        .split_whitespace()
+        .skip_while(|w| *w != "matched")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no matched notice\n{out}"));
+    assert!(matched >= 8, "{out}");
+}

@@ -185,6 +185,14 @@ impl Resolver {
         if let Some(id) = self.ids.get(&d.full_name()) {
             return *id;
         }
+        // fbt IDs follow the kernel's symbol list, so a run and any `-l` agree on them
+        // whatever else each asked for.
+        if d.provider == "fbt" && !d.function.is_empty() {
+            if let Some(id) = self.fbt.id(&d.function, d.name == "return") {
+                self.ids.insert(d.full_name(), id);
+                return id;
+            }
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.ids.insert(d.full_name(), id);

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod decode;
+pub mod kprobe_multi;
 pub mod maps;
 pub mod ringbuf;
 pub mod session;

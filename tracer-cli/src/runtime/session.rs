@@ -167,7 +167,14 @@ fn read_sysfs_u64(path: &str) -> io::Result<u64> {
 }
 
 fn is_kernel_function(a: &Attach) -> bool {
-    matches!(a, Attach::Kprobe { .. } | Attach::Fentry { .. })
+    matches!(
+        a,
+        Attach::Kprobe { .. } | Attach::Fentry { .. } | Attach::KprobeMulti { .. }
+    )
+}
+
+fn is_self_loaded(a: &Attach) -> bool {
+    matches!(a, Attach::KprobeMulti { .. })
 }
 
 /// A uprobe with a USDT semaphore: aya never sets `ref_ctr_offset`, so open the uprobe PMU
@@ -290,7 +297,12 @@ impl Session {
         let mut kernel_fn_ok = 0;
         let mut kernel_fn_failed = Vec::new();
         for desc in &script.programs {
-            match session.attach(desc, &mut loaded) {
+            let attached = if is_self_loaded(&desc.attach) {
+                session.attach_multi(desc, &script.elf)
+            } else {
+                session.attach(desc, &mut loaded)
+            };
+            match attached {
                 Ok(()) if is_kernel_function(&desc.attach) => kernel_fn_ok += 1,
                 Ok(()) => {}
                 Err(e @ RuntimeError::Attach { .. }) if is_kernel_function(&desc.attach) => {
@@ -325,6 +337,41 @@ impl Session {
             .probes
             .get(desc.probe as usize)
             .map_or_else(|| desc.name.clone(), |p| p.full_name())
+    }
+
+    /// A kprobe_multi program, loaded and linked by tracer itself (see `kprobe_multi`).
+    fn attach_multi(&mut self, desc: &ProgramDesc, elf: &[u8]) -> Result<(), RuntimeError> {
+        let Attach::KprobeMulti {
+            functions,
+            ret,
+            first_slot,
+        } = &desc.attach
+        else {
+            unreachable!("attach_multi on {:?}", desc.attach)
+        };
+        let probe = self.probe_name(desc);
+        let attach_err = |reason: String| RuntimeError::Attach {
+            probe: probe.clone(),
+            reason,
+        };
+        let insns = super::kprobe_multi::instructions(elf, &desc.name, |m| {
+            self.raw_map(m).ok().map(|r| r.fd.as_raw_fd())
+        })
+        .map_err(attach_err)?;
+        let prog = super::kprobe_multi::load(&insns, &desc.name).map_err(|e| match e {
+            super::kprobe_multi::Error::Verifier(reason, log) => RuntimeError::Verifier {
+                program: desc.name.clone(),
+                probe: probe.clone(),
+                reason,
+                log,
+            },
+            super::kprobe_multi::Error::Other(m) => attach_err(m),
+        })?;
+        let link = super::kprobe_multi::attach(&prog, functions, *ret, *first_slot as u64)
+            .map_err(attach_err)?;
+        self.manual.push((desc.name.clone(), link));
+        self.manual.push((desc.name.clone(), prog));
+        Ok(())
     }
 
     fn attach(
@@ -419,6 +466,11 @@ impl Session {
                     }
                     attach_err(reason)
                 })?;
+            }
+            Attach::KprobeMulti { .. } => {
+                return Err(attach_err(
+                    "kprobe_multi programs are loaded by attach_multi".into(),
+                ))
             }
             Attach::Fentry { function, ret } => {
                 // fentry/fexit load against the function's BTF id (aya parses kernel BTF

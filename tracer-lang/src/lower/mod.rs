@@ -356,6 +356,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         max_entries: opts.nspec + 1,
     });
     vars::declare_all(&mut g, input.script, &clauses)?;
+    let dynamic_funcs = assign_function_slots(&mut g, &mut plans);
 
     // Lower in script order (by each probe's first clause), so that "defined before this
     // point" means what it says in the source; programs stay in probe-ID order.
@@ -426,6 +427,21 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             entries: tracer_common::syscalls::map_entries(),
         });
     }
+    if !dynamic_funcs.is_empty() {
+        map_init.push(tracer_common::MapInit {
+            map: MapNames::FUNC_NAMES.into(),
+            entries: dynamic_funcs
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let mut name = f.as_bytes().to_vec();
+                    name.truncate(tracer_common::script::FUNC_NAME_SIZE as usize - 1);
+                    name.resize(tracer_common::script::FUNC_NAME_SIZE as usize, 0);
+                    ((i as u32).to_ne_bytes().to_vec(), name)
+                })
+                .collect(),
+        });
+    }
     let has_cgroup_map = g.maps.iter().any(|m| m.name == SCOPE_CGROUP_MAP);
     if let (Scope::Cgroup { fd }, true) = (input.scope, has_cgroup_map) {
         // A cgroup array slot takes the cgroup directory's descriptor as its value.
@@ -443,6 +459,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         options: opts,
         map_sizes,
         map_init,
+        dynamic_funcs,
     };
     Ok(Compiled {
         script,
@@ -451,6 +468,33 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         maps: g.maps,
         matched,
     })
+}
+
+/// Give each function of every kprobe_multi probe its slot: the attach cookie that names it
+/// in the `func_names` map (for `probefunc`) and in records (for the rows).
+fn assign_function_slots(g: &mut Globals, plans: &mut [ProbePlan]) -> Vec<String> {
+    let mut all = Vec::new();
+    for plan in plans.iter_mut() {
+        if let tracer_common::Attach::KprobeMulti {
+            functions,
+            first_slot,
+            ..
+        } = &mut plan.probe.attach
+        {
+            *first_slot = all.len() as u32;
+            all.extend(functions.iter().cloned());
+        }
+    }
+    if !all.is_empty() {
+        g.add_map(MapSpec {
+            name: MapNames::FUNC_NAMES.into(),
+            map_type: map_type::ARRAY,
+            key_size: 4,
+            value_size: tracer_common::script::FUNC_NAME_SIZE,
+            max_entries: all.len() as u32,
+        });
+    }
+    all
 }
 
 fn is_error_probe(p: &ResolvedProbe) -> bool {
@@ -705,9 +749,10 @@ impl<'g, 'a> Lower<'g, 'a> {
             None => self.f.store(rec, 8, Operand::Imm(0), Size::W),
         }
         if self.probe.dynamic_func() {
-            // One program serves every syscall: the number names the probe of this firing.
-            let nr = self.f.load(Function::CTX, 8, Size::DW);
-            self.f.store(rec, 12, nr, Size::W);
+            // One program serves many probes: the syscall number or the function's slot
+            // names the probe of this firing.
+            let slot = self.dynamic_slot();
+            self.f.store(rec, 12, slot, Size::W);
         } else {
             self.f.store(rec, 12, Operand::Imm(0), Size::W);
         }

@@ -41,6 +41,9 @@ pub(super) fn write_elf(
             Attach::Uprobe { ret: true, .. } => "uretprobe",
             Attach::Kprobe { ret: false, .. } => "kprobe",
             Attach::Kprobe { ret: true, .. } => "kretprobe",
+            // Loaded by the runtime itself: aya cannot load kprobe_multi programs.
+            Attach::KprobeMulti { ret: false, .. } => "kprobe",
+            Attach::KprobeMulti { ret: true, .. } => "kretprobe",
             Attach::Fentry { ret: false, .. } => "fentry",
             Attach::Fentry { ret: true, .. } => "fexit",
             Attach::Tracepoint { .. } => "tracepoint",
