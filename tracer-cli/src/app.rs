@@ -220,7 +220,9 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     let line_of = |span: ast::Span| (span.file << 20) | sources.line_col(span).0 as u32;
     let kernel_types = std::rc::Rc::new(tracer_lang::btf::KernelTypes::system());
     let fbt_method = opts.fbtmethod.clone();
-    let scope = crate::scope::resolve(&scope_arg(args)?).map_err(Failure::new)?;
+    let scope = crate::scope::resolve(&scope_arg(args)?, &kernel_types).map_err(Failure::new)?;
+    let task_offsets = || crate::btf::task_offsets(&kernel_types);
+    let ns_offsets = || crate::btf::ns_offsets(&kernel_types);
     let input = CompileInput {
         script: &script,
         options: opts,
@@ -229,13 +231,13 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         allow_zero_matches: args.zero_ok,
         line_of: &line_of,
         boot_to_wall_ns: boot_to_wall_ns(),
-        task_offsets: &crate::btf::task_offsets,
+        task_offsets: &task_offsets,
         kernel_types: &kernel_types,
         check_format: &check_format,
         no_prealloc: kernel_at_least(6, 1),
         attach_cookies: kernel_at_least(5, 15),
         scope: scope.scope,
-        ns_offsets: &crate::btf::ns_offsets,
+        ns_offsets: &ns_offsets,
     };
     let mut resolver = Resolver::with_kernel_types(kernel_types.clone());
     resolver.fbt_method = fbt_method;
@@ -370,12 +372,37 @@ fn write_arg_types(
     d: &tracer_common::ProbeDesc,
 ) -> std::io::Result<()> {
     use tracer_lang::probes::{ArgSource, ProbeResolver};
-    let types: Vec<(String, String)> = match resolver
-        .resolve(&d.full_name())
-        .ok()
-        .and_then(|v| v.into_iter().next())
-    {
-        Some(p) => match p.args {
+    // fbt's types come from BTF alone: listing needs no way to attach.
+    let fbt = (d.provider == "fbt")
+        .then(|| resolver.kernel_signature(&d.function))
+        .flatten()
+        .map(|sig| ArgSource::Fbt {
+            params: sig.params,
+            ret_type: sig.ret,
+            ret: d.name == "return",
+            fentry: false,
+        });
+    let resolved = match fbt {
+        Some(args) => Some(args),
+        None if d.provider == "fbt" => None,
+        None => resolver
+            .resolve(&d.full_name())
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .map(|p| p.args),
+    };
+    let types: Vec<(String, String)> = match resolved {
+        Some(args) => match args {
+            ArgSource::Fbt {
+                params, ret: false, ..
+            } => params
+                .iter()
+                .map(|(n, t)| (format!(" ({n})"), t.to_string()))
+                .collect(),
+            ArgSource::Fbt { ret_type, .. } => vec![
+                (" (offset)".into(), "long long".into()),
+                (" (return value)".into(), ret_type.to_string()),
+            ],
             ArgSource::SyscallEntry { args } => args
                 .iter()
                 .map(|t| (String::new(), t.to_string()))
@@ -593,7 +620,13 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     let prepared = prepare(&args, target.as_ref().map(|t| t.pid()))?;
     let compiled = &prepared.compiled;
     if args.show_code || (args.verbose && args.compile_only) {
-        for (f, e) in compiled.functions.iter().zip(&compiled.emitted) {
+        for ((f, e), p) in compiled
+            .functions
+            .iter()
+            .zip(&compiled.emitted)
+            .zip(&compiled.script.programs)
+        {
+            eprintln!("// {}: {:?}", p.name, p.attach);
             eprintln!("{f}");
             eprintln!("{}", tracer_ebpf::disasm::disassemble(&e.insns));
         }
@@ -636,21 +669,25 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     };
     let printer = Printer::new(out, format, opts);
     // Rows of `syscall:::entry` name each syscall's own probe and ID.
-    let ids = if compiled
-        .script
-        .probes
-        .iter()
-        .any(|p| p.provider == "syscall" && p.function.is_empty())
-    {
-        Resolver::new()
-            .list(None)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|d| (d.full_name(), d.id))
-            .collect()
-    } else {
-        Default::default()
+    // Probes that stand for many (syscall:::entry, an fbt glob on kprobe_multi) name each
+    // firing's probe, with the ID `-l` gives it.
+    let shared = |provider: &str| {
+        compiled
+            .script
+            .probes
+            .iter()
+            .any(|p| p.provider == provider && p.function.is_empty())
     };
+    let mut ids: std::collections::HashMap<String, u32> = Default::default();
+    if shared("syscall") || shared("fbt") {
+        let mut r = Resolver::new();
+        let fbt = shared("fbt")
+            .then(|| crate::probes::Pattern::parse("fbt:::").ok())
+            .flatten();
+        let listed = r.list(None).unwrap_or_default().into_iter();
+        let listed_fbt = fbt.and_then(|p| r.list(Some(&p)).ok()).unwrap_or_default();
+        ids.extend(listed.chain(listed_fbt).map(|d| (d.full_name(), d.id)));
+    }
     let mut consumer = Consumer::new(printer, opts.specsize, ids);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

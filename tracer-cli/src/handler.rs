@@ -60,6 +60,16 @@ impl Consumer {
                     .copied()
                     .unwrap_or(probe.id);
             }
+        } else if probe.provider == "fbt" && probe.function.is_empty() {
+            // A kprobe_multi firing: the slot in the header names the function.
+            if let Some(f) = script.dynamic_funcs.get(record.header.reserved as usize) {
+                probe.function = f.clone();
+                probe.id = self
+                    .ids
+                    .get(&probe.full_name())
+                    .copied()
+                    .unwrap_or(probe.id);
+            }
         } else if record.header.reserved > 0 {
             // A program shared by many uprobe sites: the site's probe index + 1.
             if let Some(p) = script.probes.get(record.header.reserved as usize - 1) {

@@ -66,7 +66,7 @@ pub fn own_pidns() -> Result<u64, String> {
         .map_err(|e| format!("cannot read /proc/self/ns/pid to find tracer's pid namespace: {e}"))
 }
 
-pub fn resolve(arg: &ScopeArg) -> Result<Resolved, String> {
+pub fn resolve(arg: &ScopeArg, kernel: &tracer_lang::btf::KernelTypes) -> Result<Resolved, String> {
     let host = || Resolved {
         scope: Scope::Host,
         cgroup_dir: None,
@@ -77,7 +77,7 @@ pub fn resolve(arg: &ScopeArg) -> Result<Resolved, String> {
         ScopeArg::Auto if own_pidns()? == INIT_PIDNS_INO => Ok(host()),
         ScopeArg::Auto | ScopeArg::PidNs => {
             let inum = own_pidns()?;
-            let offsets = crate::btf::pid_offsets().ok_or(
+            let offsets = crate::btf::pid_offsets(kernel).ok_or(
                 "the pid-namespace scope needs kernel BTF (/sys/kernel/btf/vmlinux) to find struct pid; \
                  use --scope host or --scope cgroup",
             )?;
@@ -459,7 +459,8 @@ mod tests {
             eprintln!("skipped: needs root in the initial pid namespace");
             return;
         }
-        let r = resolve(&ScopeArg::PidNs).expect("pidns scope on the host");
+        let r = resolve(&ScopeArg::PidNs, &tracer_lang::btf::KernelTypes::system())
+            .expect("pidns scope on the host");
         match r.scope {
             Scope::PidNs { level, inum, .. } => {
                 assert_eq!((level, inum as u64), (0, INIT_PIDNS_INO))

@@ -24,6 +24,9 @@ impl MapNames {
     pub const SPECS: &'static str = "specs";
     /// ARRAY of syscall names (32 bytes each) indexed by number, filled through `map_init`.
     pub const SYSCALL_NAMES: &'static str = "syscall_names";
+    /// ARRAY of kernel function names (FUNC_NAME_SIZE bytes each) indexed by attach cookie,
+    /// for `probefunc` in kprobe_multi programs; filled through `map_init`.
+    pub const FUNC_NAMES: &'static str = "func_names";
 }
 
 /// The run state, a u64 at offset 0 of the `globals` value (see `tracer-lang`'s lowering):
@@ -97,6 +100,13 @@ pub enum Attach {
         function: String,
         offset: u64,
         ret: bool,
+    },
+    /// One kprobe_multi link over many kernel functions (5.18+), for globs: function `i`
+    /// gets attach cookie `first_slot + i`, its slot in `CompiledScript::dynamic_funcs`.
+    KprobeMulti {
+        functions: Vec<String>,
+        ret: bool,
+        first_slot: u32,
     },
     /// fentry/fexit on a kernel function, through a BPF trampoline (attached by BTF id).
     Fentry {
@@ -189,7 +199,14 @@ pub struct CompiledScript {
     /// Entries the runtime writes into maps after loading and before attaching (for example
     /// the syscall-name table behind `probefunc` on `syscall:::entry`).
     pub map_init: Vec<MapInit>,
+    /// Functions of kprobe_multi probes, by slot (the attach cookie and the record header's
+    /// `reserved`): what names a firing's row.
+    #[serde(default)]
+    pub dynamic_funcs: Vec<String>,
 }
+
+/// Bytes per name in the `func_names` map (longer kernel names are cut).
+pub const FUNC_NAME_SIZE: u32 = 64;
 
 /// Initial contents of one map.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -292,6 +292,7 @@ pub mod helper {
     pub const GET_CURRENT_CGROUP_ID: i32 = 80;
     pub const KTIME_GET_TAI_NS: i32 = 208;
     pub const GET_FUNC_IP: i32 = 173;
+    pub const GET_ATTACH_COOKIE: i32 = 174;
 }
 
 /// Map types tracer creates (`enum bpf_map_type`).

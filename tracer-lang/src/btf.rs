@@ -307,6 +307,29 @@ impl Btf {
         None
     }
 
+    /// Byte offset of `path` (`se.sum_exec_runtime`: members, dotted) inside struct `name`.
+    pub fn offset_of(&self, name: &str, path: &str) -> Option<u32> {
+        let mut ty = self.struct_type(name, false)?;
+        let mut bits = 0;
+        for part in path.split('.') {
+            let Type::Struct { id, .. } = ty else {
+                return None;
+            };
+            let m = self.member(id, part)?;
+            bits += m.bit_offset;
+            ty = m.ty;
+        }
+        Some(bits / 8)
+    }
+
+    /// `sizeof(struct name)`.
+    pub fn struct_size(&self, name: &str) -> Option<u32> {
+        match self.struct_type(name, false)? {
+            Type::Struct { size, .. } => Some(size),
+            _ => None,
+        }
+    }
+
     /// The names of a struct's members, anonymous members flattened (for error messages).
     pub fn member_names(&self, id: u32) -> Vec<String> {
         let mut out = Vec::new();

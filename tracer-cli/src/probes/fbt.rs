@@ -13,8 +13,13 @@ use tracer_common::{Attach, ProbeDesc};
 use tracer_lang::btf::{Btf, KernelTypes};
 use tracer_lang::probes::{ArgSource, ResolvedProbe};
 
-/// More probes than this in one description is refused (one program each, for now).
+/// More probes than this in one description is refused when each needs its own program
+/// (kernels without kprobe_multi).
 const MAX_PROBES: usize = 2000;
+
+/// A glob that matches at least this many functions attaches them all with one kprobe_multi
+/// program where the kernel has it: one load and one link instead of one of each per function.
+const MULTI_MIN: usize = 8;
 
 /// How this kernel lets fbt attach.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +36,7 @@ pub struct Fbt {
     /// (function, module) from /proc/kallsyms, sorted and deduplicated.
     symbols: Option<Vec<(String, String)>>,
     fentry: Option<Result<(), String>>,
+    multi: Option<bool>,
 }
 
 fn has_glob(s: &str) -> bool {
@@ -61,6 +67,18 @@ fn kallsyms() -> Result<Vec<(String, String)>, String> {
     out.sort();
     out.dedup_by(|a, b| a.0 == b.0);
     Ok(out)
+}
+
+/// The functions ftrace can attach to (`available_filter_functions`), by name.
+fn traceable_functions() -> Result<std::collections::HashSet<String>, String> {
+    let root = super::tracefs::root()?;
+    let text = std::fs::read_to_string(root.join("available_filter_functions"))
+        .map_err(|e| format!("cannot read available_filter_functions: {e}"))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect())
 }
 
 /// Symbols that are never function entries one can probe: padding, CFI stubs, BPF
@@ -162,6 +180,9 @@ impl Fbt {
         if funcs.is_empty() {
             return Ok(Vec::new());
         }
+        if funcs.len() >= MULTI_MIN && choice != "fentry" && self.multi_works() {
+            return self.resolve_multi(p, funcs, &kinds);
+        }
         let count = funcs.len() * kinds.len();
         if count > MAX_PROBES {
             return Err(format!(
@@ -222,6 +243,80 @@ impl Fbt {
             }
         }
         Ok(out)
+    }
+
+    /// Whether kprobe_multi links work here (5.18+ with fprobe), asked once.
+    fn multi_works(&mut self) -> bool {
+        *self.multi.get_or_insert_with(|| {
+            kprobes_available() && crate::runtime::kprobe_multi::works("vfs_read").is_ok()
+        })
+    }
+
+    /// One probe per kind standing for every function: a kprobe_multi program whose attach
+    /// cookie names the function that fired. Functions ftrace cannot trace would fail the
+    /// whole link, so they are left out and counted.
+    fn resolve_multi(
+        &mut self,
+        p: &Pattern,
+        funcs: Vec<(String, String)>,
+        kinds: &[bool],
+    ) -> Result<Vec<ResolvedProbe>, String> {
+        let traceable = traceable_functions()?;
+        let total = funcs.len();
+        let (ok, skipped): (Vec<_>, Vec<_>) =
+            funcs.into_iter().partition(|(f, _)| traceable.contains(f));
+        if !skipped.is_empty() {
+            eprintln!(
+                "tracer: {} of the {total} functions fbt:{}:{}: matches cannot be traced and were skipped (first: {})",
+                skipped.len(),
+                p.module,
+                p.function,
+                skipped[0].0
+            );
+        }
+        if ok.is_empty() {
+            return Ok(Vec::new());
+        }
+        let module = if ok.iter().all(|(_, m)| *m == ok[0].1) {
+            ok[0].1.clone()
+        } else {
+            String::new()
+        };
+        let functions: Vec<String> = ok.into_iter().map(|(f, _)| f).collect();
+        Ok(kinds
+            .iter()
+            .map(|ret| ResolvedProbe {
+                desc: ProbeDesc {
+                    id: 0,
+                    provider: "fbt".into(),
+                    module: module.clone(),
+                    function: String::new(),
+                    name: if *ret {
+                        "return".into()
+                    } else {
+                        "entry".into()
+                    },
+                },
+                attach: Attach::KprobeMulti {
+                    functions: functions.clone(),
+                    ret: *ret,
+                    first_slot: 0,
+                },
+                args: ArgSource::PtRegs { ret: *ret },
+                covers: functions.len() as u32,
+            })
+            .collect())
+    }
+
+    /// The stable probe ID of `function`'s entry or return probe: fbt IDs start at
+    /// `FIRST_ID`, two per function in symbol order, clear of the IDs given out one by one.
+    pub fn id(&mut self, function: &str, ret: bool) -> Option<u32> {
+        const FIRST_ID: u32 = 100_000;
+        let syms = self.symbols().ok()?;
+        let i = syms
+            .binary_search_by(|(f, _)| f.as_str().cmp(function))
+            .ok()?;
+        Some(FIRST_ID + 2 * i as u32 + ret as u32)
     }
 
     /// Every fbt probe, for `-l`.

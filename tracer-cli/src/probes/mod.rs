@@ -147,6 +147,11 @@ impl Resolver {
         }
     }
 
+    /// A kernel function's signature from BTF (for `-lv`).
+    pub fn kernel_signature(&mut self, func: &str) -> Option<tracer_lang::btf::FuncSig> {
+        self.kernel_types().get()?.func(func)
+    }
+
     fn kernel_types(&mut self) -> std::rc::Rc<KernelTypes> {
         self.kernel
             .get_or_insert_with(|| std::rc::Rc::new(KernelTypes::system()))
@@ -181,6 +186,14 @@ impl Resolver {
         }
         if let Some(id) = self.ids.get(&d.full_name()) {
             return *id;
+        }
+        // fbt IDs follow the kernel's symbol list, so a run and any `-l` agree on them
+        // whatever else each asked for.
+        if d.provider == "fbt" && !d.function.is_empty() {
+            if let Some(id) = self.fbt.id(&d.function, d.name == "return") {
+                self.ids.insert(d.full_name(), id);
+                return id;
+            }
         }
         let id = self.next_id;
         self.next_id += 1;

@@ -418,6 +418,7 @@ mod tests {
             options: Options::default(),
             map_sizes: Vec::new(),
             map_init: Vec::new(),
+            dynamic_funcs: Vec::new(),
         }
     }
 

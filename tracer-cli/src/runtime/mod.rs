@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod decode;
+pub mod kprobe_multi;
 pub mod maps;
 pub mod ringbuf;
 pub mod session;
@@ -234,6 +235,15 @@ pub async fn run(
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut session = Session::open(script)?;
+    if let Some(first) = session.skipped.first() {
+        // Not silent: say how many kernel functions refused a probe, and why the first did.
+        let n = session.skipped.len();
+        eprintln!(
+            "tracer: {n} probe{} could not be enabled and {} skipped; the first: {first}",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "was" } else { "were" }
+        );
+    }
     let mut events = session.take_events()?;
     let mut drops = DropTracker { seen: Vec::new() };
     let mut status = 0;

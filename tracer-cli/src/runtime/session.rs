@@ -94,6 +94,8 @@ pub struct Session {
     manual: Vec<(String, OwnedFd)>,
     /// Kernel BTF as aya parses it, for fentry/fexit loads (read on first use).
     kernel_btf: Option<aya::Btf>,
+    /// Kernel-function probes that could not attach and were skipped, with the reason.
+    pub skipped: Vec<String>,
     /// Programs attached to the END trigger (kept by [`Session::stop_probes`]).
     end_programs: HashSet<String>,
     /// BEGIN/END programs, run with BPF_PROG_TEST_RUN by [`Session::fire`].
@@ -178,6 +180,17 @@ fn read_sysfs_u64(path: &str) -> io::Result<u64> {
     s.trim()
         .parse()
         .map_err(|_| io::Error::other(format!("{path}: unexpected contents {s:?}")))
+}
+
+fn is_kernel_function(a: &Attach) -> bool {
+    matches!(
+        a,
+        Attach::Kprobe { .. } | Attach::Fentry { .. } | Attach::KprobeMulti { .. }
+    )
+}
+
+fn is_self_loaded(a: &Attach) -> bool {
+    matches!(a, Attach::KprobeMulti { .. })
 }
 
 /// A uprobe with a USDT semaphore: aya never sets `ref_ctr_offset`, so open the uprobe PMU
@@ -285,6 +298,7 @@ impl Session {
             decoder: Decoder::new(),
             manual: Vec::new(),
             kernel_btf: None,
+            skipped: Vec::new(),
             end_programs: HashSet::new(),
             triggers: Vec::new(),
             uprobe_links: Default::default(),
@@ -304,10 +318,30 @@ impl Session {
             // Each uprobe site holds a perf event and a link descriptor.
             raise_nofile();
         }
+        // Kernel functions a glob matched may refuse probes (notrace, inlined away, on the
+        // kprobe blocklist): those are skipped and counted, unless none attaches at all.
+        let mut kernel_fn_ok = 0;
+        let mut kernel_fn_failed = Vec::new();
         for desc in &script.programs {
-            let shared = uses.get(desc.name.as_str()).is_some_and(|&n| n > 1);
-            session.attach(desc, &mut loaded, shared)?;
+            let attached = if is_self_loaded(&desc.attach) {
+                session.attach_multi(desc, &script.elf)
+            } else {
+                let shared = uses.get(desc.name.as_str()).is_some_and(|&n| n > 1);
+                session.attach(desc, &mut loaded, shared)
+            };
+            match attached {
+                Ok(()) if is_kernel_function(&desc.attach) => kernel_fn_ok += 1,
+                Ok(()) => {}
+                Err(e @ RuntimeError::Attach { .. }) if is_kernel_function(&desc.attach) => {
+                    kernel_fn_failed.push(e)
+                }
+                Err(e) => return Err(e),
+            }
         }
+        if kernel_fn_ok == 0 && !kernel_fn_failed.is_empty() {
+            return Err(kernel_fn_failed.remove(0));
+        }
+        session.skipped = kernel_fn_failed.iter().map(|e| e.to_string()).collect();
         Ok(session)
     }
 
@@ -330,6 +364,41 @@ impl Session {
             .probes
             .get(desc.probe as usize)
             .map_or_else(|| desc.name.clone(), |p| p.full_name())
+    }
+
+    /// A kprobe_multi program, loaded and linked by tracer itself (see `kprobe_multi`).
+    fn attach_multi(&mut self, desc: &ProgramDesc, elf: &[u8]) -> Result<(), RuntimeError> {
+        let Attach::KprobeMulti {
+            functions,
+            ret,
+            first_slot,
+        } = &desc.attach
+        else {
+            unreachable!("attach_multi on {:?}", desc.attach)
+        };
+        let probe = self.probe_name(desc);
+        let attach_err = |reason: String| RuntimeError::Attach {
+            probe: probe.clone(),
+            reason,
+        };
+        let insns = super::kprobe_multi::instructions(elf, &desc.name, |m| {
+            self.raw_map(m).ok().map(|r| r.fd.as_raw_fd())
+        })
+        .map_err(attach_err)?;
+        let prog = super::kprobe_multi::load(&insns, &desc.name).map_err(|e| match e {
+            super::kprobe_multi::Error::Verifier(reason, log) => RuntimeError::Verifier {
+                program: desc.name.clone(),
+                probe: probe.clone(),
+                reason,
+                log,
+            },
+            super::kprobe_multi::Error::Other(m) => attach_err(m),
+        })?;
+        let link = super::kprobe_multi::attach(&prog, functions, *ret, *first_slot as u64)
+            .map_err(attach_err)?;
+        self.manual.push((desc.name.clone(), link));
+        self.manual.push((desc.name.clone(), prog));
+        Ok(())
     }
 
     fn attach(
@@ -425,6 +494,11 @@ impl Session {
                     }
                     attach_err(reason)
                 })?;
+            }
+            Attach::KprobeMulti { .. } => {
+                return Err(attach_err(
+                    "kprobe_multi programs are loaded by attach_multi".into(),
+                ))
             }
             Attach::Fentry { function, ret } => {
                 // fentry/fexit load against the function's BTF id (aya parses kernel BTF

@@ -190,6 +190,7 @@ fn script(programs: Vec<(ProgramCode, ProbeDesc, Attach)>) -> CompiledScript {
         options: Options::default(),
         map_sizes: vec![("events".into(), 1 << 18)],
         map_init: Vec::new(),
+        dynamic_funcs: Vec::new(),
     };
     let mut codes = Vec::new();
     for (i, (code, probe, attach)) in programs.into_iter().enumerate() {

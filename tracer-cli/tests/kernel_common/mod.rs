@@ -500,6 +500,25 @@ pub mod bpf {
         Some(String::from_utf8_lossy(&raw[..end]).into_owned())
     }
 
+    /// The `bpf_prog_type` of program `id` (2 = kprobe, 26 = tracing: fentry/fexit).
+    pub fn prog_type(id: u32) -> Option<u32> {
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&id.to_ne_bytes());
+        let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut attr);
+        if fd < 0 {
+            return None;
+        }
+        let mut info = [0u8; 80];
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+        attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
+        attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
+        let r = bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr);
+        // SAFETY: closing the descriptor BPF_PROG_GET_FD_BY_ID gave us.
+        unsafe { libc::close(fd as i32) };
+        (r >= 0).then(|| u32::from_ne_bytes(info[0..4].try_into().unwrap()))
+    }
+
     /// Processes holding a descriptor of program `id` (or of a link to it).
     pub fn holders(id: u32) -> Vec<u32> {
         let Ok(rd) = std::fs::read_dir("/proc") else {

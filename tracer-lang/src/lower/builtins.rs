@@ -164,7 +164,9 @@ impl<'g, 'a> Lower<'g, 'a> {
             "probemod" => self.string_literal(&self.probe.desc.module.clone()),
             "probename" => self.string_literal(&self.probe.desc.name.clone()),
             "probefunc" => {
-                if self.probe.dynamic_func() {
+                if matches!(self.probe.attach, tracer_common::Attach::KprobeMulti { .. }) {
+                    self.function_name()
+                } else if self.probe.dynamic_func() {
                     self.syscall_name()?
                 } else if self.shared_sites() {
                     Val::Str(self.site_func())
@@ -419,6 +421,52 @@ impl<'g, 'a> Lower<'g, 'a> {
         });
         self.f.push(Inst::Label(done));
         Ok(Val::Str(buf))
+    }
+
+    /// Which of the probes a shared program serves fired: the syscall number on
+    /// raw_syscalls, the attach cookie (the function's slot) on kprobe_multi.
+    pub(crate) fn dynamic_slot(&mut self) -> tracer_ebpf::ir::VReg {
+        use tracer_ebpf::ir::Function;
+        if matches!(self.probe.attach, tracer_common::Attach::KprobeMulti { .. }) {
+            self.f
+                .call(helper::GET_ATTACH_COOKIE, vec![Function::CTX.into()])
+        } else {
+            self.f.load(Function::CTX, 8, Size::DW)
+        }
+    }
+
+    /// `probefunc` in a kprobe_multi program: the name in `func_names` at the cookie's slot.
+    fn function_name(&mut self) -> Val {
+        let names = self.g.map(tracer_common::MapNames::FUNC_NAMES);
+        let slot = self.dynamic_slot();
+        let size = tracer_common::script::FUNC_NAME_SIZE;
+        let off = self.temp(self.g.opts.strsize.max(size));
+        let buf = self.scratch_ptr(off);
+        let keyoff = self.temp(8);
+        let key = self.scratch_ptr(keyoff);
+        self.f.store(key, 0, slot, Size::W);
+        let m = self.f.map_ptr(names);
+        let p = self
+            .f
+            .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+        let found = self.f.label();
+        let done = self.f.label();
+        self.f.branch(JmpOp::Jne, p, Operand::Imm(0), found);
+        self.f.store(buf, 0, Operand::Imm(0), Size::DW);
+        self.f.push(Inst::Jump(done));
+        self.f.push(Inst::Label(found));
+        let strsize = self.g.opts.strsize;
+        self.f.push(Inst::MemCopy {
+            dst: buf,
+            src: p,
+            len: size.min(strsize),
+        });
+        if strsize < size {
+            self.f
+                .store(buf, strsize as i16 - 1, Operand::Imm(0), Size::B);
+        }
+        self.f.push(Inst::Label(done));
+        Val::Str(buf)
     }
 
     /// A field of the current `task_struct`, at a BTF-derived offset.

@@ -114,13 +114,18 @@ impl Lower<'_, '_> {
             }
             (Val::Int(r, t @ Type::Struct { .. }), false) => (*r, t.clone()),
             (_, true) => {
+                let why = if self.g.input.kernel_types.get().is_none() {
+                    "; this kernel has no BTF (/sys/kernel/btf/vmlinux), so kernel arguments are untyped integers"
+                } else {
+                    ""
+                };
                 return Err(CompileError::new(
                     span,
                     format!(
-                        "operator -> cannot be applied to a {}; it needs a pointer to a struct or union",
+                        "operator -> cannot be applied to a {}; it needs a pointer to a struct or union{why}",
                         v.ty()
                     ),
-                ))
+                ));
             }
             (_, false) => {
                 return Err(CompileError::new(
@@ -128,7 +133,11 @@ impl Lower<'_, '_> {
                     format!(
                         "operator . cannot be applied to a {}; it needs a struct or union{}",
                         v.ty(),
-                        if matches!(v.ty(), Type::Ptr(_)) { " (use ->)" } else { "" }
+                        if matches!(v.ty(), Type::Ptr(_)) {
+                            " (use ->)"
+                        } else {
+                            ""
+                        }
                     ),
                 ))
             }

@@ -11,6 +11,7 @@ mod agg;
 mod builtins;
 mod expr;
 mod kernel;
+mod object;
 mod scope;
 mod shared;
 mod stable;
@@ -370,6 +371,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         max_entries: opts.nspec + 1,
     });
     vars::declare_all(&mut g, input.script, &clauses)?;
+    let dynamic_funcs = assign_function_slots(&mut g, &mut plans);
 
     // Lower in script order (by each probe's first clause), so that "defined before this
     // point" means what it says in the source; programs stay in probe-ID order.
@@ -453,7 +455,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         .filter(|p| seen.insert(p.name.clone()))
         .cloned()
         .collect();
-    let elf = write_elf(&g.maps, &functions, &emitted, &own, input.no_prealloc)?;
+    let elf = object::write_elf(&g.maps, &functions, &emitted, &own, input.no_prealloc)?;
     let map_sizes = g
         .maps
         .iter()
@@ -481,6 +483,21 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             entries: shared::site_entries(&sites, opts.strsize),
         });
     }
+    if !dynamic_funcs.is_empty() {
+        map_init.push(tracer_common::MapInit {
+            map: MapNames::FUNC_NAMES.into(),
+            entries: dynamic_funcs
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let mut name = f.as_bytes().to_vec();
+                    name.truncate(tracer_common::script::FUNC_NAME_SIZE as usize - 1);
+                    name.resize(tracer_common::script::FUNC_NAME_SIZE as usize, 0);
+                    ((i as u32).to_ne_bytes().to_vec(), name)
+                })
+                .collect(),
+        });
+    }
     let has_cgroup_map = g.maps.iter().any(|m| m.name == SCOPE_CGROUP_MAP);
     if let (Scope::Cgroup { fd }, true) = (input.scope, has_cgroup_map) {
         // A cgroup array slot takes the cgroup directory's descriptor as its value.
@@ -498,6 +515,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         options: opts,
         map_sizes,
         map_init,
+        dynamic_funcs,
     };
     Ok(Compiled {
         script,
@@ -506,6 +524,33 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         maps: g.maps,
         matched,
     })
+}
+
+/// Give each function of every kprobe_multi probe its slot: the attach cookie that names it
+/// in the `func_names` map (for `probefunc`) and in records (for the rows).
+fn assign_function_slots(g: &mut Globals, plans: &mut [ProbePlan]) -> Vec<String> {
+    let mut all = Vec::new();
+    for plan in plans.iter_mut() {
+        if let tracer_common::Attach::KprobeMulti {
+            functions,
+            first_slot,
+            ..
+        } = &mut plan.probe.attach
+        {
+            *first_slot = all.len() as u32;
+            all.extend(functions.iter().cloned());
+        }
+    }
+    if !all.is_empty() {
+        g.add_map(MapSpec {
+            name: MapNames::FUNC_NAMES.into(),
+            map_type: map_type::ARRAY,
+            key_size: 4,
+            value_size: tracer_common::script::FUNC_NAME_SIZE,
+            max_entries: all.len() as u32,
+        });
+    }
+    all
 }
 
 fn is_error_probe(p: &ResolvedProbe) -> bool {
@@ -520,59 +565,6 @@ fn full_description(text: &str) -> String {
     } else {
         format!("{}{}", ":".repeat(3 - parts), text)
     }
-}
-
-fn write_elf(
-    maps: &[MapSpec],
-    functions: &[Function],
-    emitted: &[tracer_ebpf::emit::Emitted],
-    programs: &[ProgramDesc],
-    no_prealloc: bool,
-) -> Result<Vec<u8>> {
-    use tracer_common::Attach;
-    const BPF_F_NO_PREALLOC: u32 = 1;
-    use tracer_ebpf::elf::{write_object, MapDef, ProgramCode};
-    let defs: Vec<MapDef> = maps
-        .iter()
-        .map(|m| MapDef {
-            name: m.name.clone(),
-            map_type: m.map_type,
-            key_size: m.key_size,
-            value_size: m.value_size,
-            max_entries: m.max_entries,
-            flags: match m.map_type {
-                map_type::HASH | map_type::PERCPU_HASH if no_prealloc => BPF_F_NO_PREALLOC,
-                _ => 0,
-            },
-        })
-        .collect();
-    let mut progs = Vec::new();
-    for ((f, e), p) in functions.iter().zip(emitted).zip(programs) {
-        let section = match &p.attach {
-            // Run by tracer with BPF_PROG_TEST_RUN (see the runtime), never attached.
-            Attach::Trigger { .. } => "raw_tracepoint",
-            Attach::Uprobe { ret: false, .. } => "uprobe",
-            Attach::Uprobe { ret: true, .. } => "uretprobe",
-            Attach::Kprobe { ret: false, .. } => "kprobe",
-            Attach::Kprobe { ret: true, .. } => "kretprobe",
-            Attach::Fentry { ret: false, .. } => "fentry",
-            Attach::Fentry { ret: true, .. } => "fexit",
-            Attach::Tracepoint { .. } => "tracepoint",
-            Attach::RawTracepoint { .. } => "raw_tracepoint",
-            Attach::Perf { .. } => "perf_event",
-        };
-        progs.push(ProgramCode {
-            name: f.name.clone(),
-            section: format!("{section}/{}", f.name),
-            insns: e.insns.clone(),
-            map_relocs: e
-                .map_relocs
-                .iter()
-                .map(|(i, m)| (*i, m.0 as usize))
-                .collect(),
-        });
-    }
-    write_object(&defs, &progs).map_err(|e| CompileError::new(Span::default(), format!("{e:?}")))
 }
 
 /// Per-program lowering state.
@@ -814,9 +806,10 @@ impl<'g, 'a> Lower<'g, 'a> {
             None => self.f.store(rec, 8, Operand::Imm(0), Size::W),
         }
         if self.probe.dynamic_func() {
-            // One program serves every syscall: the number names the probe of this firing.
-            let nr = self.f.load(Function::CTX, 8, Size::DW);
-            self.f.store(rec, 12, nr, Size::W);
+            // One program serves many probes: the syscall number or the function's slot
+            // names the probe of this firing.
+            let slot = self.dynamic_slot();
+            self.f.store(rec, 12, slot, Size::W);
         } else if self.shared_sites() {
             // One program serves many uprobe sites: index + 1 names the probe that fired.
             let i = self.site_index();
