@@ -9,7 +9,7 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_LINK_CREATE: libc::c_long = 28;
+pub(super) const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_PROG_TYPE_KPROBE: u32 = 2;
 pub const BPF_TRACE_KPROBE_MULTI: u32 = 42;
 const BPF_F_KPROBE_MULTI_RETURN: u32 = 1;
@@ -60,13 +60,19 @@ pub fn instructions(
     Ok(insns)
 }
 
-fn bpf(cmd: libc::c_long, attr: &[u8]) -> i64 {
+pub(super) fn bpf(cmd: libc::c_long, attr: &[u8]) -> i64 {
     // SAFETY: `attr` is a zero-padded bpf_attr for `cmd`; pointers in it outlive the call.
     unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_ptr(), attr.len() as u32) }
 }
 
 /// Load `insns` as a kprobe program that kprobe_multi links accept.
 pub fn load(insns: &[u8], prog_name: &str) -> Result<OwnedFd, Error> {
+    load_as(insns, prog_name, BPF_TRACE_KPROBE_MULTI)
+}
+
+/// Load `insns` as a kprobe-type program with `attach_type` as its expected attach type
+/// (kprobe_multi, or uprobe_multi for `super::uprobe_multi`).
+pub fn load_as(insns: &[u8], prog_name: &str, attach_type: u32) -> Result<OwnedFd, Error> {
     let license = c"GPL";
     let mut log = vec![0u8; 1 << 20];
     let mut name = [0u8; 16];
@@ -82,7 +88,7 @@ pub fn load(insns: &[u8], prog_name: &str) -> Result<OwnedFd, Error> {
     put64(&mut attr, 8, insns.as_ptr() as u64);
     put64(&mut attr, 16, license.as_ptr() as u64);
     attr[48..64].copy_from_slice(&name);
-    put32(&mut attr, 68, BPF_TRACE_KPROBE_MULTI);
+    put32(&mut attr, 68, attach_type);
     let mut fd = bpf(BPF_PROG_LOAD, &attr);
     if fd < 0 {
         // Again with the verifier's log, to say why.

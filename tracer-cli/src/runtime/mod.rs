@@ -15,6 +15,7 @@ pub mod ringbuf;
 pub mod session;
 pub mod target;
 pub mod trigger;
+pub mod uprobe_multi;
 
 #[cfg(test)]
 mod tests;

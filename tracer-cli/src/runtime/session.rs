@@ -189,6 +189,16 @@ fn is_kernel_function(a: &Attach) -> bool {
     )
 }
 
+fn is_plain_uprobe(a: &Attach) -> bool {
+    matches!(
+        a,
+        Attach::Uprobe {
+            ref_ctr_offset: None,
+            ..
+        }
+    )
+}
+
 fn is_self_loaded(a: &Attach) -> bool {
     matches!(a, Attach::KprobeMulti { .. })
 }
@@ -322,11 +332,24 @@ impl Session {
         // kprobe blocklist): those are skipped and counted, unless none attaches at all.
         let mut kernel_fn_ok = 0;
         let mut kernel_fn_failed = Vec::new();
+        let mut multi_done: HashSet<&str> = HashSet::new();
         for desc in &script.programs {
+            let shared = uses.get(desc.name.as_str()).is_some_and(|&n| n > 1);
+            // A program at many uprobe sites: one uprobe_multi link for all of them.
+            if shared && is_plain_uprobe(&desc.attach) && super::uprobe_multi::available() {
+                if multi_done.insert(desc.name.as_str()) {
+                    let sites: Vec<&ProgramDesc> = script
+                        .programs
+                        .iter()
+                        .filter(|p| p.name == desc.name)
+                        .collect();
+                    session.attach_uprobe_multi(&sites, &script.elf)?;
+                }
+                continue;
+            }
             let attached = if is_self_loaded(&desc.attach) {
                 session.attach_multi(desc, &script.elf)
             } else {
-                let shared = uses.get(desc.name.as_str()).is_some_and(|&n| n > 1);
                 session.attach(desc, &mut loaded, shared)
             };
             match attached {
@@ -395,6 +418,64 @@ impl Session {
             super::kprobe_multi::Error::Other(m) => attach_err(m),
         })?;
         let link = super::kprobe_multi::attach(&prog, functions, *ret, *first_slot as u64)
+            .map_err(attach_err)?;
+        self.manual.push((desc.name.clone(), link));
+        self.manual.push((desc.name.clone(), prog));
+        Ok(())
+    }
+
+    /// The uprobe sites of one shared program (one path, one kind, one pid), as one
+    /// uprobe_multi link; each site's cookie is its probe index (see lower/shared.rs).
+    fn attach_uprobe_multi(
+        &mut self,
+        sites: &[&ProgramDesc],
+        elf: &[u8],
+    ) -> Result<(), RuntimeError> {
+        let desc = sites[0];
+        let probe = self.probe_name(desc);
+        let attach_err = |reason: String| RuntimeError::Attach {
+            probe: probe.clone(),
+            reason,
+        };
+        let Attach::Uprobe { path, ret, pid, .. } = &desc.attach else {
+            unreachable!("attach_uprobe_multi on {:?}", desc.attach)
+        };
+        let mut offsets = Vec::with_capacity(sites.len());
+        let mut cookies = Vec::with_capacity(sites.len());
+        for s in sites {
+            match &s.attach {
+                Attach::Uprobe {
+                    path: p2,
+                    offset,
+                    ret: r2,
+                    pid: pid2,
+                    ..
+                } if p2 == path && r2 == ret && pid2 == pid => {
+                    offsets.push(*offset);
+                    cookies.push(s.probe as u64);
+                }
+                other => {
+                    return Err(attach_err(format!(
+                        "program {} shared with an unlike probe {other:?}",
+                        desc.name
+                    )))
+                }
+            }
+        }
+        let insns = super::kprobe_multi::instructions(elf, &desc.name, |m| {
+            self.raw_map(m).ok().map(|r| r.fd.as_raw_fd())
+        })
+        .map_err(attach_err)?;
+        let prog = super::uprobe_multi::load(&insns, &desc.name).map_err(|e| match e {
+            super::kprobe_multi::Error::Verifier(reason, log) => RuntimeError::Verifier {
+                program: desc.name.clone(),
+                probe: probe.clone(),
+                reason,
+                log,
+            },
+            super::kprobe_multi::Error::Other(m) => attach_err(m),
+        })?;
+        let link = super::uprobe_multi::attach(&prog, path, &offsets, &cookies, *ret, *pid)
             .map_err(attach_err)?;
         self.manual.push((desc.name.clone(), link));
         self.manual.push((desc.name.clone(), prog));

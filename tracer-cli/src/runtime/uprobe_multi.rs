@@ -1,0 +1,62 @@
+//! uprobe_multi (Linux 6.6+): one program attached at many uprobe sites through one link,
+//! with a cookie per site. Attaching or detaching uprobes one perf event at a time costs the
+//! kernel an SRCU grace period each, serialized (~0.1 s per site when detaching here: 160 s
+//! for python3.11's 1,474 functions); a uprobe_multi link registers all sites in one call
+//! and waits for one grace period when it is closed. aya 0.14 has no uprobe_multi, so the
+//! program is loaded and linked as kprobe_multi's are (see `kprobe_multi`).
+
+use super::kprobe_multi::{bpf, load_as, Error, BPF_LINK_CREATE};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::OnceLock;
+
+pub const BPF_TRACE_UPROBE_MULTI: u32 = 48;
+const BPF_F_UPROBE_MULTI_RETURN: u32 = 1;
+
+/// Load `insns` as a program uprobe_multi links accept.
+pub fn load(insns: &[u8], prog_name: &str) -> Result<OwnedFd, Error> {
+    load_as(insns, prog_name, BPF_TRACE_UPROBE_MULTI)
+}
+
+/// Whether this kernel has uprobe_multi (it refuses the attach type at load otherwise).
+pub fn available() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        // r0 = 0; exit
+        let insns: [u8; 16] = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+        load(&insns, "probe_umulti").is_ok()
+    })
+}
+
+/// Link `prog` at `offsets` (file offsets) of `path`, cookie `cookies[i]` for site `i`, in
+/// process `pid` only when given.
+pub fn attach(
+    prog: &OwnedFd,
+    path: &str,
+    offsets: &[u64],
+    cookies: &[u64],
+    ret: bool,
+    pid: Option<u32>,
+) -> Result<OwnedFd, String> {
+    let cpath = CString::new(path).map_err(|_| format!("bad path {path:?}"))?;
+    let mut attr = [0u8; 64];
+    attr[0..4].copy_from_slice(&(prog.as_raw_fd() as u32).to_ne_bytes());
+    attr[8..12].copy_from_slice(&BPF_TRACE_UPROBE_MULTI.to_ne_bytes());
+    attr[16..24].copy_from_slice(&(cpath.as_ptr() as u64).to_ne_bytes());
+    attr[24..32].copy_from_slice(&(offsets.as_ptr() as u64).to_ne_bytes());
+    attr[40..48].copy_from_slice(&(cookies.as_ptr() as u64).to_ne_bytes());
+    attr[48..52].copy_from_slice(&(offsets.len() as u32).to_ne_bytes());
+    let flags = if ret { BPF_F_UPROBE_MULTI_RETURN } else { 0 };
+    attr[52..56].copy_from_slice(&flags.to_ne_bytes());
+    attr[56..60].copy_from_slice(&pid.unwrap_or(0).to_ne_bytes());
+    let fd = bpf(BPF_LINK_CREATE, &attr);
+    if fd < 0 {
+        return Err(format!(
+            "attaching at {} sites of {path} with uprobe_multi: {}",
+            offsets.len(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: a new descriptor the kernel gave us; closing it detaches every site.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
