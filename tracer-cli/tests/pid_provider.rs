@@ -310,3 +310,43 @@ fn thousands_of_uprobes_attach_and_detach_fast() {
         "{matched} probes took {elapsed:?}"
     );
 }
+
+#[test]
+fn rust_names_are_mangled_in_probefunc_and_demangled_in_stacks() {
+    let bin = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("rust_calls-{}", std::process::id()));
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/targets/rust_calls.rs");
+    let ok = Command::new("rustc")
+        .args([
+            "-O",
+            "-C",
+            "panic=abort",
+            "--crate-name",
+            "rust_calls",
+            "-o",
+        ])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "rustc failed");
+    let (out, err, code) = tracer(&[
+        "-q",
+        "-c",
+        &bin.display().to_string(),
+        "-n",
+        "pid$target:a.out:*10rust_calls4work*:entry { @f[probefunc] = count(); @s[ustack(1)] = count(); }",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // Legacy mangling: _ZN10rust_calls4work17h<hash>E.
+    assert!(
+        out.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() == 2 && w[0].starts_with("_ZN10rust_calls4work17h") && w[1] == "3"
+        }),
+        "{out}"
+    );
+    let name = bin.file_name().unwrap().to_string_lossy().to_string();
+    assert!(out.contains(&format!("{name}`rust_calls::work\n")), "{out}");
+}
