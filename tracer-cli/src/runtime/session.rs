@@ -105,19 +105,6 @@ pub struct Session {
     uprobe_links: std::collections::HashMap<String, Vec<aya::programs::uprobe::UProbeLinkId>>,
 }
 
-/// Raise the soft RLIMIT_NOFILE to the hard limit: thousands of uprobes need thousands of
-/// descriptors, and the soft limit is often 1024.
-fn raise_nofile() {
-    // SAFETY: plain getrlimit/setrlimit on a local struct.
-    unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
-            r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
-    }
-}
-
 /// Mount tracefs at /sys/kernel/tracing when no tracefs is visible (root only). Done before
 /// aya first looks for it: aya caches the answer.
 fn ensure_tracefs() {
@@ -326,7 +313,7 @@ impl Session {
         }
         if script.programs.len() > 200 {
             // Each uprobe site holds a perf event and a link descriptor.
-            raise_nofile();
+            super::uprobe_multi::raise_nofile();
         }
         // Kernel functions a glob matched may refuse probes (notrace, inlined away, on the
         // kprobe blocklist): those are skipped and counted, unless none attaches at all.
@@ -424,8 +411,7 @@ impl Session {
         Ok(())
     }
 
-    /// The uprobe sites of one shared program (one path, one kind, one pid), as one
-    /// uprobe_multi link; each site's cookie is its probe index (see lower/shared.rs).
+    /// The uprobe sites of one shared program as one uprobe_multi link (see `uprobe_multi`).
     fn attach_uprobe_multi(
         &mut self,
         sites: &[&ProgramDesc],
@@ -437,46 +423,20 @@ impl Session {
             probe: probe.clone(),
             reason,
         };
-        let Attach::Uprobe { path, ret, pid, .. } = &desc.attach else {
-            unreachable!("attach_uprobe_multi on {:?}", desc.attach)
-        };
-        let mut offsets = Vec::with_capacity(sites.len());
-        let mut cookies = Vec::with_capacity(sites.len());
-        for s in sites {
-            match &s.attach {
-                Attach::Uprobe {
-                    path: p2,
-                    offset,
-                    ret: r2,
-                    pid: pid2,
-                    ..
-                } if p2 == path && r2 == ret && pid2 == pid => {
-                    offsets.push(*offset);
-                    cookies.push(s.probe as u64);
-                }
-                other => {
-                    return Err(attach_err(format!(
-                        "program {} shared with an unlike probe {other:?}",
-                        desc.name
-                    )))
-                }
-            }
-        }
         let insns = super::kprobe_multi::instructions(elf, &desc.name, |m| {
             self.raw_map(m).ok().map(|r| r.fd.as_raw_fd())
         })
         .map_err(attach_err)?;
-        let prog = super::uprobe_multi::load(&insns, &desc.name).map_err(|e| match e {
-            super::kprobe_multi::Error::Verifier(reason, log) => RuntimeError::Verifier {
-                program: desc.name.clone(),
-                probe: probe.clone(),
-                reason,
-                log,
-            },
-            super::kprobe_multi::Error::Other(m) => attach_err(m),
-        })?;
-        let link = super::uprobe_multi::attach(&prog, path, &offsets, &cookies, *ret, *pid)
-            .map_err(attach_err)?;
+        let (link, prog) =
+            super::uprobe_multi::attach_sites(sites, &insns).map_err(|e| match e {
+                super::kprobe_multi::Error::Verifier(reason, log) => RuntimeError::Verifier {
+                    program: desc.name.clone(),
+                    probe: probe.clone(),
+                    reason,
+                    log,
+                },
+                super::kprobe_multi::Error::Other(m) => attach_err(m),
+            })?;
         self.manual.push((desc.name.clone(), link));
         self.manual.push((desc.name.clone(), prog));
         Ok(())

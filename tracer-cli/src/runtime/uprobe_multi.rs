@@ -9,6 +9,7 @@ use super::kprobe_multi::{bpf, load_as, Error, BPF_LINK_CREATE};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::OnceLock;
+use tracer_common::{script::ProgramDesc, Attach};
 
 pub const BPF_TRACE_UPROBE_MULTI: u32 = 48;
 const BPF_F_UPROBE_MULTI_RETURN: u32 = 1;
@@ -59,4 +60,52 @@ pub fn attach(
     }
     // SAFETY: a new descriptor the kernel gave us; closing it detaches every site.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Load a shared program's instructions and link them at every site of `sites` (one path,
+/// kind and pid); each site's cookie is its probe index (see lower/shared.rs). Returns the
+/// link and the program.
+pub fn attach_sites(sites: &[&ProgramDesc], insns: &[u8]) -> Result<(OwnedFd, OwnedFd), Error> {
+    let desc = sites[0];
+    let Attach::Uprobe { path, ret, pid, .. } = &desc.attach else {
+        return Err(Error::Other(format!("{} is not a uprobe", desc.name)));
+    };
+    let mut offsets = Vec::with_capacity(sites.len());
+    let mut cookies = Vec::with_capacity(sites.len());
+    for s in sites {
+        match &s.attach {
+            Attach::Uprobe {
+                path: p2,
+                offset,
+                ret: r2,
+                pid: pid2,
+                ..
+            } if p2 == path && r2 == ret && pid2 == pid => {
+                offsets.push(*offset);
+                cookies.push(s.probe as u64);
+            }
+            other => {
+                return Err(Error::Other(format!(
+                    "program {} shared with an unlike probe {other:?}",
+                    desc.name
+                )))
+            }
+        }
+    }
+    let prog = load(insns, &desc.name)?;
+    let link = attach(&prog, path, &offsets, &cookies, *ret, *pid).map_err(Error::Other)?;
+    Ok((link, prog))
+}
+
+/// Raise the soft RLIMIT_NOFILE to the hard limit: thousands of uprobes need thousands of
+/// descriptors, and the soft limit is often 1024.
+pub fn raise_nofile() {
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
 }

@@ -380,22 +380,13 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         .collect();
     order.sort_by_key(|&i| plans[i].clauses.iter().min().copied());
     let mut lowered: Vec<Option<Function>> = vec![None; plans.len()];
-    let leaders = shared::leaders(
+    let leaders = shared::plan(
+        &mut g,
         &plans
             .iter()
             .map(|p| (&p.probe, p.clauses.as_slice()))
             .collect::<Vec<_>>(),
-        input.attach_cookies,
     );
-    for (pi, &l) in leaders.iter().enumerate() {
-        if l != pi {
-            g.shared.insert(l as u32);
-        }
-    }
-    g.shared_sites = leaders
-        .iter()
-        .filter(|&&l| g.shared.contains(&(l as u32)))
-        .count() as u32;
     // `p<ID>`; the further sites of a USDT probe (same ID) get `p<ID>_<k>`.
     let names: Vec<String> = (0..plans.len())
         .map(|pi| {
@@ -469,19 +460,8 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         });
     }
     if g.maps.iter().any(|m| m.name == shared::SITES_MAP) {
-        let sites: Vec<(u32, u32, String)> = leaders
-            .iter()
-            .enumerate()
-            .filter(|(_, &l)| g.shared.contains(&(l as u32)))
-            .map(|(pi, _)| {
-                let d = &plans[pi].probe.desc;
-                (pi as u32, d.id, d.function.clone())
-            })
-            .collect();
-        map_init.push(tracer_common::MapInit {
-            map: shared::SITES_MAP.into(),
-            entries: shared::site_entries(&sites, opts.strsize),
-        });
+        let probes: Vec<&ResolvedProbe> = plans.iter().map(|p| &p.probe).collect();
+        map_init.push(shared::map_init(&g, &leaders, &probes));
     }
     if !dynamic_funcs.is_empty() {
         map_init.push(tracer_common::MapInit {

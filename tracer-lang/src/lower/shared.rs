@@ -60,8 +60,47 @@ pub(crate) fn leaders(plans: &[(&ResolvedProbe, &[usize])], cookies: bool) -> Ve
     out
 }
 
+/// Decide which plans share a program (`leaders`, see there) and note them in `g`.
+pub(crate) fn plan(g: &mut super::Globals, plans: &[(&ResolvedProbe, &[usize])]) -> Vec<usize> {
+    let leaders = leaders(plans, g.input.attach_cookies);
+    for (pi, &l) in leaders.iter().enumerate() {
+        if l != pi {
+            g.shared.insert(l as u32);
+        }
+    }
+    g.shared_sites = leaders
+        .iter()
+        .filter(|&&l| g.shared.contains(&(l as u32)))
+        .count() as u32;
+    leaders
+}
+
+/// The runtime's entries of the sites map: each shared site's probe id and function name.
+pub(crate) fn map_init(
+    g: &super::Globals,
+    leaders: &[usize],
+    probes: &[&ResolvedProbe],
+) -> tracer_common::MapInit {
+    let sites: Vec<(u32, u32, String)> = leaders
+        .iter()
+        .enumerate()
+        .filter(|(_, &l)| g.shared.contains(&(l as u32)))
+        .map(|(pi, _)| {
+            (
+                pi as u32,
+                probes[pi].desc.id,
+                probes[pi].desc.function.clone(),
+            )
+        })
+        .collect();
+    tracer_common::MapInit {
+        map: SITES_MAP.into(),
+        entries: site_entries(&sites, g.opts.strsize),
+    }
+}
+
 /// The map entries for the shared sites: (probe index, id, function name).
-pub(crate) fn site_entries(sites: &[(u32, u32, String)], strsize: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn site_entries(sites: &[(u32, u32, String)], strsize: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
     sites
         .iter()
         .map(|(pi, id, name)| {
