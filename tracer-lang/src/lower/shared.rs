@@ -14,8 +14,6 @@ use tracer_ebpf::ir::{Inst, MapId, Operand, VReg};
 
 /// The map of shared sites: u32 probe index → u32 probe id, u32 pad, then the function name.
 pub const SITES_MAP: &str = "pid_sites";
-/// `bpf_get_attach_cookie`.
-const GET_ATTACH_COOKIE: i32 = 174;
 
 /// Fewer probes than this in a group keep a program each (no map, no lookups).
 const MIN_SHARED: usize = 2;
@@ -137,7 +135,7 @@ impl Lower<'_, '_> {
     /// The probe index of this firing (the cookie the runtime attached the site with).
     pub(crate) fn site_index(&mut self) -> VReg {
         let c = self.f.call(
-            GET_ATTACH_COOKIE,
+            helper::GET_ATTACH_COOKIE,
             vec![tracer_ebpf::ir::Function::CTX.into()],
         );
         self.f
