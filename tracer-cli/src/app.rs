@@ -198,7 +198,13 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         boot_to_wall_ns: boot_to_wall_ns(),
         task_offsets: &crate::btf::task_offsets,
         check_format: &check_format,
-        no_prealloc: kernel_at_least(6, 1),
+        // Hash maps stay preallocated. Without preallocation every store to a dynamic
+        // variable allocates a new element (and an aggregation key its per-CPU value) from
+        // a per-CPU cache that the kernel refills asynchronously, so bursts of updates fail
+        // with ENOMEM: in qemu, thread-local counters stopped counting (6.1, 7.2) and
+        // aggregation keys went missing (6.1, 6.12). Faster start-up is not worth wrong
+        // answers.
+        no_prealloc: false,
     };
     let mut resolver = Resolver::new();
     let compiled = match lower::compile(&input, &mut resolver) {
@@ -442,10 +448,6 @@ fn kernel_version() -> (u32, u32) {
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|p| p.parse::<u32>().ok());
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
-}
-
-fn kernel_at_least(major: u32, minor: u32) -> bool {
-    kernel_version() >= (major, minor)
 }
 
 /// tracer needs the BPF ring buffer (Linux 5.8) and uses helpers from 5.10.

@@ -21,6 +21,8 @@ pub struct Options<'a> {
     pub binary_timeout: u64,
     /// Extra arguments for every test executable (filters, `--skip`, …).
     pub test_args: &'a [String],
+    /// A shell command to run instead of the test executables (`--shell`, for diagnosis).
+    pub shell: Option<&'a str>,
 }
 
 pub fn build(
@@ -162,7 +164,7 @@ ip link set lo up 2>/dev/null
 ulimit -l unlimited
 echo "VMTEST_BOOTED $(uname -r) $(uname -m) uptime=$(cut -d' ' -f1 /proc/uptime) cpus=$(nproc)"
 failed=0
-for t in {tests}; do
+{shell}for t in {tests}; do
   echo "VMTEST_RUN $t"
   cd /
   timeout -s KILL {timeout} {BIN}/$t --test-threads=1 --show-output --color never {args}
@@ -179,6 +181,14 @@ sync
 poweroff -f
 "#,
         tests = tests.join(" "),
+        // The command's status is the cell's: no test executable runs after it.
+        shell = match opts.shell {
+            Some(cmd) => format!(
+                "echo VMTEST_RUN shell\n(cd /tmp && sh -c {})\nfailed=$?\necho \"VMTEST_DONE shell rc=$failed\"\n",
+                sh_quote(cmd)
+            ),
+            None => String::new(),
+        },
         timeout = opts.binary_timeout,
         args = args.join(" "),
     )
