@@ -92,7 +92,12 @@ pub fn build(
     // busybox's setpriv has neither --version (which the tests probe) nor --reuid.
     c.bytes("usr/local/bin/setpriv", 0o755, SETPRIV.as_bytes())?;
     c.bytes("etc/hostname", 0o644, b"vmtest\n")?;
-    let names: Vec<&str> = files.iter().map(String::as_str).collect();
+    // With --shell the test executables are there for the command to run, but none runs
+    // on its own.
+    let names: Vec<&str> = match opts.shell {
+        Some(_) => Vec::new(),
+        None => files.iter().map(String::as_str).collect(),
+    };
     c.bytes("init", 0o755, init_script(&names, opts).as_bytes())?;
     c.finish()
 }
