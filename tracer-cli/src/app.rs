@@ -234,7 +234,13 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         task_offsets: &task_offsets,
         kernel_types: &kernel_types,
         check_format: &check_format,
-        no_prealloc: kernel_at_least(6, 1),
+        // Hash maps stay preallocated. Without preallocation every store to a dynamic
+        // variable allocates a new element (and an aggregation key its per-CPU value) from
+        // a per-CPU cache that the kernel refills asynchronously, so bursts of updates fail
+        // with ENOMEM: in qemu, thread-local counters stopped counting (6.1, 7.2) and
+        // aggregation keys went missing (6.1, 6.12). Faster start-up is not worth wrong
+        // answers.
+        no_prealloc: false,
         attach_cookies: kernel_at_least(5, 15),
         scope: scope.scope,
         ns_offsets: &ns_offsets,

@@ -163,6 +163,31 @@ fn json_printf_trace_and_typed_aggregation_keys() {
     );
 }
 
+/// Why kernel stacks from syscall probes are empty on this kernel, if they are. Before 6.12
+/// (Debian's 6.1, for one), a syscalls:sys_enter_* program's context carries the *user*
+/// registers of the system call, and bpf_get_stack finds no kernel stack from user
+/// registers; newer kernels hand the program kernel registers instead.
+fn no_syscall_kernel_stacks() -> Option<String> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    let version = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    (version < (6, 12)).then(|| {
+        format!(
+            "kernel {}: syscall tracepoints give BPF programs user registers, so there is no kernel stack to take (kernel stacks from syscall probes need 6.12 or newer)",
+            release.trim()
+        )
+    })
+}
+
+/// Kernel frames every system call's stack has on this arch, from the entry code up.
+#[cfg(target_arch = "x86_64")]
+const SYSCALL_PATH: &[&str] = &["vmlinux`do_syscall_64+0x", "vmlinux`entry_SYSCALL_64"];
+#[cfg(target_arch = "aarch64")]
+const SYSCALL_PATH: &[&str] = &["vmlinux`el0_svc+0x", "vmlinux`el0t_64_sync"];
+
 #[test]
 fn json_probe_records_and_stacks() {
     let cmd = format!("{} 1", t("getppid_loop"));
@@ -183,11 +208,15 @@ fn json_probe_records_and_stacks() {
     assert_eq!(v[0]["value"], "getppid_loop");
     assert_eq!(v[1]["type"], "stack");
     assert_eq!(v[1]["user"], false);
+    if let Some(why) = no_syscall_kernel_stacks() {
+        eprintln!("skipped: {why}");
+        return;
+    }
     let frames = v[1]["frames"].as_array().unwrap();
     assert!(
         frames
             .iter()
-            .any(|f| f.as_str().is_some_and(|f| f.contains("do_syscall_64"))),
+            .any(|f| f.as_str().is_some_and(|f| f.starts_with(SYSCALL_PATH[0]))),
         "{out}"
     );
 }
@@ -466,7 +495,10 @@ fn ustack_and_stack_frame_limits() {
     let out = tracer.finish(Duration::from_secs(30)).ok();
     let (user, kernel) = out.stdout.split_once("--\n").unwrap();
     assert_eq!(frames(user).len(), 2, "{out}");
-    assert_eq!(frames(kernel).len(), 2, "{out}");
+    match no_syscall_kernel_stacks() {
+        Some(why) => eprintln!("skipped: the kernel half: {why}"),
+        None => assert_eq!(frames(kernel).len(), 2, "{out}"),
+    }
 }
 
 #[test]
@@ -512,7 +544,10 @@ fn stack_frame_options() {
     let out = tracer.finish(Duration::from_secs(30)).ok();
     let (user, kernel) = out.stdout.split_once("--\n").unwrap();
     assert_eq!(frames(user).len(), 2, "{out}");
-    assert_eq!(frames(kernel).len(), 1, "{out}");
+    match no_syscall_kernel_stacks() {
+        Some(why) => eprintln!("skipped: the kernel half: {why}"),
+        None => assert_eq!(frames(kernel).len(), 1, "{out}"),
+    }
 }
 
 #[test]
@@ -525,17 +560,19 @@ fn stack_shows_the_kernel_system_call_path() {
         "syscall::getppid:entry /pid == $target/ { stack(); }",
     ])
     .ok();
+    if let Some(why) = no_syscall_kernel_stacks() {
+        eprintln!("skipped: {why}");
+        return;
+    }
     let f = frames(&out.stdout);
     assert!(out.stdout.starts_with("\n              vmlinux`"), "{out}");
     assert!(f.iter().all(|x| x.starts_with("vmlinux`")), "{out}");
-    assert!(
-        f.iter().any(|x| x.starts_with("vmlinux`do_syscall_64+0x")),
-        "{out}"
-    );
-    assert!(
-        f.iter().any(|x| x.starts_with("vmlinux`entry_SYSCALL_64")),
-        "{out}"
-    );
+    for frame in SYSCALL_PATH {
+        assert!(f.iter().any(|x| x.starts_with(frame)), "{frame}\n{out}");
+    }
+    // No frame is reported twice in a row (arm64 repeats the first one unless tracer drops
+    // the copy).
+    assert!(f.windows(2).all(|w| w[0] != w[1]), "{out}");
 }
 
 // ---- -o ------------------------------------------------------------------------------------------

@@ -151,7 +151,10 @@ pub enum FieldType {
     Int { size: u8, signed: bool },
     /// A NUL-terminated string in a buffer of `size` bytes.
     Str { size: u32 },
-    /// A kernel stack: `u64 nframes` then `depth` u64 instruction pointers.
+    /// A kernel stack: `u64 nframes` then `depth + 1` u64 instruction pointers. The spare
+    /// slot is there because stacks taken from made-up registers (tracepoints, raw
+    /// tracepoints) begin with the same address twice on some kernels and arches (arm64
+    /// always): userspace drops the copy and still has `depth` frames.
     KStack { depth: u32 },
     /// A user stack: `u64 pid`, `u64 nframes`, then `depth` u64 instruction pointers.
     UStack { depth: u32 },
@@ -169,7 +172,7 @@ impl FieldType {
         match self {
             FieldType::Int { size, .. } => *size as u32,
             FieldType::Str { size } | FieldType::Bytes { size } => *size,
-            FieldType::KStack { depth } => 8 + 8 * depth,
+            FieldType::KStack { depth } => 16 + 8 * depth,
             FieldType::UStack { depth } => 16 + 8 * depth,
             FieldType::KSym => 8,
             FieldType::USym => 16,

@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask test` runs the whole host suite (as root, against the running
-//! kernel); this is what `.ci/run` calls. `vm-test` runs it on other kernels and
-//! architectures in qemu; `bench` measures tracer against bpftrace.
+//! kernel). `vm-test` runs it on other kernels and architectures in qemu; `ci` runs both,
+//! the host suite and then every kernel of the matrix on both arches: this is what `.ci/run`
+//! calls. `bench` measures tracer against bpftrace.
 
 mod bench;
 mod vm;
@@ -51,14 +52,33 @@ fn test() -> Result<()> {
     Ok(())
 }
 
+/// The host suite, then the whole VM matrix (which installs what it needs itself).
+fn ci() -> Result<()> {
+    let start = std::time::Instant::now();
+    test()?;
+    eprintln!("xtask: host suite passed in {:.0?}", start.elapsed());
+    let matrix = std::time::Instant::now();
+    let ok = vm::vm_test_args(&["--arch".to_string(), "all".to_string()]);
+    eprintln!(
+        "xtask: VM matrix took {:.0?}; ci took {:.0?} in all",
+        matrix.elapsed(),
+        start.elapsed()
+    );
+    ok
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("ci") => ci(),
         Some("vm-test") => vm::main(&args[1..]),
         Some("bench") => bench::main(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask test       run every test against this machine's kernel (as root)");
+            eprintln!(
+                "usage: cargo xtask ci         the host suite, then the VM matrix (what CI runs)"
+            );
+            eprintln!("       cargo xtask test       run every test against this machine's kernel (as root)");
             eprintln!(
                 "       cargo xtask vm-test    run the suite on other kernels and arches in qemu"
             );

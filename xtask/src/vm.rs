@@ -6,7 +6,7 @@
 //!    under `target/vm/apt` (the machine's `/etc/apt` is untouched); `.deb`s are cached in
 //!    `target/vm/debs`, extracted kernels in `target/vm/kernels`.
 //! 2. The payload is built statically for `<arch>-unknown-linux-musl` (`rustup target add`
-//!    when missing; rust-lld links aarch64): the `tracer` binary, every test executable of
+//!    when missing; aarch64-linux-gnu-gcc links aarch64): the `tracer` binary, every test executable of
 //!    tracer-cli, and the C programs of `tests/targets` (gcc / aarch64-linux-gnu-gcc -static).
 //! 3. One initramfs per arch (newc cpio written here) holds busybox, `/init`, and the payload
 //!    at the host paths the tests were compiled with.
@@ -139,16 +139,18 @@ struct Options {
     timeout: Duration,
     tests: Vec<String>,
     test_args: Vec<String>,
+    shell: Option<String>,
 }
 
 const USAGE: &str =
     "usage: cargo xtask vm-test [--arch x86_64|aarch64|all] [--kernel VERSION…] [--keep]
-                           [--timeout SECS] [--test NAME…] [-- TEST-ARGS…]
+                           [--timeout SECS] [--test NAME…] [--shell CMD] [-- TEST-ARGS…]
   --arch      which architectures (default: all)
   --kernel    which kernels, by name (6.1, 6.12, sid) or release prefix (7.2); default: all
   --keep      keep each cell's initramfs and print the qemu command that boots it
   --timeout   seconds one boot may take, tests included (default 2400)
   --test      which test executables of tracer-cli (kernel_syscall, scripts, tracer, …)
+  --shell     run this shell command in the guest (in /tmp, as root) instead of the tests
   -- ARGS     passed to every test executable (a name filter, --skip NAME, …)";
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -159,6 +161,7 @@ fn parse(args: &[String]) -> Result<Options> {
         timeout: Duration::from_secs(2400),
         tests: Vec::new(),
         test_args: Vec::new(),
+        shell: None,
     };
     let mut i = 0;
     // The values of a multi-valued flag: every following argument up to the next flag.
@@ -208,6 +211,13 @@ fn parse(args: &[String]) -> Result<Options> {
                 o.tests.extend(v);
             }
             "--keep" => o.keep = true,
+            "--shell" => {
+                i += 1;
+                let cmd = args
+                    .get(i)
+                    .with_context(|| format!("--shell needs a command\n{USAGE}"))?;
+                o.shell = Some(cmd.clone());
+            }
             "--timeout" => {
                 i += 1;
                 let secs: u64 = args
@@ -251,7 +261,7 @@ fn have(cmd: &str) -> bool {
         .is_ok()
 }
 
-/// Install with apt what the host lacks: qemu, the C compilers, dpkg-deb.
+/// Install with apt what the host lacks: qemu, the C compilers, dpkg-deb, <sys/sdt.h>.
 fn host_tools(arches: &[Arch]) -> Result<()> {
     let mut missing: Vec<&str> = Vec::new();
     for &a in arches {
@@ -264,6 +274,10 @@ fn host_tools(arches: &[Arch]) -> Result<()> {
     }
     if !have("dpkg-deb") {
         missing.push("dpkg");
+    }
+    // <sys/sdt.h> for the USDT C targets.
+    if payload::sdt_dir().is_none() {
+        missing.push("systemtap-sdt-dev");
     }
     if missing.is_empty() {
         return Ok(());
@@ -320,12 +334,20 @@ fn fetch_kernel(
 }
 
 pub fn main(args: &[String]) -> Result<()> {
+    if vm_test_args(args).is_err() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `vm-test` with these arguments: an error when a cell failed or nothing could run.
+pub fn vm_test_args(args: &[String]) -> Result<()> {
     match vm_test(args) {
         Ok(true) => Ok(()),
-        Ok(false) => std::process::exit(1),
+        Ok(false) => bail!("vm-test: a cell failed (see the summary above)"),
         Err(e) => {
             eprintln!("vm-test: {e:#}");
-            std::process::exit(1);
+            Err(e)
         }
     }
 }
@@ -580,6 +602,7 @@ fn prepare(
         &initramfs::Options {
             binary_timeout: o.timeout.as_secs().saturating_sub(120).max(60),
             test_args: &o.test_args,
+            shell: o.shell.as_deref(),
         },
     )?;
     eprintln!("vm-test: {} ({} MB)", initrd.display(), size / (1 << 20));

@@ -130,6 +130,19 @@ pub fn decode_int(bytes: &[u8], off: usize, size: u8, signed: bool) -> i64 {
 
 /// ``module`func+0xoff`` (no `+0x0`), as DTrace prints symbols.
 /// ``mod`func+0x1c`` → ``mod`func`` (an unknown address stays hex).
+/// The frames of a kernel stack, at most `depth`. A stack taken from made-up registers
+/// (what the kernel gives tracepoint and raw tracepoint programs) can begin with the same
+/// address twice: arm64's unwinder reports the saved pc and then the return address of the
+/// same frame, which are equal there, and x86 does the same for non-hardware events on some
+/// kernels. A real pc never equals the return address above it, so the copy is dropped.
+fn kernel_frames(mut ips: Vec<u64>, depth: usize) -> Vec<u64> {
+    if ips.len() >= 2 && ips[0] == ips[1] {
+        ips.remove(0);
+    }
+    ips.truncate(depth);
+    ips
+}
+
 fn without_offset(sym: String) -> String {
     match sym.rfind("+0x") {
         Some(i) if sym.contains('`') || !sym.starts_with("0x") => sym[..i].to_string(),
@@ -223,9 +236,9 @@ impl Decoder {
                 Value::Bytes(bytes.get(off..end).unwrap_or(&[]).to_vec())
             }
             FieldType::KStack { depth } => {
-                let n = u64_at(bytes, off).min(*depth as u64) as usize;
+                let n = u64_at(bytes, off).min(*depth as u64 + 1) as usize;
                 let ips: Vec<u64> = (0..n).map(|i| u64_at(bytes, off + 8 + 8 * i)).collect();
-                Value::Stack(self.kernel_syms(&ips))
+                Value::Stack(self.kernel_syms(&kernel_frames(ips, *depth as usize)))
             }
             FieldType::UStack { depth } => {
                 let pid = u64_at(bytes, off) as u32;
@@ -407,6 +420,15 @@ impl Decoder {
 mod tests {
     use super::*;
     use tracer_common::{ActionKind, AggFunc, ClauseDesc, Options};
+
+    #[test]
+    fn kernel_stacks_drop_a_doubled_first_frame_and_keep_depth() {
+        assert_eq!(kernel_frames(vec![5, 5, 6, 7], 3), [5, 6, 7]);
+        assert_eq!(kernel_frames(vec![4, 5, 6, 7], 3), [4, 5, 6]);
+        assert_eq!(kernel_frames(vec![5, 5], 1), [5]);
+        assert_eq!(kernel_frames(vec![6, 5, 5], 3), [6, 5, 5]);
+        assert!(kernel_frames(vec![], 3).is_empty());
+    }
 
     fn script(clauses: Vec<ClauseDesc>) -> CompiledScript {
         CompiledScript {

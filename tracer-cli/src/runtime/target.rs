@@ -436,13 +436,16 @@ mod tests {
             e,
             "failed to execute no-such-command-xyz: No such file or directory"
         );
-        // Exec failure of an existing but non-executable file is reported at release.
-        let mut t = Target::spawn_stopped("/etc/hostname").unwrap();
-        assert!(t
-            .release()
-            .unwrap_err()
-            .to_string()
-            .starts_with("failed to execute"));
+        // Exec failure of a file that has the x bit but is no program (ENOEXEC) is reported
+        // at release. The test makes that file: no system file is reliably like that.
+        use std::os::unix::fs::PermissionsExt;
+        let bogus = std::env::temp_dir().join(format!("tracer-noexec-{}", std::process::id()));
+        std::fs::write(&bogus, b"\x01\x02 not a program\n").unwrap();
+        std::fs::set_permissions(&bogus, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut t = Target::spawn_stopped(&bogus.to_string_lossy()).unwrap();
+        let e = t.release().unwrap_err().to_string();
+        let _ = std::fs::remove_file(&bogus);
+        assert!(e.starts_with("failed to execute"), "{e}");
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -397,12 +397,14 @@ impl<'g, 'a> Lower<'g, 'a> {
         }
         let ips = self.f.alu(AluOp::Add, base, Operand::Imm(ips_at));
         let flags = if user { 1 << 8 } else { 0 };
+        // A kernel stack takes one frame more than asked: see `FieldType::KStack`.
+        let frames_wanted = if user { depth } else { depth + 1 };
         let n = self.f.call(
             helper::GET_STACK,
             vec![
                 tracer_ebpf::ir::Function::CTX.into(),
                 ips.into(),
-                Operand::Imm(8 * depth as i64),
+                Operand::Imm(8 * frames_wanted as i64),
                 Operand::Imm(flags),
             ],
         );

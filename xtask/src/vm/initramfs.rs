@@ -21,6 +21,8 @@ pub struct Options<'a> {
     pub binary_timeout: u64,
     /// Extra arguments for every test executable (filters, `--skip`, …).
     pub test_args: &'a [String],
+    /// A shell command to run instead of the test executables (`--shell`, for diagnosis).
+    pub shell: Option<&'a str>,
 }
 
 pub fn build(
@@ -90,7 +92,12 @@ pub fn build(
     // busybox's setpriv has neither --version (which the tests probe) nor --reuid.
     c.bytes("usr/local/bin/setpriv", 0o755, SETPRIV.as_bytes())?;
     c.bytes("etc/hostname", 0o644, b"vmtest\n")?;
-    let names: Vec<&str> = files.iter().map(String::as_str).collect();
+    // With --shell the test executables are there for the command to run, but none runs
+    // on its own.
+    let names: Vec<&str> = match opts.shell {
+        Some(_) => Vec::new(),
+        None => files.iter().map(String::as_str).collect(),
+    };
     c.bytes("init", 0o755, init_script(&names, opts).as_bytes())?;
     c.finish()
 }
@@ -162,7 +169,7 @@ ip link set lo up 2>/dev/null
 ulimit -l unlimited
 echo "VMTEST_BOOTED $(uname -r) $(uname -m) uptime=$(cut -d' ' -f1 /proc/uptime) cpus=$(nproc)"
 failed=0
-for t in {tests}; do
+{shell}for t in {tests}; do
   echo "VMTEST_RUN $t"
   cd /
   timeout -s KILL {timeout} {BIN}/$t --test-threads=1 --show-output --color never {args}
@@ -179,6 +186,14 @@ sync
 poweroff -f
 "#,
         tests = tests.join(" "),
+        // The command's status is the cell's: no test executable runs after it.
+        shell = match opts.shell {
+            Some(cmd) => format!(
+                "echo VMTEST_RUN shell\n(cd /tmp && sh -c {})\nfailed=$?\necho \"VMTEST_DONE shell rc=$failed\"\n",
+                sh_quote(cmd)
+            ),
+            None => String::new(),
+        },
         timeout = opts.binary_timeout,
         args = args.join(" "),
     )

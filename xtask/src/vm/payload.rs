@@ -32,9 +32,13 @@ pub fn build(root: &Path, arch: Arch, out: &Path) -> Result<Payload> {
         .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped());
     if arch == Arch::Aarch64 {
+        // GNU ld (through the cross gcc, installed for the C targets anyway), not rust-lld:
+        // lld gives .data.rel.ro and .data two writable segments that share a page of the
+        // file, so a USDT semaphore at the start of .data has two mappings, and the kernel
+        // increments the one in the RELRO segment that the program never reads.
         let var = "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER";
         if std::env::var_os(var).is_none() {
-            cmd.env(var, "rust-lld");
+            cmd.env(var, arch.c_compiler());
         }
     }
     eprintln!(
@@ -166,6 +170,7 @@ fn build_targets(root: &Path, arch: Arch, out: &Path) -> Result<Vec<(String, Pat
     }
     let dir = out.join("targets");
     std::fs::create_dir_all(&dir)?;
+    let include = sdt_include(out)?;
     let mut srcs: Vec<PathBuf> = std::fs::read_dir(root.join("tests/targets"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "c"))
@@ -176,7 +181,15 @@ fn build_targets(root: &Path, arch: Arch, out: &Path) -> Result<Vec<(String, Pat
         let name = src.file_stem().unwrap().to_string_lossy().into_owned();
         let exe = dir.join(&name);
         let r = Command::new(cc)
-            .args(["-O0", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
+            .args([
+                "-O0",
+                "-g",
+                "-fno-omit-frame-pointer",
+                "-pthread",
+                "-isystem",
+            ])
+            .arg(&include)
+            .arg("-o")
             .arg(&exe)
             .arg(&src)
             .output()
@@ -191,4 +204,34 @@ fn build_targets(root: &Path, arch: Arch, out: &Path) -> Result<Vec<(String, Pat
         built.push((name, exe));
     }
     Ok(built)
+}
+
+/// Where `<sys/sdt.h>` (USDT probes) is for the compilers of every arch. systemtap-sdt-dev
+/// installs it under the host's multiarch directory, which a cross compiler does not search;
+/// the header is plain macros and assembler, the same for every arch, so a copy of it (and of
+/// the `sdt-config.h` it includes) in a private directory serves them all.
+fn sdt_include(out: &Path) -> Result<PathBuf> {
+    let src = sdt_dir().context("no sys/sdt.h (apt-get install systemtap-sdt-dev)")?;
+    let dst = out.join("include");
+    std::fs::create_dir_all(dst.join("sys"))?;
+    for f in ["sdt.h", "sdt-config.h"] {
+        let from = src.join("sys").join(f);
+        if from.exists() {
+            std::fs::copy(&from, dst.join("sys").join(f))
+                .with_context(|| format!("cannot copy {}", from.display()))?;
+        }
+    }
+    Ok(dst)
+}
+
+/// The include directory holding `sys/sdt.h`, if any.
+pub fn sdt_dir() -> Option<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/usr/include")];
+    if let Ok(rd) = std::fs::read_dir("/usr/include") {
+        dirs.extend(
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with("-linux-gnu")),
+        );
+    }
+    dirs.into_iter().find(|d| d.join("sys/sdt.h").exists())
 }
