@@ -8,6 +8,7 @@
 // The CLI glue uses the runtime; until it does, not every item has a caller.
 #![allow(dead_code)]
 
+mod attach;
 pub mod decode;
 pub mod kprobe_multi;
 pub mod maps;
