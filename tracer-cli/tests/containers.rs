@@ -639,7 +639,13 @@ fn user_stacks_symbolize_with_namespace_pids() {
     // tracer is pid 1 of the namespace, its -c target pid 2.
     assert!(out.contains("pid=2 hostpid="), "{out}");
     assert!(out.contains("pid_calls`work"), "{out}");
-    assert!(out.contains("pid_calls`main+0x"), "{out}");
+    if cfg!(target_arch = "aarch64") {
+        // At a function's first instruction arm64 has not saved the link register yet, so
+        // the frame-pointer walk skips the caller: the next frame is main's own caller.
+        assert!(out.contains("libc.so.6`__libc_start"), "{out}");
+    } else {
+        assert!(out.contains("pid_calls`main+0x"), "{out}");
+    }
 }
 
 /// `cc -O0 -pthread tests/targets/NAME.c` into `dir`.

@@ -292,12 +292,15 @@ fn globs_attach_as_one_kprobe_multi_program() {
             "kprobe_multi needs Linux 5.18",
         );
     }
-    assert_eq!(
-        code.stderr.matches("// p").count(),
-        1,
-        "one program for the whole glob\n{code}"
-    );
-    assert!(code.stderr.contains("KprobeMulti {"), "{code}");
+    let programs = code.stderr.matches("// p").count();
+    if code.stderr.contains("KprobeMulti {") {
+        assert_eq!(programs, 1, "one program for the whole glob\n{code}");
+    } else {
+        // 5.18+ without fprobe for this architecture (arm64 before 6.5): one kprobe each,
+        // and the rest of the test checks that path instead.
+        assert!(programs >= 8 && code.stderr.contains("Kprobe {"), "{code}");
+        eprintln!("kprobe_multi does not work on this kernel: checking per-function kprobes");
+    }
     let (path, name) = data_file(10_000);
     let reader = format!("{} {}", target("read_file").display(), path.display());
     // probefunc comes from the attach cookie: vfs_read is named, once per read.

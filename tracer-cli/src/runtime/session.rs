@@ -428,7 +428,8 @@ impl Session {
             })
             .collect();
         let n = keep.unwrap_or(0);
-        let by_value = |a: &(tracer_common::AggValue, Vec<u8>), b: &(tracer_common::AggValue, Vec<u8>)| {
+        let by_value = |a: &(tracer_common::AggValue, Vec<u8>),
+                        b: &(tracer_common::AggValue, Vec<u8>)| {
             crate::output::aggregate::cmp_values(func, &a.0, &b.0)
         };
         if n >= 0 {

@@ -19,13 +19,26 @@ pub fn load(insns: &[u8], prog_name: &str) -> Result<OwnedFd, Error> {
     load_as(insns, prog_name, BPF_TRACE_UPROBE_MULTI)
 }
 
-/// Whether this kernel has uprobe_multi (it refuses the attach type at load otherwise).
+/// Whether this kernel has uprobe_multi. Kernels before 6.6 load a kprobe program with the
+/// attach type without complaint and refuse only the link, so both are tried: a link at
+/// file offset 0 of tracer's own binary, which is never executable code, so nothing fires.
 pub fn available() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
         // r0 = 0; exit
         let insns: [u8; 16] = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
-        load(&insns, "probe_umulti").is_ok()
+        let Ok(prog) = load(&insns, "probe_umulti") else {
+            return false;
+        };
+        attach(
+            &prog,
+            "/proc/self/exe",
+            &[0],
+            &[0],
+            false,
+            Some(std::process::id()),
+        )
+        .is_ok()
     })
 }
 
