@@ -185,12 +185,14 @@ impl Lower<'_, '_> {
         };
         let elem = match base.ty() {
             Type::Ptr(t) | Type::Array { elem: t, .. } => *t,
-            other => return Err(CompileError::new(
-                span,
-                format!(
+            other => {
+                return Err(CompileError::new(
+                    span,
+                    format!(
                     "a {other} cannot be indexed; only pointers, arrays and associative arrays can"
                 ),
-            )),
+                ))
+            }
         };
         let esize = elem.storage_size(self.g.opts.strsize);
         if esize == 0 || elem == Type::Str {

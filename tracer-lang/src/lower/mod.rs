@@ -407,6 +407,10 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
     let globals = g.map(MapNames::GLOBALS).0 as usize;
     g.maps[globals].value_size = g.vars.globals_size().max(8);
 
+    let mut functions = functions;
+    for f in functions.iter_mut() {
+        tracer_ebpf::opt::optimize(f);
+    }
     let mut emitted = Vec::new();
     for f in &functions {
         emitted
