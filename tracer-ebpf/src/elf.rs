@@ -7,7 +7,11 @@
 //! - one executable section per program with one global `STT_FUNC` symbol covering all of it;
 //! - an `R_BPF_64_64` REL relocation on the first slot of each map-loading `LD_IMM64`, against
 //!   the map's symbol;
-//! - a `license` section holding `"GPL\0"`.
+//! - a `license` section holding `"GPL\0"`;
+//! - for a map whose name starts with `.data` (see [`MapDef::is_data`]): a zero-filled data
+//!   section of that name instead of a `maps` entry, with one `STT_OBJECT` symbol at its
+//!   start. aya makes it a one-entry ARRAY and turns each `LD_IMM64` against it into
+//!   `BPF_PSEUDO_MAP_VALUE`: the program gets the value's address with no lookup call.
 
 use crate::insn::Insn;
 use object::write::{Object, Relocation, Symbol, SymbolSection};
@@ -34,6 +38,12 @@ pub struct MapDef {
 }
 
 impl MapDef {
+    /// A global-data map: its value is addressed directly by the programs (see the module
+    /// documentation).
+    pub fn is_data(&self) -> bool {
+        self.name.starts_with(".data")
+    }
+
     /// The 28 bytes of the legacy `bpf_map_def` (id and pinning are 0).
     pub fn encode(&self) -> [u8; MAP_DEF_SIZE] {
         let mut b = [0u8; MAP_DEF_SIZE];
@@ -147,6 +157,20 @@ pub fn write_object(maps: &[MapDef], programs: &[ProgramCode]) -> Result<Vec<u8>
         let mut data = Vec::with_capacity(maps.len() * MAP_DEF_SIZE);
         for m in maps {
             check_name(&m.name, &mut seen)?;
+            if m.is_data() {
+                let sec =
+                    obj.add_section(Vec::new(), m.name.as_bytes().to_vec(), SectionKind::Data);
+                obj.set_section_data(sec, vec![0u8; m.value_size as usize], 8);
+                let sym = global(
+                    &m.name,
+                    0,
+                    m.value_size as u64,
+                    SymbolKind::Data,
+                    SymbolSection::Section(sec),
+                );
+                map_syms.push(obj.add_symbol(sym));
+                continue;
+            }
             let off = data.len() as u64;
             data.extend_from_slice(&m.encode());
             let sym = global(

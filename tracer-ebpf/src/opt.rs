@@ -217,7 +217,7 @@ fn fold(f: &mut Function) -> bool {
                     AluOp::And => *y == -1,
                     _ => false,
                 };
-                identity.then(|| Inst::Mov { dst: *dst, src: *a })
+                identity.then_some(Inst::Mov { dst: *dst, src: *a })
             }
             _ => None,
         };

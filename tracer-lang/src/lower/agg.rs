@@ -366,9 +366,8 @@ impl<'g, 'a> Lower<'g, 'a> {
             .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
         let p = self.f.mov(p0);
         self.f.branch(JmpOp::Jne, p0, Operand::Imm(0), have);
-        let zoff = self.temp(vs);
-        let zero = self.scratch_ptr(zoff);
-        self.f.push(Inst::MemZero { dst: zero, len: vs });
+        let zmap = self.g.zeros_map(vs);
+        let zero = self.f.map_ptr(zmap);
         let m = self.f.map_ptr(map);
         self.f.call(
             helper::MAP_UPDATE_ELEM,
