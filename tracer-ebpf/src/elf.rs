@@ -290,6 +290,29 @@ mod tests {
     }
 
     #[test]
+    fn data_maps_get_their_own_zeroed_section_and_symbol() {
+        let (mut maps, progs) = sample();
+        maps.push(MapDef {
+            name: ".data.globals".into(),
+            map_type: map_type::ARRAY,
+            key_size: 4,
+            value_size: 24,
+            max_entries: 1,
+            flags: 0,
+        });
+        let bytes = write_object(&maps, &progs).unwrap();
+        let file = object::File::parse(&*bytes).unwrap();
+        let sec = file.section_by_name(".data.globals").unwrap();
+        assert_eq!(sec.data().unwrap(), &[0u8; 24][..]);
+        // Not a legacy map definition: the `maps` section holds only the other two.
+        let msec = file.section_by_name("maps").unwrap();
+        assert_eq!(msec.data().unwrap().len(), 2 * MAP_DEF_SIZE);
+        let sym = file.symbol_by_name(".data.globals").unwrap();
+        assert_eq!(sym.section(), RSymbolSection::Section(sec.index()));
+        assert_eq!(sym.address(), 0);
+    }
+
+    #[test]
     fn object_reads_back() {
         let (maps, progs) = sample();
         let bytes = write_object(&maps, &progs).unwrap();
