@@ -20,6 +20,7 @@ pub fn optimize(f: &mut Function) {
         changed |= propagate_copies(f);
         changed |= remove_unreachable(f);
         changed |= remove_dead(f);
+        changed |= remove_overwritten_zeroing(f);
         if !changed {
             break;
         }
@@ -417,6 +418,57 @@ fn remove_unreachable(f: &mut Function) -> bool {
     f.insts != before
 }
 
+/// Drop a `memzero` whose bytes are all stored again before anything can read them: stores
+/// through the same pointer that follow it in straight-line code, with only arithmetic and
+/// pointer-free helper calls between.
+fn remove_overwritten_zeroing(f: &mut Function) -> bool {
+    let mut dead = Vec::new();
+    for (i, inst) in f.insts.iter().enumerate() {
+        let Inst::MemZero { dst, len } = *inst else {
+            continue;
+        };
+        if len > 256 {
+            continue;
+        }
+        let mut covered = vec![false; len as usize];
+        for next in &f.insts[i + 1..] {
+            match next {
+                Inst::Store {
+                    base,
+                    off,
+                    src,
+                    size,
+                } if *base == dst => {
+                    let (lo, hi) = (*off as i64, *off as i64 + size.bytes() as i64);
+                    for b in lo.max(0)..hi.min(len as i64) {
+                        covered[b as usize] = true;
+                    }
+                    if covered.iter().all(|c| *c) {
+                        dead.push(i);
+                        break;
+                    }
+                }
+                // Only instructions that cannot read the buffer through any pointer (an
+                // alias included) may come between: arithmetic, and helpers without pointer
+                // arguments.
+                Inst::Mov { dst: d, .. }
+                | Inst::Alu { dst: d, .. }
+                | Inst::Neg { dst: d, .. }
+                | Inst::ToBe { dst: d, .. }
+                    if *d != dst => {}
+                Inst::Call { args, dst: d, .. }
+                    if *d != Some(dst) && args.iter().all(|a| matches!(a, Operand::Imm(_))) => {}
+                Inst::Line(_) => {}
+                _ => break,
+            }
+        }
+    }
+    for &i in dead.iter().rev() {
+        f.insts.remove(i);
+    }
+    !dead.is_empty()
+}
+
 /// Remove side-effect-free definitions nothing reads, and helper results nothing reads.
 fn remove_dead(f: &mut Function) -> bool {
     let n = f.vreg_count() as usize;
@@ -506,6 +558,26 @@ mod tests {
         f.push(Inst::Ret(Operand::Reg(v)));
         optimize(&mut f);
         assert!(f.to_string().contains("return v1"), "{f}");
+    }
+
+    #[test]
+    fn zeroing_that_stores_overwrite_is_dropped_but_not_across_a_read() {
+        let mut f = Function::new("t");
+        let a = f.stack_addr(40);
+        f.push(Inst::MemZero { dst: a, len: 8 });
+        let t = f.call(helper::KTIME_GET_NS, vec![]);
+        f.store(a, 0, t, Size::DW);
+        let b = f.stack_addr(56);
+        f.push(Inst::MemZero { dst: b, len: 16 });
+        f.store(b, 0, t, Size::DW);
+        // The helper may read all 16 bytes: the zeroing must stay.
+        f.call(helper::MAP_LOOKUP_ELEM, vec![Operand::Imm(0), b.into()]);
+        f.store(b, 8, t, Size::DW);
+        f.push(Inst::Ret(Operand::Imm(0)));
+        optimize(&mut f);
+        let text = f.to_string();
+        assert!(!text.contains("memzero(v1"), "{text}");
+        assert!(text.contains("memzero(v3, 16)"), "{text}");
     }
 
     #[test]
