@@ -448,6 +448,22 @@ fn remove_overwritten_zeroing(f: &mut Function) -> bool {
                         break;
                     }
                 }
+                // bpf_get_current_comm writes all `n` bytes it is given (NUL-padded).
+                Inst::Call {
+                    helper: crate::insn::helper::GET_CURRENT_COMM,
+                    args,
+                    ..
+                } if args.first() == Some(&Operand::Reg(dst)) => {
+                    if let Some(Operand::Imm(n)) = args.get(1) {
+                        for b in 0..(*n).clamp(0, len as i64) {
+                            covered[b as usize] = true;
+                        }
+                    }
+                    if covered.iter().all(|c| *c) {
+                        dead.push(i);
+                        break;
+                    }
+                }
                 // Only instructions that cannot read the buffer through any pointer (an
                 // alias included) may come between: arithmetic, and helpers without pointer
                 // arguments.
