@@ -188,7 +188,10 @@ pub fn allocate(f: &Function) -> Result<Allocation, String> {
                 continue;
             }
         }
-        if let Some(r) = prefer[cur.vreg.0 as usize].filter(|r| !taken(*r, &active)) {
+        // (r5, a fifth argument's register, is the emitter's and never in a pool.)
+        if let Some(r) =
+            prefer[cur.vreg.0 as usize].filter(|r| pool.contains(r) && !taken(*r, &active))
+        {
             locs[cur.vreg.0 as usize] = Loc::Reg(r);
             active.push((cur, r));
             continue;
@@ -243,6 +246,19 @@ mod tests {
         let alloc = allocate(&f).unwrap();
         assert!(matches!(alloc.loc(a), Loc::Reg(r) if r.0 >= 6));
         assert!(matches!(alloc.loc(t), Loc::Reg(_)));
+    }
+
+    #[test]
+    fn a_fifth_helper_argument_never_gets_the_emitters_r5() {
+        let mut f = Function::new("t");
+        let vs: Vec<VReg> = (0..5).map(|i| f.imm(i)).collect();
+        f.push(crate::ir::Inst::Call {
+            helper: helper::PERF_EVENT_OUTPUT,
+            args: vs.iter().map(|v| Operand::Reg(*v)).collect(),
+            dst: None,
+        });
+        let alloc = allocate(&f).unwrap();
+        assert!(vs.iter().all(|v| alloc.loc(*v) != Loc::Reg(Reg::R5)));
     }
 
     #[test]
