@@ -18,8 +18,10 @@ impl MapNames {
     /// The same for programs that run in NMI context (profile/tick perf events), which can
     /// interrupt another program on the same CPU mid-flight.
     pub const SCRATCH_NMI: &'static str = "scratch_nmi";
-    /// ARRAY, one entry: global scalar variables.
-    pub const GLOBALS: &'static str = "globals";
+    /// ARRAY, one entry: the run state and global scalar variables. A global-data section
+    /// (the name starts with `.data`), so programs address its value directly, without a
+    /// lookup.
+    pub const GLOBALS: &'static str = ".data.globals";
     /// ARRAY of speculation slots, nspec + 1 entries of u64 state.
     pub const SPECS: &'static str = "specs";
     /// ARRAY of syscall names (32 bytes each) indexed by number, filled through `map_init`.

@@ -7,7 +7,11 @@
 //! - one executable section per program with one global `STT_FUNC` symbol covering all of it;
 //! - an `R_BPF_64_64` REL relocation on the first slot of each map-loading `LD_IMM64`, against
 //!   the map's symbol;
-//! - a `license` section holding `"GPL\0"`.
+//! - a `license` section holding `"GPL\0"`;
+//! - for a map whose name starts with `.data` (see [`MapDef::is_data`]): a zero-filled data
+//!   section of that name instead of a `maps` entry, with one `STT_OBJECT` symbol at its
+//!   start. aya makes it a one-entry ARRAY and turns each `LD_IMM64` against it into
+//!   `BPF_PSEUDO_MAP_VALUE`: the program gets the value's address with no lookup call.
 
 use crate::insn::Insn;
 use object::write::{Object, Relocation, Symbol, SymbolSection};
@@ -34,6 +38,12 @@ pub struct MapDef {
 }
 
 impl MapDef {
+    /// A global-data map: its value is addressed directly by the programs (see the module
+    /// documentation).
+    pub fn is_data(&self) -> bool {
+        self.name.starts_with(".data")
+    }
+
     /// The 28 bytes of the legacy `bpf_map_def` (id and pinning are 0).
     pub fn encode(&self) -> [u8; MAP_DEF_SIZE] {
         let mut b = [0u8; MAP_DEF_SIZE];
@@ -147,6 +157,20 @@ pub fn write_object(maps: &[MapDef], programs: &[ProgramCode]) -> Result<Vec<u8>
         let mut data = Vec::with_capacity(maps.len() * MAP_DEF_SIZE);
         for m in maps {
             check_name(&m.name, &mut seen)?;
+            if m.is_data() {
+                let sec =
+                    obj.add_section(Vec::new(), m.name.as_bytes().to_vec(), SectionKind::Data);
+                obj.set_section_data(sec, vec![0u8; m.value_size as usize], 8);
+                let sym = global(
+                    &m.name,
+                    0,
+                    m.value_size as u64,
+                    SymbolKind::Data,
+                    SymbolSection::Section(sec),
+                );
+                map_syms.push(obj.add_symbol(sym));
+                continue;
+            }
             let off = data.len() as u64;
             data.extend_from_slice(&m.encode());
             let sym = global(
@@ -263,6 +287,29 @@ mod tests {
             },
         ];
         (maps, progs)
+    }
+
+    #[test]
+    fn data_maps_get_their_own_zeroed_section_and_symbol() {
+        let (mut maps, progs) = sample();
+        maps.push(MapDef {
+            name: ".data.globals".into(),
+            map_type: map_type::ARRAY,
+            key_size: 4,
+            value_size: 24,
+            max_entries: 1,
+            flags: 0,
+        });
+        let bytes = write_object(&maps, &progs).unwrap();
+        let file = object::File::parse(&*bytes).unwrap();
+        let sec = file.section_by_name(".data.globals").unwrap();
+        assert_eq!(sec.data().unwrap(), &[0u8; 24][..]);
+        // Not a legacy map definition: the `maps` section holds only the other two.
+        let msec = file.section_by_name("maps").unwrap();
+        assert_eq!(msec.data().unwrap().len(), 2 * MAP_DEF_SIZE);
+        let sym = file.symbol_by_name(".data.globals").unwrap();
+        assert_eq!(sym.section(), RSymbolSection::Section(sec.index()));
+        assert_eq!(sym.address(), 0);
     }
 
     #[test]

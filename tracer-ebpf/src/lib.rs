@@ -1,7 +1,7 @@
 //! The eBPF back end: everything that runs in the kernel is decided here.
 //!
 //! Pipeline inside this crate: [`ir`] (virtual-register IR produced by `tracer-lang`) →
-//! [`regalloc`] → [`emit`] (eBPF instructions) → [`elf`] (the in-memory object aya loads).
+//! [`opt`] → [`regalloc`] → [`emit`] (eBPF instructions) → [`elf`] (the in-memory object aya loads).
 //! [`disasm`] prints instructions for golden tests and verifier diagnostics.
 
 pub mod disasm;
@@ -9,4 +9,5 @@ pub mod elf;
 pub mod emit;
 pub mod insn;
 pub mod ir;
+pub mod opt;
 pub mod regalloc;

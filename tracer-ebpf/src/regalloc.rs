@@ -88,7 +88,73 @@ fn intervals(f: &Function) -> Vec<Interval> {
     out
 }
 
+/// Copies `dst = src` where `src` dies at the copy and `dst` starts there: giving both one
+/// register makes the copy vanish. `src` then takes a callee-saved register when `dst` needs
+/// one, so that `dst` can inherit it.
+fn copy_hints(f: &Function, ivs: &mut [Interval]) -> Vec<Option<VReg>> {
+    let n = f.vreg_count() as usize;
+    let mut hint = vec![None; n];
+    let mut at = vec![usize::MAX; n];
+    for (i, iv) in ivs.iter().enumerate() {
+        at[iv.vreg.0 as usize] = i;
+    }
+    for (i, inst) in f.insts.iter().enumerate() {
+        use crate::ir::{Inst, Operand};
+        // Two-address forms: the emitter computes `dst` by first copying `src` into it.
+        let (dst, src) = match inst {
+            Inst::Mov {
+                dst,
+                src: Operand::Reg(src),
+            }
+            | Inst::Alu {
+                dst,
+                a: Operand::Reg(src),
+                ..
+            } => (dst, src),
+            Inst::Neg { dst, a } | Inst::ToBe { dst, a, .. } => (dst, a),
+            _ => continue,
+        };
+        let (d, s) = (at[dst.0 as usize], at[src.0 as usize]);
+        if d == usize::MAX || s == usize::MAX || *src == Function::CTX {
+            continue;
+        }
+        if ivs[s].end == i && ivs[d].start == i {
+            hint[dst.0 as usize] = Some(*src);
+            if ivs[d].crosses_call {
+                ivs[s].crosses_call = true;
+            }
+        }
+    }
+    hint
+}
+
 pub fn allocate(f: &Function) -> Result<Allocation, String> {
+    let mut ivs = intervals(f);
+    // Walk chains of copies from the last to the first, so a callee-saved need propagates back.
+    for _ in 0..4 {
+        copy_hints(f, &mut ivs);
+    }
+    let hints = copy_hints(f, &mut ivs);
+    // A value whose last use is as a helper argument prefers that argument's register.
+    let mut prefer: Vec<Option<Reg>> = vec![None; f.vreg_count() as usize];
+    {
+        let mut at = vec![usize::MAX; f.vreg_count() as usize];
+        for (i, iv) in ivs.iter().enumerate() {
+            at[iv.vreg.0 as usize] = i;
+        }
+        for (i, inst) in f.insts.iter().enumerate() {
+            if let crate::ir::Inst::Call { args, .. } = inst {
+                for (k, a) in args.iter().enumerate() {
+                    if let crate::ir::Operand::Reg(v) = a {
+                        let iv = at[v.0 as usize];
+                        if iv != usize::MAX && ivs[iv].end == i && !ivs[iv].crosses_call {
+                            prefer[v.0 as usize] = Some(Reg(k as u8 + 1));
+                        }
+                    }
+                }
+            }
+        }
+    }
     let mut locs = vec![Loc::Unused; f.vreg_count() as usize];
     let mut stack = f.stack_used;
     let mut spill = |locs: &mut Vec<Loc>, v: VReg| {
@@ -97,7 +163,7 @@ pub fn allocate(f: &Function) -> Result<Allocation, String> {
     };
     // Active intervals holding a register, with that register.
     let mut active: Vec<(Interval, Reg)> = Vec::new();
-    for cur in intervals(f) {
+    for cur in ivs {
         active.retain(|(iv, _)| iv.end >= cur.start);
         let taken = |r: Reg, active: &Vec<(Interval, Reg)>| active.iter().any(|(_, a)| *a == r);
         let pool: Vec<Reg> = if cur.crosses_call {
@@ -109,6 +175,27 @@ pub fn allocate(f: &Function) -> Result<Allocation, String> {
                 .copied()
                 .collect()
         };
+        // Take over the register of the value this one is copied from when it dies here.
+        if let Some(src) = hints[cur.vreg.0 as usize] {
+            if let Some(i) = active
+                .iter()
+                .position(|(iv, r)| iv.vreg == src && iv.end == cur.start && pool.contains(r))
+            {
+                let r = active[i].1;
+                active.remove(i);
+                locs[cur.vreg.0 as usize] = Loc::Reg(r);
+                active.push((cur, r));
+                continue;
+            }
+        }
+        // (r5, a fifth argument's register, is the emitter's and never in a pool.)
+        if let Some(r) =
+            prefer[cur.vreg.0 as usize].filter(|r| pool.contains(r) && !taken(*r, &active))
+        {
+            locs[cur.vreg.0 as usize] = Loc::Reg(r);
+            active.push((cur, r));
+            continue;
+        }
         if let Some(r) = pool.iter().copied().find(|r| !taken(*r, &active)) {
             locs[cur.vreg.0 as usize] = Loc::Reg(r);
             active.push((cur, r));
@@ -159,6 +246,19 @@ mod tests {
         let alloc = allocate(&f).unwrap();
         assert!(matches!(alloc.loc(a), Loc::Reg(r) if r.0 >= 6));
         assert!(matches!(alloc.loc(t), Loc::Reg(_)));
+    }
+
+    #[test]
+    fn a_fifth_helper_argument_never_gets_the_emitters_r5() {
+        let mut f = Function::new("t");
+        let vs: Vec<VReg> = (0..5).map(|i| f.imm(i)).collect();
+        f.push(crate::ir::Inst::Call {
+            helper: helper::PERF_EVENT_OUTPUT,
+            args: vs.iter().map(|v| Operand::Reg(*v)).collect(),
+            dst: None,
+        });
+        let alloc = allocate(&f).unwrap();
+        assert!(vs.iter().all(|v| alloc.loc(*v) != Loc::Reg(Reg::R5)));
     }
 
     #[test]

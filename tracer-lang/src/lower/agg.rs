@@ -272,10 +272,26 @@ impl<'g, 'a> Lower<'g, 'a> {
         // Build the key.
         let koff = self.temp(key_size);
         let key = self.scratch_ptr(koff);
-        self.f.push(Inst::MemZero {
-            dst: key,
-            len: key_size,
-        });
+        // Zero the key only when some byte of it is not written below (a string read stops
+        // at its NUL; padding): the hash covers every byte.
+        let written: u32 = kvals
+            .iter()
+            .zip(&fields)
+            .map(|((v, _), f)| match (v, &f.ty) {
+                (KeyVal::Val(Val::Int(..)), FieldType::USym) => 16,
+                (KeyVal::Val(Val::Int(..)), FieldType::Int { .. }) => 8,
+                (KeyVal::Val(Val::Int(..)), FieldType::KSym) => 8,
+                // bpf_get_current_comm pads with NULs up to the size it is given.
+                (KeyVal::Comm, FieldType::Str { size }) if *size <= 16 => *size,
+                _ => 0,
+            })
+            .sum();
+        if written != key_size {
+            self.f.push(Inst::MemZero {
+                dst: key,
+                len: key_size,
+            });
+        }
         for ((v, _), f) in kvals.iter().zip(&fields) {
             match v {
                 KeyVal::Val(Val::Str(p)) => {
@@ -309,6 +325,41 @@ impl<'g, 'a> Lower<'g, 'a> {
         }
         // Find or create the entry.
         let vs = af.value_size();
+        if let Some(init) = self.first_value(&af, value) {
+            // Hot path: one lookup, then the update in place. On a miss, one update with
+            // the value the first event gives. BPF_ANY is right for a per-CPU hash: if
+            // another CPU inserted the key meanwhile, only this CPU's slot (still zero) is
+            // overwritten.
+            let miss = self.f.label();
+            let done = self.f.label();
+            let m = self.f.map_ptr(map);
+            let p = self
+                .f
+                .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+            self.f.branch(JmpOp::Jeq, p, Operand::Imm(0), miss);
+            self.update(&af, p, value, Operand::Imm(1));
+            self.f.push(Inst::Jump(done));
+            self.f.push(Inst::Label(miss));
+            let voff = self.temp(vs);
+            let v = self.scratch_ptr(voff);
+            for (i, w) in init.into_iter().enumerate() {
+                self.f.store(v, 8 * i as i16, w, Size::DW);
+            }
+            let m = self.f.map_ptr(map);
+            let r = self.f.call(
+                helper::MAP_UPDATE_ELEM,
+                vec![
+                    m.into(),
+                    key.into(),
+                    v.into(),
+                    Operand::Imm(0 /* BPF_ANY */),
+                ],
+            );
+            self.f.branch(JmpOp::Jeq, r, Operand::Imm(0), done);
+            self.bump_stat(Stat::AggDrops);
+            self.f.push(Inst::Label(done));
+            return Ok(());
+        }
         let have = self.f.label();
         let drop = self.f.label();
         let done = self.f.label();
@@ -318,9 +369,8 @@ impl<'g, 'a> Lower<'g, 'a> {
             .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
         let p = self.f.mov(p0);
         self.f.branch(JmpOp::Jne, p0, Operand::Imm(0), have);
-        let zoff = self.temp(vs);
-        let zero = self.scratch_ptr(zoff);
-        self.f.push(Inst::MemZero { dst: zero, len: vs });
+        let zmap = self.g.zeros_map(vs);
+        let zero = self.f.map_ptr(zmap);
         let m = self.f.map_ptr(map);
         self.f.call(
             helper::MAP_UPDATE_ELEM,
@@ -359,6 +409,18 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.f.push(Inst::Label(done));
         let _ = Type::INT;
         Ok(())
+    }
+
+    /// The value words an aggregation holds after its first event, for the functions whose
+    /// first value is that simple (count, sum, avg, min, max); None for the others.
+    fn first_value(&mut self, af: &AggFunc, value: Option<VReg>) -> Option<Vec<Operand>> {
+        let one = Operand::Imm(1);
+        Some(match (af, value) {
+            (AggFunc::Count, _) => vec![one],
+            (AggFunc::Sum, Some(v)) => vec![v.into()],
+            (AggFunc::Avg | AggFunc::Min | AggFunc::Max, Some(v)) => vec![one, v.into()],
+            _ => return None,
+        })
     }
 
     fn add_at(&mut self, p: VReg, off: i16, v: Operand) {

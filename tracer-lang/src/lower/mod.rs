@@ -176,6 +176,25 @@ impl<'a> Globals<'a> {
         })
     }
 
+    /// A read-only run of at least `len` zero bytes, addressed directly (a global-data map,
+    /// declared on first use): the initial value of a new map entry, which saves zeroing
+    /// scratch on every first insert.
+    pub fn zeros_map(&mut self, len: u32) -> MapId {
+        const NAME: &str = ".data.zeros";
+        let len = len.div_ceil(8) * 8;
+        if let Some(i) = self.maps.iter().position(|m| m.name == NAME) {
+            self.maps[i].value_size = self.maps[i].value_size.max(len);
+            return MapId(i as u32);
+        }
+        self.add_map(MapSpec {
+            name: NAME.into(),
+            map_type: map_type::ARRAY,
+            key_size: 4,
+            value_size: len,
+            max_entries: 1,
+        })
+    }
+
     pub fn add_map(&mut self, spec: MapSpec) -> MapId {
         self.maps.push(spec);
         MapId(self.maps.len() as u32 - 1)
@@ -434,6 +453,10 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
     let globals = g.map(MapNames::GLOBALS).0 as usize;
     g.maps[globals].value_size = g.vars.globals_size().max(8);
 
+    let mut functions = functions;
+    for f in functions.iter_mut() {
+        tracer_ebpf::opt::optimize(f);
+    }
     let mut emitted = Vec::new();
     for f in &functions {
         emitted
@@ -591,7 +614,7 @@ fn lower_probe(
     clauses: &[&ast::Clause],
 ) -> Result<Function> {
     let mut f = Function::new(name);
-    // Scratch and globals pointers, null-checked once.
+    // The scratch pointer, null-checked once, and the globals pointer.
     let out = f.label();
     let zero_key = f.stack_buffer(8);
     let key = f.stack_addr(zero_key);
@@ -607,12 +630,8 @@ fn lower_probe(
         vec![m.into(), key.into()],
     );
     f.branch(tracer_ebpf::insn::JmpOp::Jeq, scratch, Operand::Imm(0), out);
-    let m = f.map_ptr(g.map(MapNames::GLOBALS));
-    let globals = f.call(
-        tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM,
-        vec![m.into(), key.into()],
-    );
-    f.branch(tracer_ebpf::insn::JmpOp::Jeq, globals, Operand::Imm(0), out);
+    // A global-data map: loading it gives the address of its value (no lookup, no check).
+    let globals = f.map_ptr(g.map(MapNames::GLOBALS));
     let is_trigger = plan.probe.desc.provider == "dtrace"
         && matches!(plan.probe.desc.name.as_str(), "BEGIN" | "END");
     if !is_trigger {
