@@ -298,8 +298,7 @@ fn globs_attach_as_one_kprobe_multi_program() {
     } else {
         // 5.18+ without fprobe for this architecture (Debian's arm64 kernels): a program
         // per function (fentry or kprobe), and the rest of the test checks that path.
-        let per_function =
-            code.stderr.contains("Kprobe {") || code.stderr.contains("Fentry {");
+        let per_function = code.stderr.contains("Kprobe {") || code.stderr.contains("Fentry {");
         assert!(programs >= 8 && per_function, "{code}");
         eprintln!("kprobe_multi does not work on this kernel: checking per-function kprobes");
     }

@@ -200,7 +200,14 @@ impl Fbt {
             let sig = btf
                 .filter(|_| module == "vmlinux")
                 .and_then(|b| b.func(&func));
-            let fentry = method == Method::Fentry && sig.is_some();
+            // Trampolines take scalar and pointer arguments only, at most six on every
+            // kernel tracer supports: other functions go through kprobes when there are any.
+            let trampoline_ok = sig.as_ref().is_some_and(|s| {
+                s.params.len() <= 6
+                    && !s.ret.is_aggregate()
+                    && s.params.iter().all(|(_, t)| !t.is_aggregate())
+            });
+            let fentry = method == Method::Fentry && (trampoline_ok || !kprobes_available());
             for ret in &kinds {
                 let desc = ProbeDesc {
                     id: 0,

@@ -14,6 +14,7 @@ const BPF_PROG_TYPE_KPROBE: u32 = 2;
 pub const BPF_TRACE_KPROBE_MULTI: u32 = 42;
 const BPF_F_KPROBE_MULTI_RETURN: u32 = 1;
 const BPF_PSEUDO_MAP_FD: u8 = 1;
+const BPF_PSEUDO_MAP_VALUE: u8 = 2;
 
 /// Why loading or attaching failed.
 pub enum Error {
@@ -53,8 +54,15 @@ pub fn instructions(
             .map_err(|e| e.to_string())?;
         let fd = map_fd(&map).ok_or_else(|| format!("no map `{map}`"))?;
         let at = offset as usize - start;
-        // LD_IMM64: src_reg (high nibble of byte 1) = PSEUDO_MAP_FD, imm = the descriptor.
-        insns[at + 1] = (insns[at + 1] & 0x0f) | (BPF_PSEUDO_MAP_FD << 4);
+        // LD_IMM64: src_reg (high nibble of byte 1) says what imm holds: a map descriptor,
+        // or for a global-data map (`.data*`) the map whose value address is loaded, with
+        // the offset into the value in the second slot's imm (left as written).
+        let kind = if map.starts_with(".data") {
+            BPF_PSEUDO_MAP_VALUE
+        } else {
+            BPF_PSEUDO_MAP_FD
+        };
+        insns[at + 1] = (insns[at + 1] & 0x0f) | (kind << 4);
         insns[at + 4..at + 8].copy_from_slice(&fd.to_ne_bytes());
     }
     Ok(insns)

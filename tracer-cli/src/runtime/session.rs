@@ -230,7 +230,10 @@ impl Session {
             match attached {
                 Ok(()) if is_kernel_function(&desc.attach) => kernel_fn_ok += 1,
                 Ok(()) => {}
-                Err(e @ RuntimeError::Attach { .. }) if is_kernel_function(&desc.attach) => {
+                // fentry also refuses some functions at load (unsupported prototypes).
+                Err(e @ (RuntimeError::Attach { .. } | RuntimeError::Verifier { .. }))
+                    if is_kernel_function(&desc.attach) =>
+                {
                     kernel_fn_failed.push(e)
                 }
                 Err(e) => return Err(e),
