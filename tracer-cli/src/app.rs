@@ -77,6 +77,49 @@ fn gather(args: &Args) -> Result<Vec<Source>, Failure> {
             from_file: false,
         });
     }
+    // -P/-m/-f/-i name probes to enable with the default action, as in dtrace(1).
+    for d in described(args, &mut Resolver::new()).map_err(Failure::new)? {
+        out.push(Source {
+            name: d.clone(),
+            text: format!("{d}{{}}"),
+            from_file: false,
+        });
+    }
+    Ok(out)
+}
+
+/// The probe descriptions -P, -m, -f and -i stand for, as full four-field descriptions.
+fn described(args: &Args, resolver: &mut Resolver) -> Result<Vec<String>, String> {
+    let fields = |spec: &str, n: usize| -> Vec<String> {
+        // Right-aligned, as dtrace(1) reads `[[provider:]module:]function`.
+        let parts: Vec<&str> = spec.split(':').collect();
+        let mut v = vec![String::new(); n.saturating_sub(parts.len())];
+        v.extend(parts.iter().rev().take(n).rev().map(|p| p.to_string()));
+        v
+    };
+    let mut out: Vec<String> = args.providers.iter().map(|p| format!("{p}:::")).collect();
+    for m in &args.modules {
+        let f = fields(m, 2);
+        out.push(format!("{}:{}::", f[0], f[1]));
+    }
+    for f in &args.functions {
+        let f = fields(f, 3);
+        out.push(format!("{}:{}:{}:", f[0], f[1], f[2]));
+    }
+    if !args.ids.is_empty() {
+        let mut known = resolver.list(None)?;
+        if args.ids.iter().any(|id| *id >= 100_000) {
+            // fbt IDs (see probes::fbt): listed only when asked for.
+            known.extend(resolver.list(Some(&Pattern::parse("fbt:::")?))?);
+        }
+        for id in &args.ids {
+            let d = known
+                .iter()
+                .find(|d| d.id == *id)
+                .ok_or_else(|| format!("invalid probe identifier {id}: no probe has this ID"))?;
+            out.push(d.full_name());
+        }
+    }
     Ok(out)
 }
 
@@ -469,10 +512,12 @@ fn list_to_stdout(args: &Args) -> Result<i32, ListError> {
         _ => None,
     };
     let target = resolver.target.map(|p| p.to_string());
-    let patterns: Vec<Option<Pattern>> = if args.clauses.is_empty() {
+    let mut descriptions: Vec<String> = args.clauses.clone();
+    descriptions.extend(described(args, &mut resolver)?);
+    let patterns: Vec<Option<Pattern>> = if descriptions.is_empty() {
         vec![None]
     } else {
-        args.clauses
+        descriptions
             .iter()
             .map(|c| {
                 let mut d = description_head(c).trim().to_string();

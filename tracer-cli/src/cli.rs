@@ -63,6 +63,18 @@ pub struct Args {
     /// List matching probes instead of enabling them.
     #[arg(short = 'l')]
     pub list: bool,
+    /// Probes of PROVIDER (list them with -l, or enable them with the default action)
+    #[arg(short = 'P', value_name = "PROVIDER")]
+    pub providers: Vec<String>,
+    /// Probes in [[PROVIDER:]MODULE]
+    #[arg(short = 'm', value_name = "[[PROVIDER:]MODULE]")]
+    pub modules: Vec<String>,
+    /// Probes of [[PROVIDER:]MODULE:]FUNCTION
+    #[arg(short = 'f', value_name = "[[PROVIDER:]MODULE:]FUNCTION")]
+    pub functions: Vec<String>,
+    /// The probe with this ID (as -l shows it)
+    #[arg(short = 'i', value_name = "ID")]
+    pub ids: Vec<u32>,
     /// Which processes to trace: host (all), pidns (tracer's pid namespace and its children;
     /// the default inside a container), cgroup[=PATH] (a cgroup v2 subtree). As -x scope=.
     #[arg(long = "scope", value_name = "host|pidns|cgroup[=PATH]")]

@@ -300,6 +300,48 @@ fn list_a_clause_lists_its_probe_only() {
 }
 
 #[test]
+fn list_by_provider_module_function_and_id() {
+    // -P, -m, -f and -i name probes as dtrace(1) does; each is its own description.
+    let out = run(&["-l", "-P", "dtrace"]).ok();
+    let rows: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert_eq!(
+        rows,
+        [
+            list_row("1", "dtrace", "", "", "BEGIN"),
+            list_row("2", "dtrace", "", "", "END"),
+            list_row("3", "dtrace", "", "", "ERROR"),
+        ],
+        "{out}"
+    );
+    let out = run(&["-l", "-f", "syscall::getppid"]).ok();
+    let rows: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(
+        rows[0].ends_with(" getppid entry") && rows[1].ends_with(" getppid return"),
+        "{out}"
+    );
+    let id = rows[1][..5].trim().to_string();
+    let out = run(&["-l", "-i", &id, "-i", "2"]).ok();
+    let rows: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(
+        rows[0].ends_with(" getppid return") && rows[1].ends_with(" END"),
+        "{out}"
+    );
+    let out = run(&["-l", "-m", "syscall:vmlinux"]).ok();
+    assert!(out.stdout.lines().count() > 100, "{out}");
+    let out = run(&["-l", "-i", "999999999"]);
+    assert_eq!(out.code(), 1, "{out}");
+    assert!(
+        out.stderr.contains("invalid probe identifier 999999999"),
+        "{out}"
+    );
+    // Without -l they enable the probes with the default action.
+    let out = run(&["-f", "syscall::getppid", "-c", &t("getppid_loop")]);
+    assert!(out.stdout.contains("getppid:entry"), "{out}");
+}
+
+#[test]
 fn list_no_match_fails() {
     let out = run(&["-l", "-n", "syscall::no_such_syscall_itest:"]);
     assert_eq!(out.code(), 1, "{out}");
