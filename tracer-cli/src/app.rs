@@ -285,6 +285,7 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         // answers.
         no_prealloc: false,
         attach_cookies: kernel_at_least(5, 15),
+        preempt_guard: kernel_at_least(5, 12),
         scope: scope.scope,
         ns_offsets: &ns_offsets,
     };

@@ -22,6 +22,9 @@ impl MapNames {
     /// (the name starts with `.data`), so programs address its value directly, without a
     /// lookup.
     pub const GLOBALS: &'static str = ".data.globals";
+    /// PERCPU_ARRAY, one u64: how many of the script's programs are using this CPU's
+    /// scratch (more than one only when a program was preempted mid-firing).
+    pub const BUSY: &'static str = "busy";
     /// ARRAY of speculation slots, nspec + 1 entries of u64 state.
     pub const SPECS: &'static str = "specs";
     /// ARRAY of syscall names (32 bytes each) indexed by number, filled through `map_init`.
@@ -53,9 +56,12 @@ pub enum Stat {
     SpecDrops = 4,
     /// Errors inside ERROR clauses.
     ErrorDrops = 5,
+    /// A probe fired on a CPU while another of the script's programs was preempted there in
+    /// the middle of a firing: its per-CPU scratch was in use, so the firing was dropped.
+    PreemptDrops = 6,
 }
 
-pub const NSTATS: u32 = 6;
+pub const NSTATS: u32 = 7;
 
 /// A probe as DTrace names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -233,6 +233,26 @@ impl<'a> Emitter<'a> {
                     }
                 }
             }
+            Inst::AtomicAdd {
+                dst,
+                base,
+                off,
+                val,
+            } => {
+                let b = self.use_reg(*base, TMP0);
+                self.operand_into(TMP1, *val);
+                match dst {
+                    Some(d) => {
+                        self.push(Insn::atomic_fetch_add64(b, *off, TMP1));
+                        let r = self.def_reg(*d);
+                        if r != TMP1 {
+                            self.push(Insn::mov64_reg(r, TMP1));
+                        }
+                        self.finish_def(*d, r);
+                    }
+                    None => self.push(Insn::atomic_add64(b, *off, TMP1)),
+                }
+            }
             Inst::StackAddr { dst, offset } => {
                 let d = self.def_reg(*dst);
                 self.push(Insn::mov64_reg(d, Reg::FP));

@@ -242,6 +242,17 @@ impl Insn {
             AluOp::Add as i32,
         )
     }
+    /// `src = atomic_fetch_add((u64 *)(dst + off), src)`: BPF_FETCH, Linux 5.12+.
+    pub fn atomic_fetch_add64(dst: Reg, off: i16, src: Reg) -> Insn {
+        const BPF_FETCH: i32 = 0x01;
+        Insn::new(
+            BPF_STX | BPF_ATOMIC | BPF_DW,
+            dst,
+            src,
+            off,
+            AluOp::Add as i32 | BPF_FETCH,
+        )
+    }
     pub fn jmp_reg(op: JmpOp, dst: Reg, src: Reg, off: i16) -> Insn {
         Insn::new(BPF_JMP | op as u8 | BPF_X, dst, src, off, 0)
     }

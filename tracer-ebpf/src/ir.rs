@@ -60,6 +60,14 @@ pub enum Inst {
         off: i16,
         size: Size,
     },
+    /// `*(u64 *)(base + off) += val`, atomically; with `dst`, `dst` = the value before
+    /// (BPF_FETCH, Linux 5.12+).
+    AtomicAdd {
+        dst: Option<VReg>,
+        base: VReg,
+        off: i16,
+        val: Operand,
+    },
     /// `*(size *)(base + off) = src`
     Store {
         base: VReg,
@@ -183,6 +191,10 @@ impl Inst {
             }
             Inst::Neg { a, .. } | Inst::ToBe { a, .. } => v.push(*a),
             Inst::Load { base, .. } => v.push(*base),
+            Inst::AtomicAdd { base, val, .. } => {
+                v.push(*base);
+                v.extend(op(val));
+            }
             Inst::Store { base, src, .. } => {
                 v.push(*base);
                 v.extend(op(src));
@@ -236,7 +248,7 @@ impl Inst {
             | Inst::StrLen { dst, .. }
             | Inst::StrChr { dst, .. }
             | Inst::StrStr { dst, .. } => Some(*dst),
-            Inst::Call { dst, .. } => *dst,
+            Inst::Call { dst, .. } | Inst::AtomicAdd { dst, .. } => *dst,
             _ => None,
         }
     }
@@ -396,6 +408,22 @@ impl fmt::Display for Inst {
                 src,
                 size,
             } => write!(f, "  *({size:?})(v{} + {off}) = {src}", base.0),
+            Inst::AtomicAdd {
+                dst: Some(d),
+                base,
+                off,
+                val,
+            } => write!(
+                f,
+                "  v{} = atomic_fetch_add((DW)(v{} + {off}), {val})",
+                d.0, base.0
+            ),
+            Inst::AtomicAdd {
+                dst: None,
+                base,
+                off,
+                val,
+            } => write!(f, "  atomic_add((DW)(v{} + {off}), {val})", base.0),
             Inst::StackAddr { dst, offset } => write!(f, "  v{} = fp - {offset}", dst.0),
             Inst::MapPtr { dst, map } => write!(f, "  v{} = map#{}", dst.0, map.0),
             Inst::Call { helper, args, dst } => {

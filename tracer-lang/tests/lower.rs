@@ -313,6 +313,7 @@ fn compile_script(name: &str) -> (String, Compiled) {
                 sum_exec_runtime: 3000,
             })
         },
+        preempt_guard: true,
         kernel_types: &if name.starts_with("kernel_") {
             tracer_lang::btf::KernelTypes::new(|| Some(fake_btf()))
         } else {

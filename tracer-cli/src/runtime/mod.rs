@@ -64,6 +64,10 @@ impl fmt::Display for DropReport {
             ),
             Stat::SpecDrops => write!(f, "{n} speculative drop{s}"),
             Stat::ErrorDrops => write!(f, "{n} error{s} in ERROR probe enabling"),
+            Stat::PreemptDrops => write!(
+                f,
+                "{n} drop{s} on CPU {cpu}: a probe fired while another firing was preempted there"
+            ),
         }
     }
 }
@@ -158,10 +162,11 @@ impl DropTracker {
             Stat::SpecUnavail,
             Stat::SpecDrops,
             Stat::ErrorDrops,
+            Stat::PreemptDrops,
         ];
         for stat in stats {
             let i = stat as usize;
-            let per_cpu = matches!(stat, Stat::Drops | Stat::AggDrops);
+            let per_cpu = matches!(stat, Stat::Drops | Stat::AggDrops | Stat::PreemptDrops);
             let mut total = 0;
             for (cpu, (n, seen)) in now.iter().zip(&mut self.seen).enumerate() {
                 let delta = n[i].saturating_sub(seen[i]);

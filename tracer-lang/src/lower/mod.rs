@@ -77,6 +77,9 @@ pub struct CompileInput<'a> {
     /// `task_struct` offsets from kernel BTF (for `ppid`), when BTF is available.
     /// Asked only when a script needs them: reading kernel BTF costs tens of milliseconds.
     pub task_offsets: &'a dyn Fn() -> Option<TaskOffsets>,
+    /// Guard each program's per-CPU scratch against a second firing on the same CPU while a
+    /// first is preempted (needs BPF atomic fetch-add, Linux 5.12+).
+    pub preempt_guard: bool,
     /// Kernel types (BTF) for struct members, casts and fbt arguments, read on first use.
     pub kernel_types: &'a crate::btf::KernelTypes,
     /// Checks a printf-like format against its argument types: (function, format, types).
@@ -375,6 +378,15 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             max_entries: 1,
         });
     }
+    if input.preempt_guard {
+        g.add_map(MapSpec {
+            name: MapNames::BUSY.into(),
+            map_type: map_type::PERCPU_ARRAY,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 1,
+        });
+    }
     g.add_map(MapSpec {
         name: MapNames::GLOBALS.into(),
         map_type: map_type::ARRAY,
@@ -643,6 +655,61 @@ fn lower_probe(
             out,
         );
     }
+    // Kernels that run probe programs preemptibly can start a second firing on this CPU
+    // while the first is suspended halfway through its use of the per-CPU scratch. A busy
+    // count claimed atomically keeps the second one out (dropped and counted); NMI-context
+    // programs have their own scratch and cannot be preempted.
+    let release = f.label();
+    let guarded = g.input.preempt_guard && !nmi;
+    if guarded {
+        let claimed = f.label();
+        let busy = f.map_ptr(g.map(MapNames::BUSY));
+        let busy = f.call(
+            tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM,
+            vec![busy.into(), key.into()],
+        );
+        f.branch(tracer_ebpf::insn::JmpOp::Jeq, busy, Operand::Imm(0), out);
+        let before = f.vreg();
+        f.push(Inst::AtomicAdd {
+            dst: Some(before),
+            base: busy,
+            off: 0,
+            val: Operand::Imm(1),
+        });
+        f.branch(
+            tracer_ebpf::insn::JmpOp::Jeq,
+            before,
+            Operand::Imm(0),
+            claimed,
+        );
+        f.push(Inst::AtomicAdd {
+            dst: None,
+            base: busy,
+            off: 0,
+            val: Operand::Imm(-1),
+        });
+        // Counted without touching scratch, which belongs to the preempted firing.
+        f.store(
+            key,
+            0,
+            Operand::Imm(Stat::PreemptDrops as i64),
+            tracer_ebpf::insn::Size::W,
+        );
+        let stats = f.map_ptr(g.map(MapNames::STATS));
+        let stat = f.call(
+            tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM,
+            vec![stats.into(), key.into()],
+        );
+        f.branch(tracer_ebpf::insn::JmpOp::Jeq, stat, Operand::Imm(0), out);
+        f.push(Inst::AtomicAdd {
+            dst: None,
+            base: stat,
+            off: 0,
+            val: Operand::Imm(1),
+        });
+        f.push(Inst::Jump(out));
+        f.push(Inst::Label(claimed));
+    }
     let this_size = g.vars.this_size();
     let fault_size = tracer_common::record::HEADER_SIZE + tracer_common::record::FAULT_PAYLOAD_SIZE;
     let mut l = Lower {
@@ -670,11 +737,28 @@ fn lower_probe(
     let is_tick =
         plan.probe.desc.provider == "profile" && plan.probe.desc.name.starts_with("tick-");
     if !is_trigger && !is_tick {
-        l.scope_check(out);
+        l.scope_check(release);
     }
-    l.stable_guard(out)?;
+    l.stable_guard(release)?;
     for &ci in &plan.clauses {
         l.lower_clause(clauses[ci])?;
+    }
+    l.f.push(Inst::Label(release));
+    if guarded {
+        let key = l.f.stack_addr(zero_key);
+        l.f.store(key, 0, Operand::Imm(0), tracer_ebpf::insn::Size::DW);
+        let busy = l.f.map_ptr(l.g.map(MapNames::BUSY));
+        let busy = l.f.call(
+            tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM,
+            vec![busy.into(), key.into()],
+        );
+        l.f.branch(tracer_ebpf::insn::JmpOp::Jeq, busy, Operand::Imm(0), out);
+        l.f.push(Inst::AtomicAdd {
+            dst: None,
+            base: busy,
+            off: 0,
+            val: Operand::Imm(-1),
+        });
     }
     l.f.push(Inst::Label(out));
     l.f.push(Inst::Ret(Operand::Imm(0)));
