@@ -6,7 +6,7 @@ use crate::probes::ArgSource;
 use crate::syntax::ast::Span;
 use crate::types::Type;
 use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
-use tracer_ebpf::ir::{Inst, Operand};
+use tracer_ebpf::ir::{Inst, Operand, VReg};
 
 /// The type of a built-in variable, or None when `name` is not one.
 pub fn is_builtin(name: &str) -> Option<Type> {
@@ -399,15 +399,22 @@ impl<'g, 'a> Lower<'g, 'a> {
         use tracer_ebpf::ir::Function;
         let names = self.g.syscall_names_map();
         let nr = self.f.load(Function::CTX, 8, Size::DW);
-        let off = self.temp(self.g.opts.strsize);
+        Ok(self.name_from_table(names, nr, tracer_common::syscalls::NAME_SIZE))
+    }
+
+    /// The NUL-padded name of `size` bytes at index `key` of array map `names`, as a
+    /// string ("" when the index is out of range).
+    fn name_from_table(&mut self, names: tracer_ebpf::ir::MapId, key: VReg, size: u32) -> Val {
+        let strsize = self.g.opts.strsize;
+        let off = self.temp(strsize.max(size));
         let buf = self.scratch_ptr(off);
         let keyoff = self.temp(8);
-        let key = self.scratch_ptr(keyoff);
-        self.f.store(key, 0, nr, Size::W);
+        let keyp = self.scratch_ptr(keyoff);
+        self.f.store(keyp, 0, key, Size::W);
         let m = self.f.map_ptr(names);
         let p = self
             .f
-            .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+            .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), keyp.into()]);
         let found = self.f.label();
         let done = self.f.label();
         self.f.branch(JmpOp::Jne, p, Operand::Imm(0), found);
@@ -417,10 +424,14 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.f.push(Inst::MemCopy {
             dst: buf,
             src: p,
-            len: tracer_common::syscalls::NAME_SIZE,
+            len: size.min(strsize),
         });
+        if strsize < size {
+            self.f
+                .store(buf, strsize as i16 - 1, Operand::Imm(0), Size::B);
+        }
         self.f.push(Inst::Label(done));
-        Ok(Val::Str(buf))
+        Val::Str(buf)
     }
 
     /// Which of the probes a shared program serves fired: the syscall number on
@@ -439,34 +450,7 @@ impl<'g, 'a> Lower<'g, 'a> {
     fn function_name(&mut self) -> Val {
         let names = self.g.map(tracer_common::MapNames::FUNC_NAMES);
         let slot = self.dynamic_slot();
-        let size = tracer_common::script::FUNC_NAME_SIZE;
-        let off = self.temp(self.g.opts.strsize.max(size));
-        let buf = self.scratch_ptr(off);
-        let keyoff = self.temp(8);
-        let key = self.scratch_ptr(keyoff);
-        self.f.store(key, 0, slot, Size::W);
-        let m = self.f.map_ptr(names);
-        let p = self
-            .f
-            .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
-        let found = self.f.label();
-        let done = self.f.label();
-        self.f.branch(JmpOp::Jne, p, Operand::Imm(0), found);
-        self.f.store(buf, 0, Operand::Imm(0), Size::DW);
-        self.f.push(Inst::Jump(done));
-        self.f.push(Inst::Label(found));
-        let strsize = self.g.opts.strsize;
-        self.f.push(Inst::MemCopy {
-            dst: buf,
-            src: p,
-            len: size.min(strsize),
-        });
-        if strsize < size {
-            self.f
-                .store(buf, strsize as i16 - 1, Operand::Imm(0), Size::B);
-        }
-        self.f.push(Inst::Label(done));
-        Val::Str(buf)
+        self.name_from_table(names, slot, tracer_common::script::FUNC_NAME_SIZE)
     }
 
     /// A field of the current `task_struct`, at a BTF-derived offset.
