@@ -355,3 +355,24 @@ fn rust_names_are_mangled_in_probefunc_and_demangled_in_stacks() {
     let name = bin.file_name().unwrap().to_string_lossy().to_string();
     assert!(out.contains(&format!("{name}`rust_calls::work\n")), "{out}");
 }
+
+#[test]
+fn stripped_libraries_use_their_debug_files() {
+    // Debian's libc.so.6 keeps only .dynsym; its static functions are in libc6-dbg's
+    // detached debug file, found by build ID.
+    if !std::path::Path::new("/usr/lib/debug/.build-id").is_dir() {
+        eprintln!("skipped: no detached debug files (apt-get install libc6-dbg)");
+        return;
+    }
+    let (out, err, code) = tracer(&[
+        "-q",
+        "-n",
+        "pid$target:libc.so.6:__libc_start_call_main:entry { printf(\"%s\\n\", probefunc); }",
+        "-c",
+        &target().display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // The target prints its own result after the probe's line.
+    let hits: Vec<&str> = out.lines().filter(|l| l.starts_with("__libc")).collect();
+    assert_eq!(hits, ["__libc_start_call_main"], "{out}\n{err}");
+}

@@ -2,7 +2,8 @@
 //! `uprobe:/path:func` / `uretprobe:/path:func`.
 //!
 //! MODULE is `a.out` for the executable or a library's file name (`libc.so.6`), found in the
-//! process's `/proc/PID/maps`; FUNC globs over the ELF's `.symtab` (`.dynsym` when stripped).
+//! process's `/proc/PID/maps`; FUNC globs over the ELF's `.symtab`, or over `.dynsym` and the
+//! detached debug file's symbols (by build ID) when it is stripped.
 
 use super::{glob_match, Pattern};
 use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
@@ -38,18 +39,36 @@ fn functions(path: &Path) -> Result<Vec<Function>, String> {
             .find(|(va, size, _)| *va <= addr && addr < va + size)
             .map(|(va, _, off)| addr - va + off)
     };
-    let mut syms: Vec<Function> = file
-        .symbols()
-        .chain(file.dynamic_symbols())
-        .filter(|s| s.kind() == SymbolKind::Text && s.is_definition() && s.address() != 0)
-        .filter_map(|s| {
-            Some(Function {
-                name: s.name().ok()?.to_string(),
-                offset: to_offset(s.address())?,
-                size: s.size(),
+    let text_symbols = |f: &object::File| -> Vec<Function> {
+        f.symbols()
+            .chain(f.dynamic_symbols())
+            .filter(|s| s.kind() == SymbolKind::Text && s.is_definition() && s.address() != 0)
+            .filter_map(|s| {
+                Some(Function {
+                    name: s.name().ok()?.to_string(),
+                    offset: to_offset(s.address())?,
+                    size: s.size(),
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
+    let mut syms = text_symbols(&file);
+    // A stripped file keeps only its exported functions in .dynsym; the detached debug file
+    // (found by build ID, as gdb does) has the rest, at the same addresses.
+    if file.section_by_name(".symtab").is_none() {
+        if let Some(debug) = file
+            .build_id()
+            .ok()
+            .flatten()
+            .and_then(|id| debug_file(path, id))
+        {
+            if let Ok(data) = std::fs::read(&debug) {
+                if let Ok(dfile) = object::File::parse(&*data) {
+                    syms.extend(text_symbols(&dfile));
+                }
+            }
+        }
+    }
     syms.sort_by(|a, b| a.name.cmp(&b.name));
     syms.dedup_by(|a, b| a.name == b.name);
     if syms.is_empty() {
@@ -59,6 +78,25 @@ fn functions(path: &Path) -> Result<Vec<Function>, String> {
         ));
     }
     Ok(syms)
+}
+
+/// `/usr/lib/debug/.build-id/xx/yyyy.debug` for build ID `id`, looked up inside the root
+/// `path` is seen through (`/proc/PID/root/...`) and then on the host.
+fn debug_file(path: &Path, id: &[u8]) -> Option<PathBuf> {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    if hex.len() < 3 {
+        return None;
+    }
+    let rel = format!("usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]);
+    let root = path
+        .to_str()
+        .and_then(|p| p.strip_prefix("/proc/"))
+        .and_then(|rest| rest.split_once("/root/"))
+        .map(|(pid, _)| PathBuf::from(format!("/proc/{pid}/root")));
+    root.into_iter()
+        .chain(std::iter::once(PathBuf::from("/")))
+        .map(|r| r.join(&rel))
+        .find(|p| p.is_file())
 }
 
 fn plain(e: &std::io::Error) -> String {
