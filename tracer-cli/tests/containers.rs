@@ -183,9 +183,10 @@ fn pid_namespace_sees_only_itself_with_its_own_pids() {
     let inside = read_pid(&dir, "in.pid");
     assert_eq!(run.field("MARK_IN", "pid"), inside, "{}", run.out);
     assert_eq!(run.field("MARK_IN", "tid"), inside);
-    // The namespace numbers its processes from 1; the host's pid of the same one differs.
-    assert!(inside < 100, "inside pid {inside}");
-    assert_ne!(run.field("MARK_IN", "hostpid"), inside);
+    // The namespace numbers its processes from 1 (the driver's polling forks add a few per
+    // 50 ms, so no fixed bound holds on a slow machine); the host's pid of the same one differs.
+    let hostpid = run.field("MARK_IN", "hostpid");
+    assert!(inside < hostpid, "inside pid {inside}, host pid {hostpid}");
     // The workload's parent is the driver shell, inside too.
     assert!(run.field("MARK_IN", "ppid") >= 1);
     assert!(run.line("MARK_OUT").is_none(), "outside seen:\n{}", run.out);
