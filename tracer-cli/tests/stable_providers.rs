@@ -26,11 +26,12 @@ fn lines<'a>(out: &'a str, tag: &str) -> Vec<Vec<&'a str>> {
 #[test]
 fn proc_exec_exit_reasons() {
     // The shell runs /bin/true (exec, exec-success, a normal exit), fails to exec a path
-    // that does not exist (ENOENT), and kills a sleeping child (CLD_KILLED).
+    // that does not exist (ENOENT), and kills a sleeping child (CLD_KILLED) once it has
+    // exec'd: a kill during the exec fails it with the kernel's internal ERESTARTNOINTR.
     let (out, err, code) = tracer(&[
         "-q",
         "-c",
-        "sh -c 'sleep 0.2; /bin/true; /nonexistent/prog; sleep 5 & kill -9 $!; wait; exit 0'",
+        "sh -c 'sleep 0.2; /bin/true; /nonexistent/prog; sleep 5 & sleep 0.5; kill -9 $!; wait; exit 0'",
         "-n",
         r#"proc:::exec /ppid == $target/ { printf("exec %s\n", args[0]); }
            proc:::exec-success /ppid == $target/ { printf("success %s\n", execname); }
