@@ -152,15 +152,8 @@ impl Session {
             self.raw_map(m).ok().map(|r| r.fd.as_raw_fd())
         })
         .map_err(attach_err)?;
-        let prog = super::kprobe_multi::load(&insns, &desc.name).map_err(|e| match e {
-            super::kprobe_multi::Error::Verifier(reason, log) => RuntimeError::Verifier {
-                program: desc.name.clone(),
-                probe: probe.clone(),
-                reason,
-                log,
-            },
-            super::kprobe_multi::Error::Other(m) => attach_err(m),
-        })?;
+        let prog = super::kprobe_multi::load(&insns, &desc.name)
+            .map_err(|e| load_error(e, &desc.name, &probe))?;
         let link = super::kprobe_multi::attach(&prog, functions, *ret, *first_slot as u64)
             .map_err(attach_err)?;
         self.manual.push((desc.name.clone(), link));
@@ -184,16 +177,8 @@ impl Session {
             self.raw_map(m).ok().map(|r| r.fd.as_raw_fd())
         })
         .map_err(attach_err)?;
-        let (link, prog) =
-            super::uprobe_multi::attach_sites(sites, &insns).map_err(|e| match e {
-                super::kprobe_multi::Error::Verifier(reason, log) => RuntimeError::Verifier {
-                    program: desc.name.clone(),
-                    probe: probe.clone(),
-                    reason,
-                    log,
-                },
-                super::kprobe_multi::Error::Other(m) => attach_err(m),
-            })?;
+        let (link, prog) = super::uprobe_multi::attach_sites(sites, &insns)
+            .map_err(|e| load_error(e, &desc.name, &probe))?;
         self.manual.push((desc.name.clone(), link));
         self.manual.push((desc.name.clone(), prog));
         Ok(())
@@ -378,5 +363,21 @@ impl Session {
             }
         }
         Ok(())
+    }
+}
+
+/// A program tracer loads itself (kprobe_multi, uprobe_multi) that the kernel refused.
+fn load_error(e: super::kprobe_multi::Error, program: &str, probe: &str) -> RuntimeError {
+    match e {
+        super::kprobe_multi::Error::Verifier(reason, log) => RuntimeError::Verifier {
+            program: program.to_string(),
+            probe: probe.to_string(),
+            reason,
+            log,
+        },
+        super::kprobe_multi::Error::Other(reason) => RuntimeError::Attach {
+            probe: probe.to_string(),
+            reason,
+        },
     }
 }
