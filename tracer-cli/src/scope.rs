@@ -238,7 +238,8 @@ fn calibrate_level(o: &PidOffsets, inum: u32) -> Result<u32, String> {
             privilege_hint()
         )
     })?;
-    let level = test_run(&prog).map_err(|e| format!("cannot run the pid-namespace probe: {e}"))?;
+    let level = crate::runtime::session::test_run(prog.as_raw_fd())
+        .map_err(|e| format!("cannot run the pid-namespace probe: {e}"))?;
     if level == u32::MAX {
         return Err(format!(
             "the kernel does not show tracer's pid namespace {inum} where BTF says it is; use --scope host or --scope cgroup"
@@ -248,7 +249,6 @@ fn calibrate_level(o: &PidOffsets, inum: u32) -> Result<u32, String> {
 }
 
 const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
 
 fn load_raw_tracepoint(code: &[u8]) -> std::io::Result<OwnedFd> {
@@ -293,50 +293,6 @@ fn load_raw_tracepoint(code: &[u8]) -> std::io::Result<OwnedFd> {
     }
     // SAFETY: a new descriptor we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// Run a raw_tracepoint program on this thread; its return value.
-fn test_run(prog: &OwnedFd) -> std::io::Result<u32> {
-    #[repr(C)]
-    #[derive(Default)]
-    struct TestRun {
-        prog_fd: u32,
-        retval: u32,
-        data_size_in: u32,
-        data_size_out: u32,
-        data_in: u64,
-        data_out: u64,
-        repeat: u32,
-        duration: u32,
-        ctx_size_in: u32,
-        ctx_size_out: u32,
-        ctx_in: u64,
-        ctx_out: u64,
-        flags: u32,
-        cpu: u32,
-        batch_size: u32,
-        _pad: u32,
-    }
-    let ctx = [0u64; 1];
-    let mut attr = TestRun {
-        prog_fd: prog.as_raw_fd() as u32,
-        ctx_size_in: 8,
-        ctx_in: ctx.as_ptr() as u64,
-        ..Default::default()
-    };
-    // SAFETY: `attr` is a valid bpf_attr prefix for BPF_PROG_TEST_RUN, alive for the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestRun,
-            std::mem::size_of::<TestRun>(),
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(attr.retval)
 }
 
 const CAP_SYS_ADMIN: u32 = 21;

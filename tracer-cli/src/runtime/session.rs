@@ -278,7 +278,8 @@ impl Session {
     pub fn fire(&self, which: Trigger) {
         for (t, fd) in &self.triggers {
             if *t == which {
-                test_run(fd.as_raw_fd());
+                // BEGIN/END return nothing the runtime uses; a failed run shows as no output.
+                let _ = test_run(fd.as_raw_fd());
             }
         }
     }
@@ -467,7 +468,8 @@ impl Session {
 }
 
 /// Run a raw_tracepoint program once, now, on this CPU (`BPF_PROG_TEST_RUN`).
-fn test_run(prog_fd: std::os::fd::RawFd) {
+/// Run a raw_tracepoint program once on this thread (BPF_PROG_TEST_RUN); its return value.
+pub(crate) fn test_run(prog_fd: std::os::fd::RawFd) -> std::io::Result<u32> {
     // union bpf_attr.test: prog_fd, retval, data_size_in, data_size_out, data_in, data_out,
     // repeat, duration, ctx_size_in, ctx_size_out, ctx_in, ctx_out, flags, cpu.
     #[repr(C)]
@@ -500,12 +502,16 @@ fn test_run(prog_fd: std::os::fd::RawFd) {
         ..Default::default()
     };
     // SAFETY: `attr` is a valid bpf_attr prefix for BPF_PROG_TEST_RUN, alive for the call.
-    unsafe {
+    let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             BPF_PROG_TEST_RUN,
             &mut attr as *mut TestRun,
             std::mem::size_of::<TestRun>(),
-        );
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
     }
+    Ok(attr.retval)
 }
