@@ -157,7 +157,7 @@ impl Session {
         let link = super::kprobe_multi::attach(&prog, functions, *ret, *first_slot as u64)
             .map_err(attach_err)?;
         self.manual.push((desc.name.clone(), link));
-        self.manual.push((desc.name.clone(), prog));
+        self.own_programs.push((desc.name.clone(), prog));
         Ok(())
     }
 
@@ -180,7 +180,7 @@ impl Session {
         let (link, prog) = super::uprobe_multi::attach_sites(sites, &insns)
             .map_err(|e| load_error(e, &desc.name, &probe))?;
         self.manual.push((desc.name.clone(), link));
-        self.manual.push((desc.name.clone(), prog));
+        self.own_programs.push((desc.name.clone(), prog));
         Ok(())
     }
 

@@ -12,6 +12,7 @@ mod attach;
 pub mod decode;
 pub mod kprobe_multi;
 pub mod maps;
+mod proginfo;
 pub mod ringbuf;
 pub mod session;
 pub mod target;
@@ -40,10 +41,19 @@ pub enum Flow {
     Exit(i32),
 }
 
+/// What was lost: a `stats` counter of the programs, or firings the kernel skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropKind {
+    Stat(Stat),
+    /// The kernel did not run a program because another eBPF program, or a bpf() call from
+    /// userspace, was in progress on that CPU (the programs' `recursion_misses`).
+    KernelSkipped,
+}
+
 /// A non-zero `stats` counter since the last report, worded as DTrace does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DropReport {
-    pub stat: Stat,
+    pub kind: DropKind,
     /// The CPU, for the per-CPU kinds (`Drops`, `AggDrops`); `None` for totals.
     pub cpu: Option<u32>,
     pub count: u64,
@@ -54,7 +64,16 @@ impl fmt::Display for DropReport {
         let n = self.count;
         let s = if n == 1 { "" } else { "s" };
         let cpu = self.cpu.unwrap_or(0);
-        match self.stat {
+        let stat = match self.kind {
+            DropKind::Stat(stat) => stat,
+            DropKind::KernelSkipped => {
+                return write!(
+                    f,
+                    "{n} probe firing{s} skipped by the kernel: another eBPF program or bpf() call was in progress on that CPU"
+                )
+            }
+        };
+        match stat {
             Stat::Drops => write!(f, "{n} drop{s} on CPU {cpu}"),
             Stat::AggDrops => write!(f, "{n} aggregation drop{s} on CPU {cpu}"),
             Stat::DynDrops => write!(f, "{n} dynamic variable drop{s}"),
@@ -149,6 +168,8 @@ pub fn loaded_program_ids() -> anyhow::Result<Vec<u32>> {
 /// Per-CPU counter totals not yet reported.
 struct DropTracker {
     seen: Vec<[u64; NSTATS as usize]>,
+    /// Firings the kernel skipped, as reported so far.
+    skipped: u64,
 }
 
 impl DropTracker {
@@ -173,7 +194,7 @@ impl DropTracker {
                 seen[i] = n[i];
                 if per_cpu && delta > 0 {
                     handler.drops(DropReport {
-                        stat,
+                        kind: DropKind::Stat(stat),
                         cpu: Some(cpu as u32),
                         count: delta,
                     });
@@ -182,11 +203,20 @@ impl DropTracker {
             }
             if !per_cpu && total > 0 {
                 handler.drops(DropReport {
-                    stat,
+                    kind: DropKind::Stat(stat),
                     cpu: None,
                     count: total,
                 });
             }
+        }
+        let misses = session.kernel_skipped();
+        if misses > self.skipped {
+            handler.drops(DropReport {
+                kind: DropKind::KernelSkipped,
+                cpu: None,
+                count: misses - self.skipped,
+            });
+            self.skipped = misses;
         }
     }
 }
@@ -252,7 +282,10 @@ pub async fn run(
         );
     }
     let mut events = session.take_events()?;
-    let mut drops = DropTracker { seen: Vec::new() };
+    let mut drops = DropTracker {
+        seen: Vec::new(),
+        skipped: 0,
+    };
     let mut status = 0;
 
     session.fire(Trigger::Begin);

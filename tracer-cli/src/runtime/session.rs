@@ -84,6 +84,10 @@ pub struct Session {
     pub(super) decoder: Decoder,
     /// Uprobes with a semaphore, attached by hand: (program name, perf event fd).
     pub(super) manual: Vec<(String, OwnedFd)>,
+    /// Programs tracer loaded itself (kprobe_multi, uprobe_multi), by program name.
+    pub(super) own_programs: Vec<(String, OwnedFd)>,
+    /// Firings the kernel skipped in programs already unloaded.
+    skipped_before: u64,
     /// Kernel BTF as aya parses it, for fentry/fexit loads (read on first use).
     pub(super) kernel_btf: Option<aya::Btf>,
     /// Kernel-function probes that could not attach and were skipped, with the reason.
@@ -182,6 +186,8 @@ impl Session {
             },
             decoder: Decoder::new(),
             manual: Vec::new(),
+            own_programs: Vec::new(),
+            skipped_before: 0,
             kernel_btf: None,
             skipped: Vec::new(),
             end_programs: HashSet::new(),
@@ -288,6 +294,8 @@ impl Session {
     pub fn stop_probes(&mut self) {
         let keep = self.end_programs.clone();
         self.manual.retain(|(name, _)| keep.contains(name));
+        self.skipped_before += self.own_skipped(|name| !keep.contains(name));
+        self.own_programs.retain(|(name, _)| keep.contains(name));
         self.unload_where(|name| !keep.contains(name));
     }
 
@@ -314,6 +322,7 @@ impl Session {
     /// Detach and unload every program: the end of the session.
     pub fn unload_all(&mut self) {
         self.manual.clear();
+        self.own_programs.clear();
         self.triggers.clear();
         self.unload_where(|_| true);
     }
@@ -322,6 +331,12 @@ impl Session {
     /// RCU grace period in the kernel, and concurrent detaches share one instead of paying
     /// one each (20 tracepoints: ~1 s one after the other).
     fn unload_where(&mut self, chosen: impl Fn(&str) -> bool) {
+        self.skipped_before += self
+            .ebpf
+            .programs()
+            .filter(|(name, _)| chosen(name))
+            .map(|(_, p)| program_skipped(p))
+            .sum::<u64>();
         let links = &mut self.uprobe_links;
         std::thread::scope(|s| {
             for (name, prog) in self.ebpf.programs_mut() {
@@ -457,6 +472,21 @@ impl Session {
         Ok(maps::read_stats(&self.raw_map(MapNames::STATS)?)?)
     }
 
+    /// Firings of this session's programs that the kernel skipped (see `proginfo`), since
+    /// the start, unloaded programs included.
+    pub fn kernel_skipped(&self) -> u64 {
+        let aya: u64 = self.ebpf.programs().map(|(_, p)| program_skipped(p)).sum();
+        self.skipped_before + aya + self.own_skipped(|_| true)
+    }
+
+    fn own_skipped(&self, chosen: impl Fn(&str) -> bool) -> u64 {
+        self.own_programs
+            .iter()
+            .filter(|(name, _)| chosen(name))
+            .map(|(_, fd)| super::proginfo::recursion_misses(fd.as_raw_fd()))
+            .sum()
+    }
+
     /// Kernel ids of the loaded programs of this session.
     pub fn program_ids(&self) -> Vec<u32> {
         self.ebpf
@@ -467,7 +497,12 @@ impl Session {
     }
 }
 
-/// Run a raw_tracepoint program once, now, on this CPU (`BPF_PROG_TEST_RUN`).
+fn program_skipped(p: &Program) -> u64 {
+    p.fd().map_or(0, |fd| {
+        super::proginfo::recursion_misses(fd.as_fd().as_raw_fd())
+    })
+}
+
 /// Run a raw_tracepoint program once on this thread (BPF_PROG_TEST_RUN); its return value.
 pub(crate) fn test_run(prog_fd: std::os::fd::RawFd) -> std::io::Result<u32> {
     // union bpf_attr.test: prog_fd, retval, data_size_in, data_size_out, data_in, data_out,
