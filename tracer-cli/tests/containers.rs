@@ -270,8 +270,19 @@ fn nested_pid_namespaces_include_children_not_parents() {
     );
     assert!(run.line("MARK_PARENT").is_none(), "parent seen:\n{}", run);
 
-    let dir = run_dir("nested-host");
-    let run = run_in_b(&dir, &["--scope", "host"]);
+    // On aarch64 6.1 under TCG, about one control run in five (never the first run) ends
+    // with tracer having printed nothing but "ready", its own workload included; the cause is
+    // not known yet. Such a run says nothing about scope, so it is repeated, and reported.
+    let mut attempt = 0;
+    let run = loop {
+        attempt += 1;
+        let dir = run_dir("nested-host");
+        let run = run_in_b(&dir, &["--scope", "host"]);
+        if run.line("MARK_IN").is_some() || attempt == 3 {
+            break run;
+        }
+        eprintln!("control run {attempt} saw no event at all, repeated:\n{run}");
+    };
     assert!(run.line("MARK_PARENT").is_some(), "control: {}", run);
 }
 
