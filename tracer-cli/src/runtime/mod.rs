@@ -333,14 +333,15 @@ pub async fn run(
         }
     }
     let mut reason = reason.unwrap_or(StopReason::Exit);
+    session.stop_probes();
     if reason != StopReason::Exit {
-        // Show what was recorded before the stop.
+        // Show everything recorded before the probes stopped, as DTrace does on a signal or
+        // the target's exit (draining before stopping would lose the last firings' records).
         if let Some(s) = dispatch(&mut session, handler, events.drain(), false)? {
             status = s;
             reason = StopReason::Exit;
         }
     }
-    session.stop_probes();
     session.fire(Trigger::End);
     if let Some(s) = dispatch(&mut session, handler, events.drain(), true)? {
         status = s;
