@@ -19,8 +19,8 @@ pub(super) fn lower_probe(
     // NMI-context programs have their own scratch and cannot be preempted.
     let nmi = matches!(plan.probe.attach, tracer_common::Attach::Perf { .. });
     let guarded = g.input.preempt_guard && !nmi;
-    // [0, 8): the map key (a u32, zero-extended); [8, 16), with the guard: the address of the
-    // busy flag this firing claimed, for `release` (a spilled map-value pointer).
+    // [0, 8): the map key (a u32, zero-extended); [8, 16), with the guard: the busy flags'
+    // address, for `release` (a spilled map-value pointer).
     let key_buf = f.stack_buffer(if guarded { 16 } else { 8 });
     let key = f.stack_addr(key_buf);
     f.store(key, 0, Operand::Imm(0), Size::DW);
@@ -41,8 +41,26 @@ pub(super) fn lower_probe(
         MapNames::SCRATCH
     }));
     let scratch = f.call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
-    f.branch(JmpOp::Jeq, scratch, Operand::Imm(0), release);
     let this_size = g.vars.this_size();
+    // With the guard, the entry's index is kept in the entry itself, right after the
+    // `this->` variables: `release` reads it from there, where the verifier does not know
+    // its value. Kept on the stack as a constant, it would make the verifier walk the whole
+    // program once per entry (strings.d: over its million-instruction limit).
+    let slot_word = this_size;
+    let this_size = this_size + if guarded { 8 } else { 0 };
+    if guarded {
+        // The lookup of an index below max_entries cannot fail; the verifier wants the check.
+        let found = f.label();
+        f.branch(JmpOp::Jne, scratch, Operand::Imm(0), found);
+        let slot = f.load(key, 0, Size::W);
+        free_flag(&mut f, key_buf, slot);
+        f.push(Inst::Jump(out));
+        f.push(Inst::Label(found));
+        let slot = f.load(key, 0, Size::W);
+        f.store(scratch, slot_word as i16, slot, Size::W);
+    } else {
+        f.branch(JmpOp::Jeq, scratch, Operand::Imm(0), release);
+    }
     let fault_size = tracer_common::record::HEADER_SIZE + tracer_common::record::FAULT_PAYLOAD_SIZE;
     let mut l = Lower {
         f,
@@ -77,19 +95,31 @@ pub(super) fn lower_probe(
     }
     l.f.push(Inst::Label(release));
     if guarded {
-        // A plain store frees the flag: only firings on this CPU touch it, and they see
-        // this CPU's stores in order.
-        let key = l.f.stack_addr(key_buf);
-        let flag = l.f.load(key, 8, Size::DW);
-        l.f.store(flag, 0, Operand::Imm(0), Size::DW);
+        let slot = l.f.load(l.scratch, slot_word as i16, Size::W);
+        free_flag(&mut l.f, key_buf, slot);
     }
     l.f.push(Inst::Label(out));
     l.f.push(Inst::Ret(Operand::Imm(0)));
     Ok(l.f)
 }
 
+/// Clear busy flag `slot`, an index the verifier need not know (bounded here), finding the
+/// flags through the address the claim left at `key_buf + 8`.
+///
+/// A plain store frees the flag: only firings on this CPU touch it, and a CPU sees its own
+/// stores in order.
+fn free_flag(f: &mut Function, key_buf: u32, slot: VReg) {
+    const _: () = assert!(SCRATCH_LEVELS.is_power_of_two());
+    let key = f.stack_addr(key_buf);
+    let busy = f.load(key, 8, Size::DW);
+    let slot = f.alu(AluOp::And, slot, Operand::Imm(SCRATCH_LEVELS as i64 - 1));
+    let off = f.alu(AluOp::Lsh, slot, Operand::Imm(3));
+    let flag = f.alu(AluOp::Add, busy, off);
+    f.store(flag, 0, Operand::Imm(0), Size::DW);
+}
+
 /// Claim one of this CPU's `SCRATCH_LEVELS` scratch entries, leaving its index in the key at
-/// `key` and its busy flag's address at `key + 8`; with every entry in use, count the firing
+/// `key` and the busy flags' address at `key + 8`; with every entry in use, count the firing
 /// as dropped and leave for `out`.
 ///
 /// Kernels that run probe programs preemptibly can start a second firing on this CPU while
@@ -102,13 +132,11 @@ fn claim_scratch(f: &mut Function, g: &mut Globals, key: VReg, out: Label) {
     let busy = f.map_ptr(g.map(MapNames::BUSY));
     let busy = f.call(helper::MAP_LOOKUP_ELEM, vec![busy.into(), key.into()]);
     f.branch(JmpOp::Jeq, busy, Operand::Imm(0), out);
-    // Entry 0, the common case, costs one store here: the key is already 0.
     f.store(key, 8, busy, Size::DW);
+    // Entry 0, the common case, costs no more: the key is already 0.
     for slot in 0..SCRATCH_LEVELS as i16 {
         if slot > 0 {
             f.store(key, 0, Operand::Imm(slot.into()), Size::W);
-            let flag = f.alu(AluOp::Add, busy, Operand::Imm(slot as i64 * 8));
-            f.store(key, 8, flag, Size::DW);
         }
         let was = f.vreg();
         f.push(Inst::AtomicXchg {
