@@ -113,6 +113,12 @@ struct Run {
     err: String,
 }
 
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "--- stdout\n{}--- stderr\n{}---", self.out, self.err)
+    }
+}
+
 impl Run {
     /// The report line of marker `mark`, if tracer saw it.
     fn line(&self, mark: &str) -> Option<&str> {
@@ -181,7 +187,7 @@ fn pid_namespace_sees_only_itself_with_its_own_pids() {
     let dir = run_dir("pidns");
     let run = drive(&dir, PIDNS, INSIDE, &[]);
     let inside = read_pid(&dir, "in.pid");
-    assert_eq!(run.field("MARK_IN", "pid"), inside, "{}", run.out);
+    assert_eq!(run.field("MARK_IN", "pid"), inside, "{}", run);
     assert_eq!(run.field("MARK_IN", "tid"), inside);
     // The namespace numbers its processes from 1 (the driver's polling forks add a few per
     // 50 ms, so no fixed bound holds on a slow machine); the host's pid of the same one differs.
@@ -189,13 +195,13 @@ fn pid_namespace_sees_only_itself_with_its_own_pids() {
     assert!(inside < hostpid, "inside pid {inside}, host pid {hostpid}");
     // The workload's parent is the driver shell, inside too.
     assert!(run.field("MARK_IN", "ppid") >= 1);
-    assert!(run.line("MARK_OUT").is_none(), "outside seen:\n{}", run.out);
+    assert!(run.line("MARK_OUT").is_none(), "outside seen:\n{}", run);
 
     // Control: the same setup with --scope host (and -x scope=host) sees the outside marker.
     for args in [&["--scope", "host"][..], &["-x", "scope=host"][..]] {
         let dir = run_dir("pidns-host");
         let run = drive(&dir, PIDNS, INSIDE, args);
-        assert!(run.line("MARK_OUT").is_some(), "{args:?}: {}", run.out);
+        assert!(run.line("MARK_OUT").is_some(), "{args:?}: {}", run);
         // Host pids now: the inside workload's pid is its host pid.
         assert_eq!(run.field("MARK_IN", "pid"), run.field("MARK_IN", "hostpid"));
     }
@@ -244,29 +250,29 @@ fn nested_pid_namespaces_include_children_not_parents() {
             out: std::fs::read_to_string(dir.join("out")).unwrap_or_default(),
             err: std::fs::read_to_string(dir.join("err")).unwrap_or_default(),
         };
-        assert!(status.success(), "{status}\n{}\n{}", run.out, run.err);
+        let tracer_status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        assert!(
+            status.success() && tracer_status.trim() == "0",
+            "driver {status}, tracer status {tracer_status:?}\n{run}"
+        );
         run
     };
     let run = run_in_b(&dir, &[]);
     assert_eq!(run.field("MARK_IN", "pid"), read_pid(&dir, "in.pid"));
     // The grandchild is included, numbered as B sees it (not 1, its own namespace's number).
     let nested = read_pid(&dir, "nested.pid");
-    assert_eq!(run.field("MARK_NESTED", "pid"), nested, "{}", run.out);
+    assert_eq!(run.field("MARK_NESTED", "pid"), nested, "{}", run);
     assert_ne!(nested, 1);
     assert_ne!(
         run.field("MARK_NESTED", "pidns"),
         run.field("MARK_IN", "pidns"),
         "the nested workload has a pid namespace of its own"
     );
-    assert!(
-        run.line("MARK_PARENT").is_none(),
-        "parent seen:\n{}",
-        run.out
-    );
+    assert!(run.line("MARK_PARENT").is_none(), "parent seen:\n{}", run);
 
     let dir = run_dir("nested-host");
     let run = run_in_b(&dir, &["--scope", "host"]);
-    assert!(run.line("MARK_PARENT").is_some(), "control: {}", run.out);
+    assert!(run.line("MARK_PARENT").is_some(), "control: {}", run);
 }
 
 /// A cgroup v2 tree `in/`, `in/child/`, `out/` under the cgroup2 mount, removed on drop.
@@ -338,9 +344,9 @@ fn cgroup_scope_sees_the_subtree_only() {
     let dir = run_dir("cgroup");
     let run = drive(&dir, &[], &cg.workload(), &["--scope", &scope]);
     assert!(run.line("MARK_CGIN").is_some(), "{}\n{}", run.out, run.err);
-    assert!(run.line("MARK_CGCHILD").is_some(), "{}", run.out);
-    assert!(run.line("MARK_CGOUT").is_none(), "{}", run.out);
-    assert!(run.line("MARK_OUT").is_none(), "{}", run.out);
+    assert!(run.line("MARK_CGCHILD").is_some(), "{}", run);
+    assert!(run.line("MARK_CGOUT").is_none(), "{}", run);
+    assert!(run.line("MARK_OUT").is_none(), "{}", run);
     // Host pids in a cgroup scope.
     assert_eq!(
         run.field("MARK_CGIN", "pid"),
@@ -353,7 +359,7 @@ fn cgroup_scope_sees_the_subtree_only() {
     let dir = run_dir("cgroup-agg");
     let run = drive(&dir, &[], &cg.workload(), &["-x", &scope, "-n", agg]);
     let keys: Vec<&str> = run.out.lines().filter(|l| l.contains("MARK_")).collect();
-    assert!(keys.iter().any(|l| l.contains("MARK_CGIN")), "{}", run.out);
+    assert!(keys.iter().any(|l| l.contains("MARK_CGIN")), "{}", run);
     assert!(
         keys.iter().any(|l| l.contains("MARK_CGCHILD")),
         "{}",
@@ -370,8 +376,8 @@ fn cgroup_scope_sees_the_subtree_only() {
     // Control: the same run with --scope host sees out/ and the outside marker.
     let dir = run_dir("cgroup-host");
     let run = drive(&dir, &[], &cg.workload(), &["--scope", "host"]);
-    assert!(run.line("MARK_CGOUT").is_some(), "{}", run.out);
-    assert!(run.line("MARK_OUT").is_some(), "{}", run.out);
+    assert!(run.line("MARK_CGOUT").is_some(), "{}", run);
+    assert!(run.line("MARK_OUT").is_some(), "{}", run);
 }
 
 /// Run tracer directly; (status, stderr).

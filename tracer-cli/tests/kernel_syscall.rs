@@ -396,28 +396,23 @@ fn wall_ns() -> i128 {
 
 #[test]
 fn thread_locals_are_per_thread() {
-    let file = scratch_file("threads.txt");
-    let cmd = format!("{} 300 {}", t("threads"), file.display());
-    let out = run(&[
-        "-q",
-        "-c",
-        &cmd,
-        "-n",
-        "syscall::getppid:entry /pid == $target/ { self->n++; @n[tid] = max(self->n); }
-         syscall::exit:entry /pid == $target && self->n/ { printf(\"exit %d %d\\n\", tid, self->n); }
-         syscall::exit_group:entry /pid == $target/ { printf(\"group %d %d\\n\", tid, self->n); }
-         END { printa(\"max %d %@d\\n\", @n); }",
-    ])
-    .ok();
-    let truth = std::fs::read_to_string(&file).unwrap();
-    let truth: Vec<(i64, i64)> = truth
-        .lines()
-        .map(|l| {
-            let (a, b) = l.split_once(' ').unwrap();
-            (a.parse().unwrap(), b.parse().unwrap())
-        })
-        .collect();
-    assert_eq!(truth.len(), 2);
+    // A run in which tracer reported lost firings cannot show exact counts; it is repeated.
+    // Kernels that run syscall tracepoint programs preemptibly (7.2 under preempt=lazy) skip
+    // a program while the same program is preempted on that CPU, and tracer says so.
+    let mut attempt = 0;
+    let (out, truth) = loop {
+        attempt += 1;
+        let (out, truth) = run_threads();
+        let lossy = out.stderr.contains("skipped by the kernel") || out.stderr.contains("drop");
+        if !lossy {
+            break (out, truth);
+        }
+        assert!(attempt < 5, "every run reported lost firings\n{out}");
+        eprintln!(
+            "attempt {attempt} reported lost firings; running again:\n{}",
+            out.stderr
+        );
+    };
     let lines = body(&out);
     for (tid, n) in &truth {
         assert!(
@@ -441,6 +436,34 @@ fn thread_locals_are_per_thread() {
         2,
         "{out}"
     );
+}
+
+/// Two threads of the `threads` target calling getppid 300 and 600 times under a script of
+/// thread-local counters; tracer's output and the target's own account (tid, calls).
+fn run_threads() -> (Output, Vec<(i64, i64)>) {
+    let file = scratch_file("threads.txt");
+    let cmd = format!("{} 300 {}", t("threads"), file.display());
+    let out = run(&[
+        "-q",
+        "-c",
+        &cmd,
+        "-n",
+        "syscall::getppid:entry /pid == $target/ { self->n++; @n[tid] = max(self->n); }
+         syscall::exit:entry /pid == $target && self->n/ { printf(\"exit %d %d\\n\", tid, self->n); }
+         syscall::exit_group:entry /pid == $target/ { printf(\"group %d %d\\n\", tid, self->n); }
+         END { printa(\"max %d %@d\\n\", @n); }",
+    ])
+    .ok();
+    let truth = std::fs::read_to_string(&file).unwrap();
+    let truth: Vec<(i64, i64)> = truth
+        .lines()
+        .map(|l| {
+            let (a, b) = l.split_once(' ').unwrap();
+            (a.parse().unwrap(), b.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(truth.len(), 2);
+    (out, truth)
 }
 
 // ---- 8. tracepoints -------------------------------------------------------------------------

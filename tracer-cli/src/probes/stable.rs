@@ -165,7 +165,9 @@ const DEFS: &[Def] = &[
         args: &[("errno", "int", "(int)-args->ret")],
         members: &[],
         thread: &[],
-        guard: Some("args->ret < 0"),
+        // -512..-516 (ERESTARTSYS and kin) are the kernel's own: a signal interrupted the
+        // exec, which restarts or dies of the signal; no process sees them as a failure.
+        guard: Some("args->ret < 0 && (args->ret > -512 || args->ret < -516)"),
     },
     Def {
         provider: "proc",

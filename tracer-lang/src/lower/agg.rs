@@ -423,10 +423,16 @@ impl<'g, 'a> Lower<'g, 'a> {
         })
     }
 
+    /// An atomic add: a probe program can be preempted on its CPU (syscall tracepoints on
+    /// 7.2, sleepable contexts) and another firing update the same per-CPU value meanwhile;
+    /// a load, add and store would lose one of the two updates.
     fn add_at(&mut self, p: VReg, off: i16, v: Operand) {
-        let old = self.f.load(p, off, Size::DW);
-        let new = self.f.alu(AluOp::Add, old, v);
-        self.f.store(p, off, new, Size::DW);
+        self.f.push(Inst::AtomicAdd {
+            dst: None,
+            base: p,
+            off,
+            val: v,
+        });
     }
 
     fn update(&mut self, af: &AggFunc, p: VReg, value: Option<VReg>, incr: Operand) {

@@ -19,6 +19,9 @@ pub struct Payload {
     pub libs: Vec<(String, PathBuf)>,
 }
 
+/// The cargo profile of the payloads: optimised, see the workspace Cargo.toml.
+const PROFILE: &str = "vmtest";
+
 /// The package whose tests run in the VM.
 const PACKAGE: &str = "tracer-cli";
 
@@ -27,7 +30,7 @@ pub fn build(root: &Path, arch: Arch, out: &Path) -> Result<Payload> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .args(["test", "--no-run", "-p", PACKAGE])
+        .args(["test", "--no-run", "-p", PACKAGE, "--profile", PROFILE])
         .args(["--target", arch.rust_target()])
         .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped());
