@@ -13,7 +13,9 @@ impl MapNames {
     pub const EVENTS: &'static str = "events";
     /// PERCPU_ARRAY of u64 counters indexed by [`Stat`].
     pub const STATS: &'static str = "stats";
-    /// PERCPU_ARRAY, one large entry: per-firing scratch (records, strings, keys, `this->`).
+    /// PERCPU_ARRAY of per-firing scratch (records, strings, keys, `this->`): one large
+    /// entry, or [`SCRATCH_LEVELS`] when firings can nest on a CPU (the busy flags say
+    /// which entry a firing uses).
     pub const SCRATCH: &'static str = "scratch";
     /// The same for programs that run in NMI context (profile/tick perf events), which can
     /// interrupt another program on the same CPU mid-flight.
@@ -22,8 +24,9 @@ impl MapNames {
     /// (the name starts with `.data`), so programs address its value directly, without a
     /// lookup.
     pub const GLOBALS: &'static str = ".data.globals";
-    /// PERCPU_ARRAY, one u64: how many of the script's programs are using this CPU's
-    /// scratch (more than one only when a program was preempted mid-firing).
+    /// PERCPU_ARRAY, one entry of [`SCRATCH_LEVELS`] u64 flags: flag `i` is 1 while a
+    /// firing on this CPU uses scratch entry `i` (more than one only when firings were
+    /// preempted mid-way).
     pub const BUSY: &'static str = "busy";
     /// ARRAY of speculation slots, nspec + 1 entries of u64 state.
     pub const SPECS: &'static str = "specs";
@@ -33,6 +36,11 @@ impl MapNames {
     /// for `probefunc` in kprobe_multi programs; filled through `map_init`.
     pub const FUNC_NAMES: &'static str = "func_names";
 }
+
+/// Scratch entries per CPU on kernels that can preempt a probe program mid-firing: how many
+/// firings can be in flight on one CPU at once before a further one is dropped (and counted
+/// as `Stat::PreemptDrops`).
+pub const SCRATCH_LEVELS: u32 = 4;
 
 /// The run state, a u64 at offset 0 of the `globals` value (see `tracer-lang`'s lowering):
 /// the runtime moves it from BEFORE_BEGIN to ACTIVE once BEGIN has run; `exit()` sets EXITING.
@@ -56,8 +64,9 @@ pub enum Stat {
     SpecDrops = 4,
     /// Errors inside ERROR clauses.
     ErrorDrops = 5,
-    /// A probe fired on a CPU while another of the script's programs was preempted there in
-    /// the middle of a firing: its per-CPU scratch was in use, so the firing was dropped.
+    /// A probe fired on a CPU while `SCRATCH_LEVELS` firings of the script's programs were
+    /// preempted there in the middle of theirs: every scratch entry was in use, so the
+    /// firing was dropped.
     PreemptDrops = 6,
 }
 

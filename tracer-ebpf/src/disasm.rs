@@ -259,6 +259,7 @@ mod tests {
             Insn::alu64_imm(AluOp::Neg, Reg::R7, 0),
             Insn::to_be(Reg::R3, 16),
             Insn::atomic_add64(Reg::R0, 0, Reg::R1),
+            Insn::atomic_xchg64(Reg::R2, 8, Reg::R3),
             Insn::jmp_reg(JmpOp::Jsge, Reg::R1, Reg::R2, -5),
             Insn::ja(2),
             Insn::exit(),
@@ -277,9 +278,10 @@ mod tests {
   12: r7 = -r7
   13: r3 = be16 r3
   14: lock *(u64 *)(r0 +0) += r1
-  15: if r1 s>= r2 goto -5
-  16: goto +2
-  17: exit
+  15: r3 = atomic64_xchg((u64 *)(r2 +8), r3)
+  16: if r1 s>= r2 goto -5
+  17: goto +2
+  18: exit
 ";
         assert_eq!(got, want);
         assert_eq!(

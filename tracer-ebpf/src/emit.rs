@@ -253,6 +253,27 @@ impl<'a> Emitter<'a> {
                     None => self.push(Insn::atomic_add64(b, *off, TMP1)),
                 }
             }
+            Inst::AtomicXchg {
+                dst,
+                base,
+                off,
+                val,
+            } => {
+                let b = self.use_reg(*base, TMP0);
+                // The old value comes back in the register that carried the new one: use
+                // `dst`'s own register for both unless it is the base's.
+                let r = match self.alloc.loc(*dst) {
+                    Loc::Reg(r) if r != b => r,
+                    _ => TMP1,
+                };
+                self.operand_into(r, *val);
+                self.push(Insn::atomic_xchg64(b, *off, r));
+                let d = self.def_reg(*dst);
+                if d != r {
+                    self.push(Insn::mov64_reg(d, r));
+                }
+                self.finish_def(*dst, d);
+            }
             Inst::StackAddr { dst, offset } => {
                 let d = self.def_reg(*dst);
                 self.push(Insn::mov64_reg(d, Reg::FP));

@@ -253,6 +253,11 @@ impl Insn {
             AluOp::Add as i32 | BPF_FETCH,
         )
     }
+    /// `src = xchg((u64 *)(dst + off), src)`: BPF_XCHG, Linux 5.12+.
+    pub fn atomic_xchg64(dst: Reg, off: i16, src: Reg) -> Insn {
+        const BPF_XCHG: i32 = 0xe0 | 0x01;
+        Insn::new(BPF_STX | BPF_ATOMIC | BPF_DW, dst, src, off, BPF_XCHG)
+    }
     pub fn jmp_reg(op: JmpOp, dst: Reg, src: Reg, off: i16) -> Insn {
         Insn::new(BPF_JMP | op as u8 | BPF_X, dst, src, off, 0)
     }

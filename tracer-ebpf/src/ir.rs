@@ -68,6 +68,14 @@ pub enum Inst {
         off: i16,
         val: Operand,
     },
+    /// `dst = *(u64 *)(base + off)` and `*(u64 *)(base + off) = val`, as one atomic step
+    /// (BPF_XCHG, Linux 5.12+).
+    AtomicXchg {
+        dst: VReg,
+        base: VReg,
+        off: i16,
+        val: Operand,
+    },
     /// `*(size *)(base + off) = src`
     Store {
         base: VReg,
@@ -191,7 +199,7 @@ impl Inst {
             }
             Inst::Neg { a, .. } | Inst::ToBe { a, .. } => v.push(*a),
             Inst::Load { base, .. } => v.push(*base),
-            Inst::AtomicAdd { base, val, .. } => {
+            Inst::AtomicAdd { base, val, .. } | Inst::AtomicXchg { base, val, .. } => {
                 v.push(*base);
                 v.extend(op(val));
             }
@@ -247,7 +255,8 @@ impl Inst {
             | Inst::StrCmp { dst, .. }
             | Inst::StrLen { dst, .. }
             | Inst::StrChr { dst, .. }
-            | Inst::StrStr { dst, .. } => Some(*dst),
+            | Inst::StrStr { dst, .. }
+            | Inst::AtomicXchg { dst, .. } => Some(*dst),
             Inst::Call { dst, .. } | Inst::AtomicAdd { dst, .. } => *dst,
             _ => None,
         }
@@ -424,6 +433,12 @@ impl fmt::Display for Inst {
                 off,
                 val,
             } => write!(f, "  atomic_add((DW)(v{} + {off}), {val})", base.0),
+            Inst::AtomicXchg {
+                dst,
+                base,
+                off,
+                val,
+            } => write!(f, "  v{} = xchg((DW)(v{} + {off}), {val})", dst.0, base.0),
             Inst::StackAddr { dst, offset } => write!(f, "  v{} = fp - {offset}", dst.0),
             Inst::MapPtr { dst, map } => write!(f, "  v{} = map#{}", dst.0, map.0),
             Inst::Call { helper, args, dst } => {

@@ -597,6 +597,23 @@ mod tests {
     }
 
     #[test]
+    fn an_exchange_stays_when_nothing_reads_its_result() {
+        // The store half is the point (releasing or claiming a flag), not the old value.
+        let mut f = Function::new("t");
+        let p = f.load(Function::CTX, 0, Size::DW);
+        let old = f.vreg();
+        f.push(Inst::AtomicXchg {
+            dst: old,
+            base: p,
+            off: 8,
+            val: Operand::Imm(1),
+        });
+        f.push(Inst::Ret(Operand::Imm(0)));
+        optimize(&mut f);
+        assert!(f.to_string().contains("v2 = xchg((DW)(v1 + 8), 1)"), "{f}");
+    }
+
+    #[test]
     fn unused_helper_results_are_dropped() {
         let mut f = Function::new("t");
         f.call(helper::KTIME_GET_NS, vec![]);

@@ -15,6 +15,8 @@ use tracer_common::{
 use tracer_ebpf::elf::{write_object, MapDef, ProgramCode};
 use tracer_ebpf::insn::{helper, map_type, AluOp, Insn, JmpOp, Reg, Size};
 
+mod slots;
+
 static KERNEL: Mutex<()> = Mutex::new(());
 
 pub(crate) fn lock() -> std::sync::MutexGuard<'static, ()> {

@@ -25,7 +25,7 @@ use crate::probes::{ProbeResolver, ResolvedProbe};
 use crate::syntax::ast::{self, Item, Span};
 use crate::types::Type;
 use std::collections::BTreeMap;
-use tracer_common::script::{MapNames, Stat, NSTATS};
+use tracer_common::script::{MapNames, Stat, NSTATS, SCRATCH_LEVELS};
 use tracer_common::{AggDesc, ClauseDesc, CompiledScript, Options, ProgramDesc};
 use tracer_ebpf::insn::map_type;
 use tracer_ebpf::ir::{Function, Inst, Label, MapId, Operand, VReg};
@@ -78,8 +78,9 @@ pub struct CompileInput<'a> {
     /// `task_struct` offsets from kernel BTF (for `ppid`), when BTF is available.
     /// Asked only when a script needs them: reading kernel BTF costs tens of milliseconds.
     pub task_offsets: &'a dyn Fn() -> Option<TaskOffsets>,
-    /// Guard each program's per-CPU scratch against a second firing on the same CPU while a
-    /// first is preempted (needs BPF atomic fetch-add, Linux 5.12+).
+    /// Give each firing its own per-CPU scratch entry, so that a firing that starts on a CPU
+    /// while another is preempted there does not overwrite its scratch (needs BPF atomic
+    /// exchange, Linux 5.12+).
     pub preempt_guard: bool,
     /// Kernel types (BTF) for struct members, casts and fbt arguments, read on first use.
     pub kernel_types: &'a crate::btf::KernelTypes,
@@ -370,13 +371,20 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         value_size: 8,
         max_entries: NSTATS,
     });
-    for name in [MapNames::SCRATCH, MapNames::SCRATCH_NMI] {
+    // With the preemption guard, one scratch entry per firing that can be in flight on a
+    // CPU (see `program::claim_scratch`); NMI-context programs never nest.
+    let levels = if input.preempt_guard {
+        SCRATCH_LEVELS
+    } else {
+        1
+    };
+    for (name, entries) in [(MapNames::SCRATCH, levels), (MapNames::SCRATCH_NMI, 1)] {
         g.add_map(MapSpec {
             name: name.into(),
             map_type: map_type::PERCPU_ARRAY,
             key_size: 4,
             value_size: 8,
-            max_entries: 1,
+            max_entries: entries,
         });
     }
     if input.preempt_guard {
@@ -384,7 +392,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             name: MapNames::BUSY.into(),
             map_type: map_type::PERCPU_ARRAY,
             key_size: 4,
-            value_size: 8,
+            value_size: 8 * SCRATCH_LEVELS,
             max_entries: 1,
         });
     }

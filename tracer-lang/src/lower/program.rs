@@ -2,6 +2,8 @@
 //! guard, the scope check), then the clauses of its probe in script order.
 
 use super::*;
+use tracer_common::script::SCRATCH_LEVELS;
+use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
 
 pub(super) fn lower_probe(
     g: &mut Globals,
@@ -11,91 +13,54 @@ pub(super) fn lower_probe(
     clauses: &[&ast::Clause],
 ) -> Result<Function> {
     let mut f = Function::new(name);
-    // The scratch pointer, null-checked once, and the globals pointer.
     let out = f.label();
-    let zero_key = f.stack_buffer(8);
-    let key = f.stack_addr(zero_key);
-    f.store(key, 0, Operand::Imm(0), tracer_ebpf::insn::Size::DW);
+    // Exits after the scratch entry is claimed go through `release`.
+    let release = f.label();
+    // NMI-context programs have their own scratch and cannot be preempted.
     let nmi = matches!(plan.probe.attach, tracer_common::Attach::Perf { .. });
-    let m = f.map_ptr(g.map(if nmi {
-        MapNames::SCRATCH_NMI
-    } else {
-        MapNames::SCRATCH
-    }));
-    let scratch = f.call(
-        tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM,
-        vec![m.into(), key.into()],
-    );
-    f.branch(tracer_ebpf::insn::JmpOp::Jeq, scratch, Operand::Imm(0), out);
+    let guarded = g.input.preempt_guard && !nmi;
+    // [0, 8): the map key (a u32, zero-extended); [8, 16), with the guard: the busy flags'
+    // address, for `release` (a spilled map-value pointer).
+    let key_buf = f.stack_buffer(if guarded { 16 } else { 8 });
+    let key = f.stack_addr(key_buf);
+    f.store(key, 0, Operand::Imm(0), Size::DW);
     // A global-data map: loading it gives the address of its value (no lookup, no check).
     let globals = f.map_ptr(g.map(MapNames::GLOBALS));
     let is_trigger = plan.probe.desc.provider == "dtrace"
         && matches!(plan.probe.desc.name.as_str(), "BEGIN" | "END");
     if !is_trigger {
-        let state = f.load(globals, vars::EXIT_FLAG as i16, tracer_ebpf::insn::Size::DW);
-        f.branch(
-            tracer_ebpf::insn::JmpOp::Jne,
-            state,
-            Operand::Imm(vars::RUN_ACTIVE),
-            out,
-        );
+        let state = f.load(globals, vars::EXIT_FLAG as i16, Size::DW);
+        f.branch(JmpOp::Jne, state, Operand::Imm(vars::RUN_ACTIVE), out);
     }
-    // Kernels that run probe programs preemptibly can start a second firing on this CPU
-    // while the first is suspended halfway through its use of the per-CPU scratch. A busy
-    // count claimed atomically keeps the second one out (dropped and counted); NMI-context
-    // programs have their own scratch and cannot be preempted.
-    let release = f.label();
-    let guarded = g.input.preempt_guard && !nmi;
     if guarded {
-        let claimed = f.label();
-        let busy = f.map_ptr(g.map(MapNames::BUSY));
-        let busy = f.call(
-            tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM,
-            vec![busy.into(), key.into()],
-        );
-        f.branch(tracer_ebpf::insn::JmpOp::Jeq, busy, Operand::Imm(0), out);
-        let before = f.vreg();
-        f.push(Inst::AtomicAdd {
-            dst: Some(before),
-            base: busy,
-            off: 0,
-            val: Operand::Imm(1),
-        });
-        f.branch(
-            tracer_ebpf::insn::JmpOp::Jeq,
-            before,
-            Operand::Imm(0),
-            claimed,
-        );
-        f.push(Inst::AtomicAdd {
-            dst: None,
-            base: busy,
-            off: 0,
-            val: Operand::Imm(-1),
-        });
-        // Counted without touching scratch, which belongs to the preempted firing.
-        f.store(
-            key,
-            0,
-            Operand::Imm(Stat::PreemptDrops as i64),
-            tracer_ebpf::insn::Size::W,
-        );
-        let stats = f.map_ptr(g.map(MapNames::STATS));
-        let stat = f.call(
-            tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM,
-            vec![stats.into(), key.into()],
-        );
-        f.branch(tracer_ebpf::insn::JmpOp::Jeq, stat, Operand::Imm(0), out);
-        f.push(Inst::AtomicAdd {
-            dst: None,
-            base: stat,
-            off: 0,
-            val: Operand::Imm(1),
-        });
-        f.push(Inst::Jump(out));
-        f.push(Inst::Label(claimed));
+        claim_scratch(&mut f, g, key, out);
     }
+    let m = f.map_ptr(g.map(if nmi {
+        MapNames::SCRATCH_NMI
+    } else {
+        MapNames::SCRATCH
+    }));
+    let scratch = f.call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
     let this_size = g.vars.this_size();
+    // With the guard, the entry's index is kept in the entry itself, right after the
+    // `this->` variables: `release` reads it from there, where the verifier does not know
+    // its value. Kept on the stack as a constant, it would make the verifier walk the whole
+    // program once per entry (strings.d: over its million-instruction limit).
+    let slot_word = this_size;
+    let this_size = this_size + if guarded { 8 } else { 0 };
+    if guarded {
+        // The lookup of an index below max_entries cannot fail; the verifier wants the check.
+        let found = f.label();
+        f.branch(JmpOp::Jne, scratch, Operand::Imm(0), found);
+        let slot = f.load(key, 0, Size::W);
+        free_flag(&mut f, key_buf, slot);
+        f.push(Inst::Jump(out));
+        f.push(Inst::Label(found));
+        let slot = f.load(key, 0, Size::W);
+        f.store(scratch, slot_word as i16, slot, Size::W);
+    } else {
+        f.branch(JmpOp::Jeq, scratch, Operand::Imm(0), release);
+    }
     let fault_size = tracer_common::record::HEADER_SIZE + tracer_common::record::FAULT_PAYLOAD_SIZE;
     let mut l = Lower {
         f,
@@ -130,22 +95,69 @@ pub(super) fn lower_probe(
     }
     l.f.push(Inst::Label(release));
     if guarded {
-        let key = l.f.stack_addr(zero_key);
-        l.f.store(key, 0, Operand::Imm(0), tracer_ebpf::insn::Size::DW);
-        let busy = l.f.map_ptr(l.g.map(MapNames::BUSY));
-        let busy = l.f.call(
-            tracer_ebpf::insn::helper::MAP_LOOKUP_ELEM,
-            vec![busy.into(), key.into()],
-        );
-        l.f.branch(tracer_ebpf::insn::JmpOp::Jeq, busy, Operand::Imm(0), out);
-        l.f.push(Inst::AtomicAdd {
-            dst: None,
-            base: busy,
-            off: 0,
-            val: Operand::Imm(-1),
-        });
+        let slot = l.f.load(l.scratch, slot_word as i16, Size::W);
+        free_flag(&mut l.f, key_buf, slot);
     }
     l.f.push(Inst::Label(out));
     l.f.push(Inst::Ret(Operand::Imm(0)));
     Ok(l.f)
+}
+
+/// Clear busy flag `slot`, an index the verifier need not know (bounded here), finding the
+/// flags through the address the claim left at `key_buf + 8`.
+///
+/// A plain store frees the flag: only firings on this CPU touch it, and a CPU sees its own
+/// stores in order.
+fn free_flag(f: &mut Function, key_buf: u32, slot: VReg) {
+    const _: () = assert!(SCRATCH_LEVELS.is_power_of_two());
+    let key = f.stack_addr(key_buf);
+    let busy = f.load(key, 8, Size::DW);
+    let slot = f.alu(AluOp::And, slot, Operand::Imm(SCRATCH_LEVELS as i64 - 1));
+    let off = f.alu(AluOp::Lsh, slot, Operand::Imm(3));
+    let flag = f.alu(AluOp::Add, busy, off);
+    f.store(flag, 0, Operand::Imm(0), Size::DW);
+}
+
+/// Claim one of this CPU's `SCRATCH_LEVELS` scratch entries, leaving its index in the key at
+/// `key` and the busy flags' address at `key + 8`; with every entry in use, count the firing
+/// as dropped and leave for `out`.
+///
+/// Kernels that run probe programs preemptibly can start a second firing on this CPU while
+/// the first is suspended halfway through its use of the scratch, so each firing takes its
+/// own entry. Each flag is taken by exchange rather than by counting nesting depth: firings
+/// of preempted tasks do not finish in stack order, so "depth" would name an entry still in
+/// use.
+fn claim_scratch(f: &mut Function, g: &mut Globals, key: VReg, out: Label) {
+    let claimed = f.label();
+    let busy = f.map_ptr(g.map(MapNames::BUSY));
+    let busy = f.call(helper::MAP_LOOKUP_ELEM, vec![busy.into(), key.into()]);
+    f.branch(JmpOp::Jeq, busy, Operand::Imm(0), out);
+    f.store(key, 8, busy, Size::DW);
+    // Entry 0, the common case, costs no more: the key is already 0.
+    for slot in 0..SCRATCH_LEVELS as i16 {
+        if slot > 0 {
+            f.store(key, 0, Operand::Imm(slot.into()), Size::W);
+        }
+        let was = f.vreg();
+        f.push(Inst::AtomicXchg {
+            dst: was,
+            base: busy,
+            off: slot * 8,
+            val: Operand::Imm(1),
+        });
+        f.branch(JmpOp::Jeq, was, Operand::Imm(0), claimed);
+    }
+    // Counted without touching scratch, which belongs to the preempted firings.
+    f.store(key, 0, Operand::Imm(Stat::PreemptDrops as i64), Size::W);
+    let stats = f.map_ptr(g.map(MapNames::STATS));
+    let stat = f.call(helper::MAP_LOOKUP_ELEM, vec![stats.into(), key.into()]);
+    f.branch(JmpOp::Jeq, stat, Operand::Imm(0), out);
+    f.push(Inst::AtomicAdd {
+        dst: None,
+        base: stat,
+        off: 0,
+        val: Operand::Imm(1),
+    });
+    f.push(Inst::Jump(out));
+    f.push(Inst::Label(claimed));
 }
