@@ -690,18 +690,30 @@ fn threads_in_a_namespace_have_their_own_tids() {
     let bin = build_target(&dir, "threads");
     let file = dir.join("tids");
     let cmd = format!("{} 5 {}", bin.display(), file.display());
-    let o = Command::new("unshare")
-        .args(PIDNS)
-        .arg(TRACER)
-        .args(["-q", "-c", &cmd, "-n"])
-        .arg("syscall::getppid:entry /pid == $target/ { @[pid, tid] = count(); }")
-        .output()
-        .unwrap();
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    assert!(o.status.success(), "{out}\n{err}");
+    // Two threads fire the same program: on kernels that run it preemptibly (7.2), the kernel
+    // skips one thread's firings while the other's is preempted on that CPU. tracer reports
+    // that, and such a run is repeated; a run without a report must be exact.
+    let mut attempt = 0;
+    let (out, err) = loop {
+        attempt += 1;
+        let o = Command::new("unshare")
+            .args(PIDNS)
+            .arg(TRACER)
+            .args(["-q", "-c", &cmd, "-n"])
+            .arg("syscall::getppid:entry /pid == $target/ { @[pid, tid] = count(); }")
+            .output()
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        assert!(o.status.success(), "{out}\n{err}");
+        let lossy = err.contains("skipped by the kernel") || err.contains("drop");
+        if !lossy || attempt == 5 {
+            break (out, err);
+        }
+        eprintln!("attempt {attempt} reported lost firings; running again:\n{err}");
+    };
     let rows: Vec<Vec<u64>> = out
         .lines()
         .map(|l| {
@@ -718,7 +730,7 @@ fn threads_in_a_namespace_have_their_own_tids() {
         // tracer is pid 1 of the namespace, its -c target pid 2, the threads 3 and 4.
         assert!(
             rows.contains(&vec![2, tid, calls]),
-            "no row `2 {tid} {calls}` in:\n{out}"
+            "no row `2 {tid} {calls}` in:\n{out}\n{err}"
         );
         assert!(tid < 10, "{tid}");
     }
