@@ -159,7 +159,9 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /tmp
+# Not a tmpfs mount: the payload keeps its host paths, which may lie under /tmp (a clone
+# there), and a mount would hide them. The initramfs root is writable already.
+chmod 1777 /tmp
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t bpf bpf /sys/fs/bpf
