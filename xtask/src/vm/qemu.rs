@@ -16,9 +16,10 @@ pub fn command(arch: Arch, kernel: &Path, initrd: &Path) -> Command {
         // Multi-threaded TCG with 2 vCPUs crashes x86 guests while they patch kernel text.
         Arch::X86_64 => cmd.args(["-accel", "tcg,thread=single", "-cpu", "max"]),
         // Single-threaded too: under multi-threaded TCG, now and then a whole tracer run on
-        // arm64 saw no firing at all (a tracepoint's static key patched while the other
-        // vCPU ran), which no x86 cell, single-threaded, ever showed. Plain `max` emulates
-        // QARMA pointer authentication slowly; impdef is 3x faster.
+        // arm64 saw no firing at all, which no x86 cell (single-threaded) ever showed. The
+        // suspect, unproven: text patching (a tracepoint's static key) seen late by the
+        // other vCPU, as on x86. Plain `max` emulates QARMA pointer authentication slowly;
+        // impdef is 3x faster.
         Arch::Aarch64 => cmd.args([
             "-M",
             "virt",
