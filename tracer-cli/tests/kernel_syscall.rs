@@ -403,7 +403,7 @@ fn thread_locals_are_per_thread() {
     let (out, truth) = loop {
         attempt += 1;
         let (out, truth) = run_threads();
-        let lossy = out.stderr.contains("skipped by the kernel") || out.stderr.contains("drop");
+        let lossy = reported_loss(&out.stderr);
         if !lossy {
             break (out, truth);
         }

@@ -10,6 +10,12 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+
+/// Whether tracer's stderr reports lost firings (its own drops, or firings the kernel
+/// skipped): such a run cannot show exact counts.
+pub fn reported_loss(stderr: &str) -> bool {
+    stderr.contains("skipped by the kernel") || stderr.contains("drop")
+}
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
