@@ -704,6 +704,11 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     if opts.destructive {
         eprintln!("tracer: allowing destructive actions");
     }
+    // Not quiet-able: the first firings of the command may be missed, and its stacks may not
+    // symbolize after it exits.
+    if let Some(why) = target.as_ref().and_then(|t| t.unheld_reason()) {
+        eprintln!("tracer: warning: cannot trace the command with ptrace ({why}): it is not held at its exec until the probes are attached");
+    }
     // Buffered: the consumer flushes after every batch of records, not after every line.
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::with_capacity(

@@ -3,6 +3,7 @@
 //! for user ones).
 
 use super::maps::Entries;
+use super::target::MapsCopy;
 use blazesym::symbolize::source::{Elf, Kernel, Process, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer};
 use blazesym::{MaybeDefault, Pid};
@@ -49,6 +50,8 @@ pub struct Decoder {
     kcache: HashMap<u64, String>,
     /// File mappings of processes, remembered while they were alive.
     maps: HashMap<u32, Vec<Mapping>>,
+    /// Copies of a `-c` target's mappings that its waiter takes at exec and at the exit stop.
+    copies: HashMap<u32, MapsCopy>,
 }
 
 /// The virtual address that file offset `off` of ELF file `path` is loaded at (PT_LOAD).
@@ -181,6 +184,7 @@ impl Decoder {
             symbolizer: Symbolizer::new(),
             kcache: HashMap::new(),
             maps: HashMap::new(),
+            copies: HashMap::new(),
         }
     }
 
@@ -299,9 +303,33 @@ impl Decoder {
         addrs.iter().map(|a| self.kcache[a].clone()).collect()
     }
 
+    /// Take the copies of `pid`'s mappings that its waiter makes while it is stopped: the one
+    /// at its exit stop is the last word, whatever the periodic copies missed.
+    pub fn follow_copies(&mut self, pid: u32, copy: MapsCopy) {
+        self.copies.insert(pid, copy);
+    }
+
+    /// Remember a copy the waiter made since the last look, if any.
+    fn absorb_copy(&mut self, pid: u32) {
+        let Some(copy) = self.copies.get(&pid) else {
+            return;
+        };
+        let text = copy.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let maps: Vec<Mapping> = text
+            .iter()
+            .flat_map(|t| t.lines())
+            .filter_map(Mapping::parse)
+            .collect();
+        if !maps.is_empty() {
+            self.maps.insert(pid, maps);
+        }
+    }
+
     /// Keep a copy of `pid`'s file mappings, so that its addresses can still be symbolized
     /// after it exits (the `-c`/`-p` target usually has exited by the final dump).
     pub fn remember_process(&mut self, pid: u32) {
+        // An older waiter copy must not overwrite the live read below.
+        self.absorb_copy(pid);
         // Before its exec the `-c` child still maps tracer itself: nothing worth keeping.
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
         if exe.is_none() || exe == std::fs::read_link("/proc/self/exe").ok() {
@@ -317,6 +345,7 @@ impl Decoder {
 
     /// Symbolize through a remembered mapping: address → file offset → the ELF file's symbols.
     fn syms_from_snapshot(&mut self, pid: u32, addrs: &[u64]) -> Option<Vec<String>> {
+        self.absorb_copy(pid);
         let maps = self.maps.get(&pid)?.clone();
         let mut out = Vec::new();
         for addr in addrs {
@@ -522,6 +551,52 @@ mod tests {
             (Some(Fault::BadAddr), 0xdead, 2)
         );
         assert!(d.event(&s, &[0u8; 4]).is_err());
+    }
+
+    /// A `-c` target's libc frames symbolize after it exited, through the copy of its
+    /// mappings taken at its exit stop (libc is mapped after the exec, by the loader).
+    #[test]
+    fn exited_targets_symbolize_through_the_exit_copy() {
+        let mut d = Decoder::new();
+        let mut t = crate::runtime::target::Target::spawn_stopped("sleep 0.5").unwrap();
+        t.release().unwrap();
+        let at_exec = t
+            .maps_copy()
+            .unwrap()
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_default();
+        if !at_exec.contains("/ld-") {
+            eprintln!("skipped: sleep is statically linked here:\n{at_exec}");
+            return;
+        }
+        d.follow_copies(t.pid(), t.maps_copy().unwrap());
+        // Remembered at exec, as the runtime does: libc is not mapped yet.
+        d.remember_process(t.pid());
+        t.resume().unwrap();
+        let libc_text = || {
+            let maps = std::fs::read_to_string(format!("/proc/{}/maps", t.pid())).ok()?;
+            let line = maps
+                .lines()
+                .find(|l| l.contains("/libc.so") && l.contains(" r-xp "))?;
+            u64::from_str_radix(line.split('-').next()?, 16).ok()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let start = loop {
+            if let Some(start) = libc_text() {
+                break start;
+            }
+            assert!(std::time::Instant::now() < deadline, "libc never mapped");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(t.wait()).unwrap();
+        let syms = d.user_syms(t.pid(), &[start + 0x2000]);
+        assert!(syms[0].starts_with("libc.so"), "{syms:?}");
     }
 
     #[test]

@@ -298,7 +298,10 @@ pub async fn run(
     if reason.is_none() {
         if let Some(t) = target.as_deref_mut() {
             t.release()?;
-            // The new image is mapped now (stopped right after exec): remember it.
+            if let Some(copy) = t.maps_copy() {
+                session.decoder().follow_copies(t.pid(), copy);
+            }
+            // The new image is mapped now (held right after exec): remember it.
             session.decoder().remember_process(t.pid());
             t.resume()?;
         }

@@ -9,6 +9,10 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+mod tracee;
+pub use tracee::MapsCopy;
+use tracee::Waiter;
+
 /// How the target ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitInfo {
@@ -22,11 +26,13 @@ pub enum ExitInfo {
 
 #[derive(Debug)]
 enum Kind {
-    /// Created by `-c`: `go` releases the child, `exec_err` reports a failed exec.
+    /// Created by `-c`: `go` releases the child, `exec_err` reports a failed exec, and the
+    /// waiter holds it at its exec, copies its mappings and reaps it.
     Created {
         go: Option<OwnedFd>,
         exec_err: Option<OwnedFd>,
         cmd: String,
+        waiter: Waiter,
     },
     Grabbed,
 }
@@ -36,11 +42,10 @@ enum Kind {
 pub struct Target {
     pid: u32,
     kind: Kind,
+    /// A grabbed process's pidfd, and its exit once noticed.
     pidfd: Option<OwnedFd>,
     watcher: Option<AsyncFd<OwnedFd>>,
     exited: Option<ExitInfo>,
-    /// A `-c` child held in its post-exec ptrace stop until `resume`.
-    stopped_at_exec: bool,
 }
 
 /// Split a command line like a simple shell: whitespace, '…', "…" and backslash escapes.
@@ -124,38 +129,28 @@ fn decode_status(status: libc::c_int) -> ExitInfo {
     }
 }
 
-/// Note the exit of `pid` in `exited` (reaping it when it is our child).
-fn reap(pid: u32, created: bool, exited: &mut Option<ExitInfo>) -> Option<ExitInfo> {
+/// Note the exit of grabbed process `pid` in `exited`.
+fn notice_exit(pid: u32, exited: &mut Option<ExitInfo>) -> Option<ExitInfo> {
     if exited.is_some() {
         return *exited;
     }
-    if created {
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
-        if r == pid as libc::pid_t {
-            *exited = Some(decode_status(status));
-        } else if r < 0 {
-            *exited = Some(ExitInfo::Unknown);
-        }
-    } else {
-        // A zombie has exited too.
-        let dead = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => true,
-            Ok(s) => s
-                .rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-        };
-        if dead {
-            *exited = Some(ExitInfo::Unknown);
-        }
+    // A zombie has exited too.
+    let dead = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    };
+    if dead {
+        *exited = Some(ExitInfo::Unknown);
     }
     *exited
 }
 
 impl Target {
     /// Fork `cmd` (split like a shell command line, run without a shell) so that it waits
-    /// before `exec` until [`Target::release`]. The pid is known at once (for `$target`).
+    /// before `exec` until [`Target::release`], and is held after it until
+    /// [`Target::resume`]. The pid is known at once (for `$target`).
     pub fn spawn_stopped(cmd: &str) -> Result<Target> {
         let argv = split_command(cmd)?;
         let arg0 = argv.first().ok_or_else(|| anyhow!("empty command"))?;
@@ -196,14 +191,6 @@ impl Target {
                 libc::sigemptyset(&mut set);
                 libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
                 libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-                // Stop right after exec so the parent can copy the new image's mappings
-                // (for symbolizing its stacks after it exits); the parent detaches at once.
-                libc::ptrace(
-                    libc::PTRACE_TRACEME,
-                    0,
-                    std::ptr::null_mut::<libc::c_void>(),
-                    std::ptr::null_mut::<libc::c_void>(),
-                );
                 libc::execv(cpath.as_ptr(), ptrs.as_ptr());
                 let errno = *libc::__errno_location();
                 libc::write(err_w.as_raw_fd(), (&errno as *const i32).cast(), 4);
@@ -212,17 +199,19 @@ impl Target {
         }
         drop((go_r, err_w));
         let pid = pid as u32;
+        // Closing `go` (on error) makes the child exit by itself.
+        let waiter = Waiter::start(pid)?;
         Ok(Target {
             pid,
             kind: Kind::Created {
                 go: Some(go_w),
                 exec_err: Some(err_r),
                 cmd: arg0.clone(),
+                waiter,
             },
-            pidfd: pidfd_open(pid),
+            pidfd: None,
             watcher: None,
             exited: None,
-            stopped_at_exec: false,
         })
     }
 
@@ -240,7 +229,6 @@ impl Target {
             pidfd: pidfd_open(pid),
             watcher: None,
             exited: None,
-            stopped_at_exec: false,
         })
     }
 
@@ -253,9 +241,16 @@ impl Target {
         matches!(self.kind, Kind::Created { .. })
     }
 
-    /// Let a `-c` process `exec` (a no-op for `-p`). Fails if `exec` failed.
+    /// Let a `-c` process `exec` (a no-op for `-p`), and wait until it is held right after
+    /// it. Fails if `exec` failed.
     pub fn release(&mut self) -> Result<()> {
-        let Kind::Created { go, exec_err, cmd } = &mut self.kind else {
+        let Kind::Created {
+            go,
+            exec_err,
+            cmd,
+            waiter,
+        } = &mut self.kind
+        else {
             return Ok(());
         };
         let Some(go) = go.take() else { return Ok(()) };
@@ -279,70 +274,48 @@ impl Target {
                 bail!("failed to execute {cmd}: {e}");
             }
         }
-        // The exec succeeded: wait for the stop it causes under PTRACE_TRACEME. If the child
-        // could not be traced (a seccomp policy, say), it simply runs: give up after 2 s.
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        loop {
-            let mut status = 0;
-            // SAFETY: polling our own child; `status` is a local.
-            let r = unsafe {
-                libc::waitpid(
-                    self.pid as libc::pid_t,
-                    &mut status,
-                    libc::__WALL | libc::WNOHANG,
-                )
-            };
-            if r == self.pid as libc::pid_t && libc::WIFSTOPPED(status) {
-                self.stopped_at_exec = true;
-                break;
-            }
-            if r == self.pid as libc::pid_t {
-                // It ended already (killed by a signal before the stop): keep its status.
-                self.exited = Some(if libc::WIFSIGNALED(status) {
-                    ExitInfo::Signaled(libc::WTERMSIG(status))
-                } else {
-                    ExitInfo::Exited(libc::WEXITSTATUS(status))
-                });
-                break;
-            }
-            if r < 0 || std::time::Instant::now() > deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        waiter.wait_held();
         Ok(())
     }
 
-    /// Let a `-c` process run on after its post-exec stop (see `release`).
+    /// Why a `-c` process runs without being held at its exec (it could not be traced).
+    pub fn unheld_reason(&self) -> Option<&io::Error> {
+        match &self.kind {
+            Kind::Created { waiter, .. } => waiter.untraced.as_ref(),
+            Kind::Grabbed => None,
+        }
+    }
+
+    /// The mappings of a `-c` process, copied while it was stopped at its exec or its exit.
+    pub fn maps_copy(&self) -> Option<MapsCopy> {
+        match &self.kind {
+            Kind::Created { waiter, .. } => Some(waiter.maps()),
+            Kind::Grabbed => None,
+        }
+    }
+
+    /// Let a `-c` process run on from its hold after exec (see `release`).
     pub fn resume(&mut self) -> Result<()> {
-        if std::mem::take(&mut self.stopped_at_exec) {
-            // SAFETY: detaching from our own stopped tracee.
-            let r = unsafe {
-                libc::ptrace(
-                    libc::PTRACE_DETACH,
-                    self.pid as libc::pid_t,
-                    std::ptr::null_mut::<libc::c_void>(),
-                    std::ptr::null_mut::<libc::c_void>(),
-                )
-            };
-            let err = io::Error::last_os_error();
-            // Killed while held (ESRCH): it is gone, and wait() reports how it ended.
-            if r < 0 && err.raw_os_error() != Some(libc::ESRCH) {
-                bail!("failed to resume pid {}: {}", self.pid, err);
-            }
+        if let Kind::Created { waiter, .. } = &self.kind {
+            waiter.let_run();
         }
         Ok(())
     }
 
-    /// Reap a created child if it has exited.
+    /// The exit of a process that has exited (a created child is reaped by its waiter).
     fn try_reap(&mut self) -> Option<ExitInfo> {
-        reap(self.pid, self.created(), &mut self.exited)
+        match &self.kind {
+            Kind::Created { waiter, .. } => waiter.exit(),
+            Kind::Grabbed => notice_exit(self.pid, &mut self.exited),
+        }
     }
 
-    /// Wait until the process exits (pidfd readiness, else polling every 100 ms).
-    /// Cancel-safe; returns at once if it already exited.
+    /// Wait until the process exits (a created child: its waiter; a grabbed one: pidfd
+    /// readiness, else polling every 100 ms). Cancel-safe; returns at once if it already exited.
     pub async fn wait(&mut self) -> Result<ExitInfo> {
-        let created = self.created();
+        if let Kind::Created { waiter, .. } = &self.kind {
+            return Ok(waiter.wait().await);
+        }
         loop {
             if let Some(info) = self.try_reap() {
                 return Ok(info);
@@ -358,7 +331,7 @@ impl Target {
             match &self.watcher {
                 Some(w) => {
                     let mut g = w.readable().await?;
-                    if reap(self.pid, created, &mut self.exited).is_none() {
+                    if notice_exit(self.pid, &mut self.exited).is_none() {
                         g.clear_ready();
                     }
                 }
@@ -369,14 +342,12 @@ impl Target {
 
     /// SIGKILL a created process that is still running and reap it.
     pub fn kill(&mut self) {
-        if self.created() && self.try_reap().is_none() {
-            // SAFETY: signalling and reaping our own, not yet reaped, child.
-            unsafe {
-                libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
-                let mut status = 0;
-                libc::waitpid(self.pid as libc::pid_t, &mut status, 0);
-                self.exited = Some(decode_status(status));
+        if let Kind::Created { waiter, .. } = &mut self.kind {
+            if waiter.exit().is_none() {
+                // SAFETY: signalling our own child, not yet reaped (its waiter reaps it).
+                unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
             }
+            waiter.join();
         }
     }
 }
@@ -446,6 +417,83 @@ mod tests {
         let e = t.release().unwrap_err().to_string();
         let _ = std::fs::remove_file(&bogus);
         assert!(e.starts_with("failed to execute"), "{e}");
+    }
+
+    fn state_of(pid: u32) -> char {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let rest = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.trim_start())
+            .unwrap_or("");
+        rest.chars().next().unwrap_or('?')
+    }
+
+    /// Held at exec (in a ptrace stop) until resume; the mappings are copied at the exit stop,
+    /// after the dynamic loader mapped libc, so stacks recorded just before exit symbolize.
+    #[tokio::test(flavor = "current_thread")]
+    async fn created_process_is_held_at_exec_and_its_last_mappings_are_copied() {
+        let mut t = Target::spawn_stopped("/bin/sh -c 'exit 4'").unwrap();
+        assert!(t.unheld_reason().is_none(), "{:?}", t.unheld_reason());
+        t.release().unwrap();
+        let copy = t.maps_copy().unwrap();
+        let at_exec = copy.lock().unwrap().clone().unwrap_or_default();
+        assert!(
+            at_exec.contains("/sh") || at_exec.contains("/dash"),
+            "{at_exec}"
+        );
+        assert!(
+            !at_exec.contains("libc.so"),
+            "libc is mapped only after exec:\n{at_exec}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(state_of(t.pid()), 't', "not held in a ptrace stop");
+        t.resume().unwrap();
+        let info = tokio::time::timeout(Duration::from_secs(10), t.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(info, ExitInfo::Exited(4));
+        let at_exit = copy.lock().unwrap().clone().unwrap_or_default();
+        assert!(
+            at_exit.contains("/sh") || at_exit.contains("/dash"),
+            "{at_exit}"
+        );
+        // A dynamically linked shell (a VM's busybox is static) maps libc after exec.
+        if at_exec.contains("/ld-") {
+            assert!(at_exit.contains("libc.so"), "{at_exit}");
+        }
+    }
+
+    /// Signals reach the held-then-running child as they would without ptrace: job control
+    /// stops and continues it, and a fatal signal kills it (and is its reported end).
+    #[tokio::test(flavor = "current_thread")]
+    async fn signals_reach_a_created_process() {
+        let mut t = Target::spawn_stopped("sleep 30").unwrap();
+        t.release().unwrap();
+        t.resume().unwrap();
+        let pid = t.pid() as libc::pid_t;
+        let settle = |want: char| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while state_of(pid as u32) != want && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            state_of(pid as u32)
+        };
+        assert_eq!(settle('S'), 'S');
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        // Stopped as a plain process (not in a ptrace stop), so a debugger can attach.
+        assert_eq!(settle('T'), 'T', "SIGSTOP did not stop it");
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        assert_eq!(settle('S'), 'S', "SIGCONT did not wake it");
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let info = tokio::time::timeout(Duration::from_secs(10), t.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(info, ExitInfo::Signaled(libc::SIGTERM));
     }
 
     #[tokio::test(flavor = "current_thread")]
