@@ -50,7 +50,13 @@ pub fn build(root: &Path, arch: Arch, out: &Path) -> Result<Payload> {
     );
     let output = cmd.output().context("cannot run cargo")?;
     if !output.status.success() {
-        bail!("cargo test --no-run --target {} failed", arch.rust_target());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        bail!(
+            "cargo test --no-run --target {} failed:\n{tail}",
+            arch.rust_target()
+        );
     }
     let mut tracer = None;
     let mut tests = Vec::new();
