@@ -16,6 +16,7 @@ mod proginfo;
 pub mod ringbuf;
 pub mod session;
 pub mod target;
+mod tracee;
 pub mod trigger;
 pub mod uprobe_multi;
 

@@ -9,9 +9,8 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-mod tracee;
-pub use tracee::MapsCopy;
-use tracee::Waiter;
+pub use super::tracee::MapsCopy;
+use super::tracee::Waiter;
 
 /// How the target ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +118,7 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-fn decode_status(status: libc::c_int) -> ExitInfo {
+pub(super) fn decode_status(status: libc::c_int) -> ExitInfo {
     if libc::WIFEXITED(status) {
         ExitInfo::Exited(libc::WEXITSTATUS(status))
     } else if libc::WIFSIGNALED(status) {
@@ -199,8 +198,16 @@ impl Target {
         }
         drop((go_r, err_w));
         let pid = pid as u32;
-        // Closing `go` (on error) makes the child exit by itself.
-        let waiter = Waiter::start(pid)?;
+        let waiter = match Waiter::start(pid) {
+            Ok(w) => w,
+            Err(e) => {
+                // Closing `go` makes the child exit by itself: reap it.
+                drop(go_w);
+                // SAFETY: waiting for our own child; a null status is allowed.
+                unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0) };
+                return Err(anyhow!("cannot follow the command (pid {pid}): {e}"));
+            }
+        };
         Ok(Target {
             pid,
             kind: Kind::Created {
