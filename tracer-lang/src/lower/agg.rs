@@ -466,11 +466,18 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let v = value.unwrap();
                 self.add_at(p, 0, Operand::Imm(1));
                 self.add_at(p, 8, v.into());
-                // sumsq as u128 in two words: add v² with carry (exact for |v| < 2^32).
+                // sumsq as u128 in two words: add v² with carry (exact for |v| < 2^32). The
+                // fetch-add returns the low word this add found, so the carry is right even
+                // when a preempting firing added in between.
                 let sq = self.f.alu(AluOp::Mul, v, v);
-                let lo = self.f.load(p, 16, Size::DW);
+                let lo = self.f.vreg();
+                self.f.push(Inst::AtomicAdd {
+                    dst: Some(lo),
+                    base: p,
+                    off: 16,
+                    val: sq.into(),
+                });
                 let nlo = self.f.alu(AluOp::Add, lo, sq);
-                self.f.store(p, 16, nlo, Size::DW);
                 let no_carry = self.f.label();
                 self.f.branch(JmpOp::Jge, nlo, lo, no_carry);
                 self.add_at(p, 24, Operand::Imm(1));
