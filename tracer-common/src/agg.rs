@@ -5,12 +5,25 @@
 //! - `count`: `[count]`
 //! - `sum`: `[sum]`
 //! - `avg`: `[count, sum]`
-//! - `min`/`max`: `[count, value]` (count 0 = no value yet)
+//! - `min`/`max`: `[count, value ^ minmax_bias]` (see [`minmax_bias`]: the word is an unsigned
+//!   number that only grows, and 0, a zeroed slot, stands for no value yet)
 //! - `stddev`: `[count, sum, sumsq_lo, sumsq_hi]` (sum of squares as u128)
 //! - `quantize`/`lquantize`/`llquantize`: one i64 per bucket (see `nbuckets`).
 
 use crate::record::Field;
 use serde::{Deserialize, Serialize};
+
+/// The XOR that turns a min/max value into the word the kernel keeps: for `max`, the sign bit
+/// flipped (unsigned order = signed order, and 0 = i64::MIN); for `min`, every bit but the
+/// sign flipped (the order reversed, and 0 = i64::MAX). Both then only need an atomic unsigned
+/// maximum, exact when a firing is preempted by another, and a zeroed slot needs no start.
+pub const fn minmax_bias(min: bool) -> i64 {
+    if min {
+        i64::MAX
+    } else {
+        i64::MIN
+    }
+}
 
 /// DTrace's quantize has 2·64−1 buckets; bucket 63 holds 0.
 pub const QUANTIZE_NBUCKETS: u32 = 127;
@@ -187,6 +200,35 @@ pub fn llquantize_bucket(v: i64, bounds: &[i64]) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn min_and_max_merge_the_biased_words_of_the_cpus_that_saw_a_value() {
+        use super::{minmax_bias, AggFunc, AggValue};
+        let slot = |n: i64, v: i64, min: bool| -> Vec<u8> {
+            [n, v ^ minmax_bias(min)]
+                .iter()
+                .flat_map(|w| w.to_ne_bytes())
+                .collect()
+        };
+        let merge =
+            |func: AggFunc, cpus: &[Vec<u8>]| AggValue::merge(&func, cpus.iter().map(|c| &c[..]));
+        let zero = vec![0u8; 16];
+        let maxes = [slot(2, -7, false), zero.clone(), slot(1, -9, false)];
+        assert_eq!(merge(AggFunc::Max, &maxes), AggValue::Scalar(-7));
+        let mins = [zero.clone(), slot(3, i64::MIN, true), slot(1, 5, true)];
+        assert_eq!(merge(AggFunc::Min, &mins), AggValue::Scalar(i64::MIN));
+        let extremes = [slot(1, i64::MIN, false), slot(1, i64::MAX, false)];
+        assert_eq!(merge(AggFunc::Max, &extremes), AggValue::Scalar(i64::MAX));
+        // A zeroed slot is the identity: max's word 0 is i64::MIN, min's is i64::MAX.
+        let zero_word = |min: bool| std::hint::black_box(0i64) ^ minmax_bias(min);
+        assert_eq!(zero_word(false), i64::MIN);
+        assert_eq!(zero_word(true), i64::MAX);
+        // Cleared everywhere: 0, as DTrace prints.
+        assert_eq!(
+            merge(AggFunc::Min, &[zero.clone(), zero]),
+            AggValue::Scalar(0)
+        );
+    }
+
     use super::*;
 
     #[test]
@@ -240,6 +282,17 @@ impl AggValue {
                 .map(|c| i64::from_ne_bytes(c.try_into().unwrap()))
                 .collect()
         };
+        if let AggFunc::Min | AggFunc::Max = func {
+            let min = matches!(func, AggFunc::Min);
+            let best = per_cpu
+                .into_iter()
+                .map(words)
+                .filter(|w| w.len() >= 2 && w[0] != 0)
+                .map(|w| w[1] ^ minmax_bias(min))
+                .reduce(|a, b| if min { a.min(b) } else { a.max(b) });
+            // No value anywhere (cleared): 0, as DTrace prints.
+            return AggValue::Scalar(best.unwrap_or(0));
+        }
         let mut acc: Option<Vec<i64>> = None;
         let mut sumsq: u128 = 0;
         for bytes in per_cpu {
@@ -250,29 +303,15 @@ impl AggValue {
             if matches!(func, AggFunc::Stddev) {
                 sumsq = sumsq.wrapping_add((w[2] as u64 as u128) | ((w[3] as u64 as u128) << 64));
             }
-            acc = Some(match (acc, func) {
-                (None, _) => w,
-                (Some(a), AggFunc::Min) | (Some(a), AggFunc::Max) => {
-                    if w[0] == 0 {
-                        a
-                    } else if a[0] == 0 {
-                        w
-                    } else {
-                        let better = if matches!(func, AggFunc::Min) {
-                            w[1] < a[1]
-                        } else {
-                            w[1] > a[1]
-                        };
-                        vec![a[0] + w[0], if better { w[1] } else { a[1] }]
-                    }
-                }
-                (Some(a), _) => a.iter().zip(&w).map(|(x, y)| x.wrapping_add(*y)).collect(),
+            acc = Some(match acc {
+                None => w,
+                Some(a) => a.iter().zip(&w).map(|(x, y)| x.wrapping_add(*y)).collect(),
             });
         }
         let a = acc.unwrap_or_else(|| vec![0; func.words() as usize]);
         match func {
             AggFunc::Count | AggFunc::Sum => AggValue::Scalar(a[0]),
-            AggFunc::Min | AggFunc::Max => AggValue::Scalar(a[1]),
+            AggFunc::Min | AggFunc::Max => unreachable!("merged above"),
             AggFunc::Avg => AggValue::Avg {
                 count: a[0] as u64,
                 sum: a[1],

@@ -334,6 +334,10 @@ impl<'a> Emitter<'a> {
                     self.push(Insn::st_imm(Size::DW, r, off as i16, 0));
                 }
             }
+            Inst::AtomicMax { base, off, val } => {
+                self.shuffle_args(&[Operand::Reg(*base), Operand::Reg(*val)]);
+                self.expand_atomic_umax(*off);
+            }
             Inst::MemCopy { dst, src, len } => {
                 self.shuffle_args(&[Operand::Reg(*dst), Operand::Reg(*src)]);
                 for off in (0..*len).step_by(8) {
@@ -428,6 +432,24 @@ impl<'a> Emitter<'a> {
         for e in exits {
             self.patch_here(e);
         }
+    }
+
+    /// `*(u64 *)(r1 + off) = max(that, r2)`, unsigned: compare-and-exchange until the word
+    /// holds r2 or is no longer smaller. A retry means another firing changed the word in
+    /// between, having preempted this one on its CPU, so a few tries suffice; 16 bound the
+    /// loop for the verifier.
+    fn expand_atomic_umax(&mut self, off: i16) {
+        self.push(Insn::ldx(Size::DW, Reg::R0, Reg::R1, off));
+        self.push(Insn::mov64_imm(Reg::R4, 0));
+        let top = self.out.insns.len();
+        let done1 = self.jmp_fwd(Insn::jmp_reg(JmpOp::Jle, Reg::R2, Reg::R0, 0));
+        let done2 = self.jmp_fwd(Insn::jmp_imm(JmpOp::Jge, Reg::R4, 16, 0));
+        self.push(Insn::alu64_imm(AluOp::Add, Reg::R4, 1));
+        self.push(Insn::mov64_reg(Reg::R3, Reg::R0));
+        self.push(Insn::atomic_cmpxchg64(Reg::R1, off, Reg::R2));
+        self.jmp_abs(Insn::jmp_reg(JmpOp::Jne, Reg::R0, Reg::R3, 0), top);
+        self.patch_here(done1);
+        self.patch_here(done2);
     }
 
     /// Keep the laundering pointer in the reserved slot at fp-24.

@@ -258,6 +258,12 @@ impl Insn {
         const BPF_XCHG: i32 = 0xe0 | 0x01;
         Insn::new(BPF_STX | BPF_ATOMIC | BPF_DW, dst, src, off, BPF_XCHG)
     }
+    /// `r0 = cmpxchg((u64 *)(dst + off), r0, src)`: stores `src` if the word equals r0;
+    /// r0 gets the word it found either way (BPF_CMPXCHG, Linux 5.12+).
+    pub fn atomic_cmpxchg64(dst: Reg, off: i16, src: Reg) -> Insn {
+        const BPF_CMPXCHG: i32 = 0xf0 | 0x01;
+        Insn::new(BPF_STX | BPF_ATOMIC | BPF_DW, dst, src, off, BPF_CMPXCHG)
+    }
     pub fn jmp_reg(op: JmpOp, dst: Reg, src: Reg, off: i16) -> Insn {
         Insn::new(BPF_JMP | op as u8 | BPF_X, dst, src, off, 0)
     }

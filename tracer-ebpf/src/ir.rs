@@ -76,6 +76,13 @@ pub enum Inst {
         off: i16,
         val: Operand,
     },
+    /// `*(u64 *)(base + off) = max(that, val)`, unsigned and atomic: a pseudo-op, a bounded
+    /// compare-and-exchange loop (BPF_CMPXCHG, Linux 5.12+).
+    AtomicMax {
+        base: VReg,
+        off: i16,
+        val: VReg,
+    },
     /// `*(size *)(base + off) = src`
     Store {
         base: VReg,
@@ -173,6 +180,7 @@ impl Inst {
             self,
             Inst::Call { .. }
                 | Inst::MemZero { .. }
+                | Inst::AtomicMax { .. }
                 | Inst::MemCopy { .. }
                 | Inst::StrCmp { .. }
                 | Inst::StrLen { .. }
@@ -214,6 +222,7 @@ impl Inst {
             }
             Inst::Ret(o) => v.extend(op(o)),
             Inst::MemZero { dst, .. } => v.push(*dst),
+            Inst::AtomicMax { base, val, .. } => v.extend([*base, *val]),
             Inst::MemCopy { dst, src, .. } => v.extend([*dst, *src]),
             Inst::StrCmp { a, b, .. } => v.extend([*a, *b]),
             Inst::StrLen { s, tmp, .. } => v.extend([*s, *tmp]),
@@ -456,6 +465,9 @@ impl fmt::Display for Inst {
             Inst::Ret(o) => write!(f, "  return {o}"),
             Inst::Line(l) => write!(f, "  ; line {l}"),
             Inst::MemZero { dst, len } => write!(f, "  memzero(v{}, {len})", dst.0),
+            Inst::AtomicMax { base, off, val } => {
+                write!(f, "  atomic_umax((DW)(v{} + {off}), v{})", base.0, val.0)
+            }
             Inst::MemCopy { dst, src, len } => write!(f, "  memcpy(v{}, v{}, {len})", dst.0, src.0),
             Inst::StrCmp { dst, a, b, max } => {
                 write!(f, "  v{} = strcmp(v{}, v{}, {max})", dst.0, a.0, b.0)

@@ -5,7 +5,7 @@ use super::expr::Val;
 use super::{CompileError, Lower, MapSpec, Result};
 use crate::syntax::ast::{Expr, ExprKind};
 use crate::types::Type;
-use tracer_common::agg::{llquantize_bounds, lquantize_levels, QUANTIZE_ZERO_BUCKET};
+use tracer_common::agg::{llquantize_bounds, lquantize_levels, minmax_bias, QUANTIZE_ZERO_BUCKET};
 use tracer_common::record::{Field, FieldType};
 use tracer_common::script::Stat;
 use tracer_common::{AggDesc, AggFunc};
@@ -326,11 +326,13 @@ impl<'g, 'a> Lower<'g, 'a> {
         // Find or create the entry.
         let vs = af.value_size();
         if let Some(init) = self.first_value(&af, value) {
-            // Hot path: one lookup, then the update in place. On a miss, one update with
-            // the value the first event gives. BPF_ANY is right for a per-CPU hash: if
-            // another CPU inserted the key meanwhile, only this CPU's slot (still zero) is
-            // overwritten.
+            // Hot path: one lookup, then the update in place. On a miss, one insert of the
+            // value the first event gives. BPF_NOEXIST: if the key appeared meanwhile (from
+            // another CPU, or from a firing that preempted this one here), the insert fails
+            // and the event updates the entry in place instead of overwriting this CPU's
+            // slot, which a preempting firing may have filled.
             let miss = self.f.label();
+            let exists = self.f.label();
             let done = self.f.label();
             let m = self.f.map_ptr(map);
             let p = self
@@ -352,11 +354,19 @@ impl<'g, 'a> Lower<'g, 'a> {
                     m.into(),
                     key.into(),
                     v.into(),
-                    Operand::Imm(0 /* BPF_ANY */),
+                    Operand::Imm(1 /* BPF_NOEXIST */),
                 ],
             );
             self.f.branch(JmpOp::Jeq, r, Operand::Imm(0), done);
+            let m = self.f.map_ptr(map);
+            let p = self
+                .f
+                .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
+            self.f.branch(JmpOp::Jne, p, Operand::Imm(0), exists);
             self.bump_stat(Stat::AggDrops);
+            self.f.push(Inst::Jump(done));
+            self.f.push(Inst::Label(exists));
+            self.update(&af, p, value, Operand::Imm(1));
             self.f.push(Inst::Label(done));
             return Ok(());
         }
@@ -418,7 +428,8 @@ impl<'g, 'a> Lower<'g, 'a> {
         Some(match (af, value) {
             (AggFunc::Count, _) => vec![one],
             (AggFunc::Sum, Some(v)) => vec![v.into()],
-            (AggFunc::Avg | AggFunc::Min | AggFunc::Max, Some(v)) => vec![one, v.into()],
+            (AggFunc::Avg, Some(v)) => vec![one, v.into()],
+            (AggFunc::Min | AggFunc::Max, Some(v)) => vec![one, self.minmax_word(af, v).into()],
             _ => return None,
         })
     }
@@ -435,6 +446,12 @@ impl<'g, 'a> Lower<'g, 'a> {
         });
     }
 
+    /// The word min/max keep for `v` (see `tracer_common::agg::minmax_bias`).
+    fn minmax_word(&mut self, af: &AggFunc, v: VReg) -> VReg {
+        let bias = minmax_bias(matches!(af, AggFunc::Min));
+        self.f.alu(AluOp::Xor, v, Operand::Imm(bias))
+    }
+
     fn update(&mut self, af: &AggFunc, p: VReg, value: Option<VReg>, incr: Operand) {
         match af {
             AggFunc::Count => self.add_at(p, 0, Operand::Imm(1)),
@@ -444,22 +461,15 @@ impl<'g, 'a> Lower<'g, 'a> {
                 self.add_at(p, 8, value.unwrap().into());
             }
             AggFunc::Min | AggFunc::Max => {
-                let v = value.unwrap();
-                let set = self.f.label();
-                let skip = self.f.label();
-                let n = self.f.load(p, 0, Size::DW);
-                self.f.branch(JmpOp::Jeq, n, Operand::Imm(0), set);
-                let cur = self.f.load(p, 8, Size::DW);
-                let better = if matches!(af, AggFunc::Min) {
-                    JmpOp::Jslt
-                } else {
-                    JmpOp::Jsgt
-                };
-                self.f.branch(better, v, cur, set);
-                self.f.push(Inst::Jump(skip));
-                self.f.push(Inst::Label(set));
-                self.f.store(p, 8, v, Size::DW);
-                self.f.push(Inst::Label(skip));
+                // An atomic unsigned maximum of the biased word: a zeroed slot (a key new on
+                // this CPU, or cleared) needs no special case, and a preempting firing's
+                // update is never overwritten.
+                let word = self.minmax_word(af, value.unwrap());
+                self.f.push(Inst::AtomicMax {
+                    base: p,
+                    off: 8,
+                    val: word,
+                });
                 self.add_at(p, 0, Operand::Imm(1));
             }
             AggFunc::Stddev => {
