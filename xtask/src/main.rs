@@ -67,9 +67,9 @@ fn ci() -> Result<()> {
     ok
 }
 
-fn main() -> Result<()> {
+fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
+    let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("ci") => ci(),
         Some("vm-test") => vm::main(&args[1..]),
@@ -85,5 +85,11 @@ fn main() -> Result<()> {
             eprintln!("       cargo xtask bench      measure tracer against bpftrace");
             std::process::exit(2);
         }
+    };
+    // The message alone: with RUST_BACKTRACE set (CI), returning the error would print a
+    // backtrace of xtask itself, which pushes the failures out of the log's tail.
+    if let Err(e) = result {
+        eprintln!("xtask: {e:#}");
+        std::process::exit(1);
     }
 }

@@ -417,6 +417,7 @@ fn vm_test(args: &[String]) -> Result<bool> {
     let logs = cache.join("logs");
     std::fs::create_dir_all(&logs)?;
     let mut summary = Vec::new();
+    let mut failures = Vec::new();
     let mut any_failed = false;
     let (mut total_passed, mut total_failed, mut total_skipped) = (0, 0, 0);
     for &arch in &o.arches {
@@ -499,6 +500,11 @@ fn vm_test(args: &[String]) -> Result<bool> {
             if let Some(why) = &targets_skipped {
                 summary.push(format!("SKIP {label} C targets: {why}"));
             }
+            for (test, lines) in &b.panics {
+                if b.failed.iter().any(|f| f == test) {
+                    failures.push((label.clone(), test.clone(), lines.clone()));
+                }
+            }
             total_passed += b.passed;
             total_skipped += b.skipped.len();
             let n = b.passed + b.failed.len();
@@ -557,6 +563,13 @@ fn vm_test(args: &[String]) -> Result<bool> {
     println!("vm-test summary:");
     for l in &summary {
         println!("{l}");
+    }
+    // Last, where a CI log's tail shows it: why each failed test failed.
+    for (label, test, lines) in &failures {
+        println!("--- {label} {test}:");
+        for l in lines {
+            println!("    {l}");
+        }
     }
     println!("vm-test: {total_passed} passed, {total_failed} failed, {total_skipped} skipped");
     Ok(!any_failed)

@@ -60,6 +60,8 @@ pub struct Boot {
     pub failed: Vec<String>,
     /// (`binary::test`, reason) of tests that printed `skipped: reason`.
     pub skipped: Vec<(String, String)>,
+    /// (`binary::test`, its panic message's first lines), for the summary of failures.
+    pub panics: Vec<(String, Vec<String>)>,
     pub booted: Option<String>,
 }
 
@@ -186,11 +188,33 @@ struct Parser {
     output_of: Option<String>,
     counted: bool,
     dmesg: bool,
+    /// The panic message being copied: (test, lines so far).
+    panic: Option<(String, Vec<String>)>,
 }
+
+/// How many lines of a panic message the summary keeps.
+const PANIC_LINES: usize = 40;
 
 impl Parser {
     /// Take one console line; returns what to show as progress.
     fn line(&mut self, line: &str) -> Option<String> {
+        if let Some((_, lines)) = &mut self.panic {
+            let end = line.starts_with("stack backtrace:")
+                || line.starts_with("note: run with")
+                || line.starts_with("---- ")
+                || line.starts_with("VMTEST_")
+                || line.starts_with("test ")
+                || line == "failures:"
+                || line == "successes:";
+            if end {
+                self.boot.panics.extend(self.panic.take());
+            } else {
+                if lines.len() < PANIC_LINES {
+                    lines.push(line.to_string());
+                }
+                return None;
+            }
+        }
         if let Some(rest) = line.split("VMTEST_EXIT_CODE=").nth(1) {
             self.boot.exit_code = rest.trim().parse().ok();
             return None;
@@ -315,6 +339,11 @@ impl Parser {
             }
         }
         if let Some(test) = &self.output_of {
+            // `thread 'NAME' panicked at …`, or `thread 'NAME' (TID) panicked at …`.
+            if line.starts_with("thread '") && line.contains(" panicked at ") {
+                self.panic = Some((test.clone(), vec![line.to_string()]));
+                return None;
+            }
             if let Some(i) = line.find("skipped:") {
                 let reason = line[i + "skipped:".len()..].trim().to_string();
                 let test = test.clone();
@@ -333,6 +362,7 @@ impl Parser {
     }
 
     fn finish(&mut self) {
+        self.boot.panics.extend(self.panic.take());
         if self.boot.exit_code.is_none() {
             if let Some(t) = &self.pending {
                 self.boot
@@ -371,7 +401,8 @@ successes:
 failures:
 
 ---- b stdout ----
-thread 'b' panicked
+thread 'b' (1364) panicked at tracer-cli/tests/x.rs:4:5:
+out was empty
 stack backtrace:
    0: std::panicking::begin_panic
              at ./rustc/library/std/src/panicking.rs:689:5
@@ -406,6 +437,16 @@ VMTEST_EXIT_CODE=2
             vec![(
                 "kernel_syscall::a".to_string(),
                 "no kprobes here".to_string()
+            )]
+        );
+        assert_eq!(
+            b.panics,
+            vec![(
+                "kernel_syscall::b".to_string(),
+                vec![
+                    "thread 'b' (1364) panicked at tracer-cli/tests/x.rs:4:5:".to_string(),
+                    "out was empty".to_string()
+                ]
             )]
         );
     }
