@@ -331,17 +331,15 @@ impl<'g, 'a> Lower<'g, 'a> {
             // another CPU, or from a firing that preempted this one here), the insert fails
             // and the event updates the entry in place instead of overwriting this CPU's
             // slot, which a preempting firing may have filled.
-            let miss = self.f.label();
-            let exists = self.f.label();
+            let have = self.f.label();
+            let drop = self.f.label();
             let done = self.f.label();
             let m = self.f.map_ptr(map);
-            let p = self
+            let p0 = self
                 .f
                 .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
-            self.f.branch(JmpOp::Jeq, p, Operand::Imm(0), miss);
-            self.update(&af, p, value, Operand::Imm(1));
-            self.f.push(Inst::Jump(done));
-            self.f.push(Inst::Label(miss));
+            let p = self.f.mov(p0);
+            self.f.branch(JmpOp::Jne, p0, Operand::Imm(0), have);
             let voff = self.temp(vs);
             let v = self.scratch_ptr(voff);
             for (i, w) in init.into_iter().enumerate() {
@@ -359,14 +357,19 @@ impl<'g, 'a> Lower<'g, 'a> {
             );
             self.f.branch(JmpOp::Jeq, r, Operand::Imm(0), done);
             let m = self.f.map_ptr(map);
-            let p = self
+            let p1 = self
                 .f
                 .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), key.into()]);
-            self.f.branch(JmpOp::Jne, p, Operand::Imm(0), exists);
-            self.bump_stat(Stat::AggDrops);
-            self.f.push(Inst::Jump(done));
-            self.f.push(Inst::Label(exists));
+            self.f.push(Inst::Mov {
+                dst: p,
+                src: p1.into(),
+            });
+            self.f.branch(JmpOp::Jeq, p1, Operand::Imm(0), drop);
+            self.f.push(Inst::Label(have));
             self.update(&af, p, value, Operand::Imm(1));
+            self.f.push(Inst::Jump(done));
+            self.f.push(Inst::Label(drop));
+            self.bump_stat(Stat::AggDrops);
             self.f.push(Inst::Label(done));
             return Ok(());
         }
