@@ -315,11 +315,14 @@ impl Decoder {
             return;
         };
         let text = copy.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let maps: Vec<Mapping> = text
-            .iter()
-            .flat_map(|t| t.lines())
-            .filter_map(Mapping::parse)
-            .collect();
+        if let Some(text) = text {
+            self.keep_maps(pid, &text);
+        }
+    }
+
+    /// Keep the file mappings of a /proc/PID/maps text (an empty one changes nothing).
+    fn keep_maps(&mut self, pid: u32, text: &str) {
+        let maps: Vec<Mapping> = text.lines().filter_map(Mapping::parse).collect();
         if !maps.is_empty() {
             self.maps.insert(pid, maps);
         }
@@ -336,10 +339,7 @@ impl Decoder {
             return;
         }
         if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
-            let maps: Vec<Mapping> = text.lines().filter_map(Mapping::parse).collect();
-            if !maps.is_empty() {
-                self.maps.insert(pid, maps);
-            }
+            self.keep_maps(pid, &text);
         }
     }
 
