@@ -230,7 +230,10 @@ fn c_return_probes_on_return_instructions() {
     let lines = body(&out);
     // work(i) returns 2i+1 for i in 0..7.
     assert!(lines.contains(&"sum 49".to_string()), "{out}");
-    let offs: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("off ")).collect();
+    let offs: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("off "))
+        .collect();
     assert_eq!(offs.len(), 1, "{out}");
     let (off, count) = offs[0].split_once(' ').unwrap();
     assert_eq!(count, "7", "{out}");
@@ -241,7 +244,13 @@ fn c_return_probes_on_return_instructions() {
 fn offsets_inside_an_instruction_are_refused() {
     let bin = c_target("pid_calls");
     let cmd = format!("{} 7", bin.display());
-    let out = run(&["-q", "-c", &cmd, "-n", "pid$target:a.out:work:3 { @ = count(); }"]);
+    let out = run(&[
+        "-q",
+        "-c",
+        &cmd,
+        "-n",
+        "pid$target:a.out:work:3 { @ = count(); }",
+    ]);
     assert_ne!(out.code(), 0, "{out}");
     let nearest = if cfg!(target_arch = "aarch64") {
         "0x0 and 0x4"

@@ -135,14 +135,12 @@ pub fn entry_args(abi: Abi) -> Vec<UsdtArg> {
 pub fn return_args(abi: Abi) -> Vec<UsdtArg> {
     let mut out = vec![word(UsdtLoc::Const(0))];
     match abi {
-        Abi::GoRegs => out.extend(
-            GO_REGS
-                .iter()
-                .map(|r| word(UsdtLoc::Reg { off: r * 8 })),
-        ),
+        Abi::GoRegs => out.extend(GO_REGS.iter().map(|r| word(UsdtLoc::Reg { off: r * 8 }))),
         // ABI0 results are stack words whose place depends on the argument size: unknown.
         Abi::GoStack => {}
-        Abi::C => out.push(word(UsdtLoc::Reg { off: GO_REGS[0] * 8 })),
+        Abi::C => out.push(word(UsdtLoc::Reg {
+            off: GO_REGS[0] * 8,
+        })),
     }
     out
 }
@@ -158,9 +156,13 @@ pub struct PcFunc {
 /// later layouts).
 pub fn pclntab_functions(file: &object::File) -> Result<Vec<PcFunc>, String> {
     let tab = pclntab(file).ok_or("it has no .gopclntab")?;
-    let magic = u32::from_le_bytes(tab.get(..4).ok_or("its .gopclntab is empty")?.try_into().unwrap());
-    if !matches!(magic, 0xffff_fff0 | 0xffff_fff1) || tab.len() < 8 || tab[4] != 0 || tab[5] != 0
-    {
+    let magic = u32::from_le_bytes(
+        tab.get(..4)
+            .ok_or("its .gopclntab is empty")?
+            .try_into()
+            .unwrap(),
+    );
+    if !matches!(magic, 0xffff_fff0 | 0xffff_fff1) || tab.len() < 8 || tab[4] != 0 || tab[5] != 0 {
         return Err(format!(
             "its .gopclntab (magic 0x{magic:x}) is older than Go 1.18's, which tracer does not read"
         ));
@@ -223,7 +225,11 @@ fn pclntab<'a>(file: &object::File<'a>) -> Option<&'a [u8]> {
             return Some(d);
         }
     }
-    let sym = |n: &str| file.symbols().find(|s| s.name() == Ok(n)).map(|s| s.address());
+    let sym = |n: &str| {
+        file.symbols()
+            .find(|s| s.name() == Ok(n))
+            .map(|s| s.address())
+    };
     let (start, end) = (sym("runtime.pclntab")?, sym("runtime.epclntab")?);
     file.sections()
         .filter_map(|s| {

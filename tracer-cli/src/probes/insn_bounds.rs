@@ -84,12 +84,12 @@ fn decode_x86(code: &[u8]) -> Result<Insns, String> {
             Mnemonic::Ret => out.returns.push(at),
             Mnemonic::Call => {}
             _ => match i.op0_kind() {
-                OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16 => {
-                    // A jmp or jcc leaving the function is a tail call; one to the entry (Go's
-                    // morestack path jumps back to the start) stays inside.
-                    if i.near_branch_target() >= len && is_jump(i.mnemonic()) {
-                        out.returns.push(at);
-                    }
+                // A jmp or jcc leaving the function is a tail call; one to the entry (Go's
+                // morestack path jumps back to the start) stays inside.
+                OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16
+                    if i.near_branch_target() >= len && is_jump(i.mnemonic()) =>
+                {
+                    out.returns.push(at)
                 }
                 OpKind::Register | OpKind::Memory if i.mnemonic() == Mnemonic::Jmp => {
                     out.indirect.push(at)

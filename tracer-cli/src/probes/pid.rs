@@ -473,7 +473,10 @@ pub fn resolve_with(p: &Pattern, method: ReturnMethod) -> Result<Vec<ResolvedPro
             }
         }
     }
-    skipped.report(&format!("{}:{}:{}:{}", p.provider, p.module, p.function, p.name));
+    skipped.report(&format!(
+        "{}:{}:{}:{}",
+        p.provider, p.module, p.function, p.name
+    ));
     if out.len() > MAX_PROBES {
         return Err(format!(
             "{} matches {} pid probes; at most {MAX_PROBES} are supported (narrow the function glob)",
