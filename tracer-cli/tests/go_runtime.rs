@@ -53,10 +53,10 @@ fn go_target(flags: &[&str]) -> Option<PathBuf> {
 
 /// A C target of tests/targets, built without CET's endbr64 so its first instructions are
 /// known (`push %rbp` 1 byte, `mov %rsp,%rbp` 3 bytes on x86-64).
-fn c_target(name: &str) -> PathBuf {
-    let out = scratch().join(format!("{name}-plain"));
+fn c_target(name: &str, opt: &str) -> PathBuf {
+    let out = scratch().join(format!("{name}{opt}-plain"));
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/targets/{name}.c"));
-    let mut args = vec!["-O0", "-fno-omit-frame-pointer"];
+    let mut args = vec![opt, "-fno-omit-frame-pointer"];
     if cfg!(target_arch = "x86_64") {
         args.push("-fcf-protection=none");
     }
@@ -214,7 +214,7 @@ fn stripped_go_binary_functions_come_from_pclntab() {
 
 #[test]
 fn c_return_probes_on_return_instructions() {
-    let bin = c_target("pid_calls");
+    let bin = c_target("pid_calls", "-O0");
     let cmd = format!("{} 7", bin.display());
     let out = run(&[
         "-q",
@@ -242,7 +242,7 @@ fn c_return_probes_on_return_instructions() {
 
 #[test]
 fn offsets_inside_an_instruction_are_refused() {
-    let bin = c_target("pid_calls");
+    let bin = c_target("pid_calls", "-O0");
     let cmd = format!("{} 7", bin.display());
     let out = run(&[
         "-q",
@@ -273,4 +273,28 @@ fn offsets_inside_an_instruction_are_refused() {
     ])
     .ok();
     assert!(body(&out).contains(&"n 7".to_string()), "{out}");
+}
+
+#[test]
+fn functions_with_an_indirect_jump_get_no_return_probes() {
+    let bin = c_target("jump_table", "-O2");
+    let cmd = format!("{} 3", bin.display());
+    let out = run(&[
+        "-q",
+        "-x",
+        "pidreturn=ret",
+        "-c",
+        &cmd,
+        "-n",
+        "pid$target:a.out:[mp][ai]*:return { @[probefunc] = count(); } \
+         END { printa(\"%s %@d\\n\", @); }",
+    ])
+    .ok();
+    // pick(3, 2) = 8; only main's return fired.
+    assert_eq!(body(&out), vec!["8", "main 1"], "{out}");
+    assert!(out.stderr.contains("1 function that pid"), "{out}");
+    assert!(
+        out.stderr.contains("has no return probes: where it returns cannot be told for certain (first: pick: an indirect jump at 0x"),
+        "{out}"
+    );
 }

@@ -295,8 +295,11 @@ impl Skipped {
     fn report(&self, what: &str) {
         if let Some((name, why)) = &self.first {
             eprintln!(
-                "tracer: {} of the functions {what} matches have no return probes, as their return instructions cannot be found with certainty (first: {name}: {why})",
-                self.count
+                "tracer: {} function{} that {what} matches {} no return probes: where {} cannot be told for certain (first: {name}: {why})",
+                self.count,
+                if self.count == 1 { "" } else { "s" },
+                if self.count == 1 { "has" } else { "have" },
+                if self.count == 1 { "it returns" } else { "they return" },
             );
         }
     }
