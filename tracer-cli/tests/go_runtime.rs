@@ -298,3 +298,30 @@ fn functions_with_an_indirect_jump_get_no_return_probes() {
         "{out}"
     );
 }
+
+#[test]
+fn stripped_go_stacks_are_named_from_pclntab() {
+    let Some(bin) = go_target(&["-ldflags=-s -w"]) else {
+        return;
+    };
+    let cmd = format!("{} 1", bin.display());
+    let out = run(&[
+        "-q",
+        "-c",
+        &cmd,
+        "-n",
+        "pid$target::main.handle:return { ustack(); }",
+    ])
+    .ok();
+    let module = bin.file_name().unwrap().to_string_lossy().into_owned();
+    let frames: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+    // The return probe is in handle; it was called by main's goroutine closure.
+    let at = frames
+        .iter()
+        .position(|f| f.starts_with(&format!("{module}`main.handle+0x")))
+        .unwrap_or_else(|| panic!("no main.handle frame\n{out}"));
+    assert!(
+        frames[at + 1].starts_with(&format!("{module}`main.main.func")),
+        "{out}"
+    );
+}

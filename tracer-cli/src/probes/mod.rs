@@ -5,7 +5,7 @@
 mod dtrace;
 mod fbt;
 mod glob;
-mod golang;
+pub mod golang;
 mod insn_bounds;
 mod pid;
 mod profile;
