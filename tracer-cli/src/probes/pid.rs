@@ -445,6 +445,11 @@ pub fn resolve_with(p: &Pattern, method: ReturnMethod) -> Result<Vec<ResolvedPro
         }
         let m = functions(&path)?;
         let on_ret = method.on_ret(&m);
+        if m.go.is_some() && !on_ret && kinds.contains(&true) {
+            eprintln!(
+                "tracer: warning: {module} is a Go program, which a uretprobe can make abort (\"unexpected return pc\"); -x pidreturn=ret avoids them"
+            );
+        }
         for f in m
             .funcs
             .iter()
