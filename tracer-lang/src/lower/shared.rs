@@ -235,3 +235,60 @@ impl Lower<'_, '_> {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probes::{UsdtArg, UsdtLoc};
+    use tracer_common::ProbeDesc;
+
+    fn ret_site(func: &str, offset: u64, ret_offset: Option<u32>) -> ResolvedProbe {
+        ResolvedProbe {
+            desc: ProbeDesc {
+                id: 0,
+                provider: "pid1".into(),
+                module: "a.out".into(),
+                function: func.into(),
+                name: "return".into(),
+            },
+            attach: Attach::Uprobe {
+                path: "/bin/x".into(),
+                offset,
+                ret: false,
+                pid: Some(1),
+                ref_ctr_offset: None,
+            },
+            args: ArgSource::Regs {
+                args: vec![UsdtArg {
+                    size: 8,
+                    signed: false,
+                    loc: UsdtLoc::Reg { off: 80 },
+                }],
+                ret_offset,
+            },
+            covers: 1,
+        }
+    }
+
+    #[test]
+    fn return_sites_share_a_program_whatever_their_offsets() {
+        let a = ret_site("f", 0x10, Some(4));
+        let b = ret_site("f", 0x20, Some(20));
+        let c = ret_site("g", 0x40, Some(8));
+        // Same registers but not a return site: its own group.
+        let d = ret_site("h", 0x80, None);
+        let cl: &[usize] = &[0];
+        let plans = [(&a, cl), (&b, cl), (&c, cl), (&d, cl)];
+        assert_eq!(leaders(&plans, true), vec![0, 0, 0, 3]);
+        assert_eq!(leaders(&plans, false), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn site_entries_carry_the_return_offset() {
+        let e = site_entries(&[(3, 7, 0x44, "main.f".into())], 16);
+        assert_eq!(e[0].0, 3u32.to_ne_bytes());
+        assert_eq!(&e[0].1[..4], &7u32.to_ne_bytes());
+        assert_eq!(&e[0].1[4..8], &0x44u32.to_ne_bytes());
+        assert_eq!(&e[0].1[8..14], b"main.f");
+    }
+}
