@@ -131,19 +131,26 @@ fn functions(path: &Path) -> Result<Module, String> {
             }
         }
     }
-    // `-ldflags=-s -w` leaves a Go binary no symbols at all, but the runtime's own table of
-    // functions (for tracebacks) stays.
-    if syms.is_empty() && file.section_by_name(".symtab").is_none() && go.is_some() {
-        let pc = golang::pclntab_functions(&file)
-            .map_err(|e| format!("{} is a stripped Go binary, and {e}", path.display()))?;
-        syms.extend(pc.into_iter().filter_map(|f| {
-            Some(Function {
-                offset: to_offset(f.addr)?,
-                size: f.size,
-                abi: abi(&f.name),
-                name: f.name,
-            })
-        }));
+    // `-ldflags=-s -w` leaves a Go binary no symbols (but cgo's exported ones in .dynsym);
+    // the runtime's own table of functions, for tracebacks, stays.
+    if file.section_by_name(".symtab").is_none() && go.is_some() {
+        match golang::pclntab_functions(&file) {
+            Ok(pc) => syms.extend(pc.into_iter().filter_map(|f| {
+                Some(Function {
+                    offset: to_offset(f.addr)?,
+                    size: f.size,
+                    abi: abi(&f.name),
+                    name: f.name,
+                })
+            })),
+            Err(e) if syms.is_empty() => {
+                return Err(format!(
+                    "{} is a stripped Go binary, and {e}",
+                    path.display()
+                ))
+            }
+            Err(_) => {}
+        }
     }
     syms.sort_by(|a, b| a.name.cmp(&b.name));
     syms.dedup_by(|a, b| a.name == b.name);
