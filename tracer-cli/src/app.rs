@@ -291,6 +291,7 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     };
     let mut resolver = Resolver::with_kernel_types(kernel_types.clone());
     resolver.fbt_method = fbt_method;
+    resolver.pid_return = crate::probes::ReturnMethod::parse(&input.options.pidreturn);
     resolver.target = target;
     resolver.zero_ok = args.zero_ok;
     let compiled = match lower::compile(&input, &mut resolver) {

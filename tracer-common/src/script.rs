@@ -172,6 +172,10 @@ pub struct Options {
     /// How fbt probes attach: "auto" (fentry where the kernel allows it, else kprobes),
     /// "kprobe" or "fentry".
     pub fbtmethod: String,
+    /// How pid return probes attach: "auto" (a uprobe on every return instruction for Go,
+    /// whose stack walker a uretprobe's rewritten return address kills; a uretprobe
+    /// otherwise), "ret" (return instructions for any binary) or "uretprobe".
+    pub pidreturn: String,
 }
 
 impl Default for Options {
@@ -195,6 +199,7 @@ impl Default for Options {
             ustackframes: 100,
             flowindent: false,
             fbtmethod: "auto".into(),
+            pidreturn: "auto".into(),
         }
     }
 }

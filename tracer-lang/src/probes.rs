@@ -23,6 +23,15 @@ pub enum ArgSource {
     Profile,
     /// kprobe/uprobe: function arguments from pt_regs; `ret` reads the return register.
     PtRegs { ret: bool },
+    /// A uprobe whose arguments are where another calling convention than the platform's C
+    /// one puts them (Go's register ABI, Go assembly's stack words), each read as a USDT
+    /// argument is. A probe on a return instruction (or a tail jump) has `ret_offset`: arg0
+    /// is that instruction's offset in its function, as DTrace's pid return probes give it,
+    /// and `args[1..]` are the results.
+    Regs {
+        args: Vec<UsdtArg>,
+        ret_offset: Option<u32>,
+    },
     /// fbt on a kernel function BTF describes: `args[i]` typed from its signature. With
     /// `fentry` the context is fentry/fexit's array of u64 arguments (the return value
     /// follows them), otherwise kprobe/kretprobe's pt_regs.

@@ -5,6 +5,8 @@
 mod dtrace;
 mod fbt;
 mod glob;
+pub mod golang;
+mod insn_bounds;
 mod pid;
 mod profile;
 mod stable;
@@ -15,6 +17,7 @@ mod usdt;
 mod usdt_args;
 
 pub use glob::glob_match;
+pub use pid::ReturnMethod;
 
 use tracer_common::ProbeDesc;
 use tracer_lang::btf::KernelTypes;
@@ -123,6 +126,8 @@ pub struct Resolver {
     kernel: Option<std::rc::Rc<KernelTypes>>,
     /// The fbtmethod option: auto, kprobe or fentry.
     pub fbt_method: String,
+    /// The pidreturn option: how pid return probes attach.
+    pub pid_return: pid::ReturnMethod,
     syscalls: Option<Vec<String>>,
     /// Probe IDs by full name: the listed probes first, in listing order, then probes made
     /// on demand (profile-N, tracepoints), so `-l` and a run agree on every ID.
@@ -235,7 +240,7 @@ impl ProbeResolver for Resolver {
                 let (path, func) = rest
                     .rsplit_once(':')
                     .ok_or_else(|| format!("{description}: expected {kind}:/path:function"))?;
-                let mut out = pid::resolve_bpftrace(kind, path, func)?;
+                let mut out = pid::resolve_bpftrace(kind, path, func, self.pid_return)?;
                 for p in out.iter_mut() {
                     p.desc.id = self.id_of(&p.desc);
                 }
@@ -266,7 +271,7 @@ impl ProbeResolver for Resolver {
             out.extend(stable::resolve(&pat, &kernel)?);
         }
         if pat.provider.starts_with("pid") {
-            out.extend(pid::resolve(&pat)?);
+            out.extend(pid::resolve_with(&pat, self.pid_return)?);
         }
         if !pat.provider.is_empty() && glob_match(&pat.provider, "fbt") {
             let kernel = self.kernel_types();

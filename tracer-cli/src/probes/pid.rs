@@ -3,8 +3,15 @@
 //!
 //! MODULE is `a.out` for the executable or a library's file name (`libc.so.6`), found in the
 //! process's `/proc/PID/maps`; FUNC globs over the ELF's `.symtab`, or over `.dynsym` and the
-//! detached debug file's symbols (by build ID) when it is stripped.
+//! detached debug file's symbols (by build ID) when it is stripped, or a Go binary's pclntab.
+//!
+//! `return` is a uretprobe, except in Go binaries (or with `-x pidreturn=ret`): a uretprobe
+//! replaces the return address on the stack, and Go's stack walker, finding a PC it does not
+//! know, aborts the program. There `return` is a uprobe on each return instruction and tail
+//! jump of the function (see insn_bounds.rs), as DTrace's pid provider does.
 
+use super::golang::{self, Abi, GoInfo};
+use super::insn_bounds::{self, Isa};
 use super::{glob_match, Pattern};
 use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
 use std::path::{Path, PathBuf};
@@ -21,14 +28,67 @@ struct Function {
     offset: u64,
     /// Bytes of code (0 when the symbol table does not say).
     size: u64,
+    /// Where its arguments are.
+    abi: Abi,
+}
+
+/// An ELF file's functions, and what reading their code needs.
+struct Module {
+    funcs: Vec<Function>,
+    data: Vec<u8>,
+    isa: Option<Isa>,
+    go: Option<GoInfo>,
+}
+
+impl Module {
+    /// The instructions of `f`, decoded.
+    fn insns(&self, f: &Function) -> Result<insn_bounds::Insns, String> {
+        let isa = self.isa.ok_or("tracer does not decode this architecture")?;
+        let code = usize::try_from(f.offset)
+            .ok()
+            .and_then(|o| self.data.get(o..o.checked_add(f.size as usize)?))
+            .ok_or("its code is outside the file")?;
+        insn_bounds::decode(isa, code)
+    }
+}
+
+/// How `return` probes attach (the pidreturn option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReturnMethod {
+    /// Return instructions in Go binaries, uretprobes elsewhere.
+    #[default]
+    Auto,
+    /// A uprobe on every return instruction and tail jump.
+    Ret,
+    Uretprobe,
+}
+
+impl ReturnMethod {
+    pub fn parse(s: &str) -> ReturnMethod {
+        match s {
+            "ret" => ReturnMethod::Ret,
+            "uretprobe" => ReturnMethod::Uretprobe,
+            _ => ReturnMethod::Auto,
+        }
+    }
+
+    fn on_ret(self, m: &Module) -> bool {
+        match self {
+            ReturnMethod::Auto => m.go.is_some(),
+            ReturnMethod::Ret => true,
+            ReturnMethod::Uretprobe => false,
+        }
+    }
 }
 
 /// The functions of an ELF file, with file offsets (through PT_LOAD).
-fn functions(path: &Path) -> Result<Vec<Function>, String> {
+fn functions(path: &Path) -> Result<Module, String> {
     let data = std::fs::read(path)
         .map_err(|e| format!("cannot read {}: {}", path.display(), plain(&e)))?;
     let file = object::File::parse(&*data)
         .map_err(|e| format!("{} is not an ELF file: {e}", path.display()))?;
+    let go = golang::detect(&file);
+    let abi = |name: &str| go.as_ref().map_or(Abi::C, |g| golang::abi_of(g, name));
     let segments: Vec<(u64, u64, u64)> = file
         .segments()
         .map(|s| (s.address(), s.size(), s.file_range().0))
@@ -44,10 +104,12 @@ fn functions(path: &Path) -> Result<Vec<Function>, String> {
             .chain(f.dynamic_symbols())
             .filter(|s| s.kind() == SymbolKind::Text && s.is_definition() && s.address() != 0)
             .filter_map(|s| {
+                let name = s.name().ok()?;
                 Some(Function {
-                    name: s.name().ok()?.to_string(),
+                    name: name.to_string(),
                     offset: to_offset(s.address())?,
                     size: s.size(),
+                    abi: abi(name),
                 })
             })
             .collect()
@@ -69,6 +131,27 @@ fn functions(path: &Path) -> Result<Vec<Function>, String> {
             }
         }
     }
+    // `-ldflags=-s -w` leaves a Go binary no symbols (but cgo's exported ones in .dynsym);
+    // the runtime's own table of functions, for tracebacks, stays.
+    if file.section_by_name(".symtab").is_none() && go.is_some() {
+        match golang::pclntab_functions(&file) {
+            Ok(pc) => syms.extend(pc.into_iter().filter_map(|f| {
+                Some(Function {
+                    offset: to_offset(f.addr)?,
+                    size: f.size,
+                    abi: abi(&f.name),
+                    name: f.name,
+                })
+            })),
+            Err(e) if syms.is_empty() => {
+                return Err(format!(
+                    "{} is a stripped Go binary, and {e}",
+                    path.display()
+                ))
+            }
+            Err(_) => {}
+        }
+    }
     syms.sort_by(|a, b| a.name.cmp(&b.name));
     syms.dedup_by(|a, b| a.name == b.name);
     if syms.is_empty() {
@@ -77,7 +160,14 @@ fn functions(path: &Path) -> Result<Vec<Function>, String> {
             path.display()
         ));
     }
-    Ok(syms)
+    let isa = Isa::of(file.architecture());
+    drop(file);
+    Ok(Module {
+        funcs: syms,
+        data,
+        isa,
+        go,
+    })
 }
 
 /// `/usr/lib/debug/.build-id/xx/yyyy.debug` for build ID `id`, looked up inside the root
@@ -153,6 +243,17 @@ fn library_path(pid: u32, name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Where the arguments of `f` are at its entry (or at an offset in it).
+fn entry_args(f: &Function) -> ArgSource {
+    match f.abi {
+        Abi::C => ArgSource::PtRegs { ret: false },
+        abi => ArgSource::Regs {
+            args: golang::entry_args(abi),
+            ret_offset: None,
+        },
+    }
+}
+
 fn probe(
     provider: &str,
     module: &str,
@@ -176,32 +277,114 @@ fn probe(
             pid,
             ref_ctr_offset: None,
         },
-        args: ArgSource::PtRegs { ret },
+        args: if ret {
+            ArgSource::PtRegs { ret }
+        } else {
+            entry_args(f)
+        },
         covers: 1,
     }
 }
 
+/// Functions whose return probes were left out, for one notice.
+#[derive(Default)]
+struct Skipped {
+    count: usize,
+    first: Option<(String, String)>,
+}
+
+impl Skipped {
+    fn add(&mut self, name: &str, why: String) {
+        self.count += 1;
+        self.first.get_or_insert_with(|| (name.to_string(), why));
+    }
+
+    fn report(&self, what: &str) {
+        if let Some((name, why)) = &self.first {
+            eprintln!(
+                "tracer: {} function{} that {what} matches {} no return probes: where {} cannot be told for certain (first: {name}: {why})",
+                self.count,
+                if self.count == 1 { "" } else { "s" },
+                if self.count == 1 { "has" } else { "have" },
+                if self.count == 1 { "it returns" } else { "they return" },
+            );
+        }
+    }
+}
+
+/// `FUNC:return` as uprobes on each return instruction and tail jump of `f`, all the same
+/// probe; arg0 is the site's offset. Nothing is probed when the code cannot be decoded, or
+/// has an indirect jump, which may be a tail call (or a jump table's, which we cannot tell).
+fn return_sites(
+    provider: &str,
+    module: &str,
+    f: &Function,
+    m: &Module,
+    path: &Path,
+    pid: Option<u32>,
+    skipped: &mut Skipped,
+) -> Vec<ResolvedProbe> {
+    let insns = match m.insns(f) {
+        Ok(i) => i,
+        Err(e) => {
+            skipped.add(&f.name, format!("cannot decode it: {e}"));
+            return Vec::new();
+        }
+    };
+    if let Some(at) = insns.indirect.first() {
+        skipped.add(&f.name, format!("an indirect jump at 0x{at:x}"));
+        return Vec::new();
+    }
+    insns
+        .returns
+        .iter()
+        .map(|&off| {
+            let mut p = probe(provider, module, f, false, path, pid);
+            p.desc.name = "return".into();
+            if let Attach::Uprobe { offset, .. } = &mut p.attach {
+                *offset += off;
+            }
+            p.args = ArgSource::Regs {
+                args: golang::return_args(f.abi),
+                ret_offset: Some(off as u32),
+            };
+            p
+        })
+        .collect()
+}
+
 /// `pidNNN:MOD:FUNC:OFFSET`: a uprobe `off` bytes into `f`. The offset must start an
-/// instruction (as `objdump -d` shows): a uprobe in the middle of one corrupts the program.
+/// instruction: a uprobe in the middle of one corrupts the program, so the code is decoded.
 fn offset_probe(
     provider: &str,
     module: &str,
     f: &Function,
+    m: &Module,
     off: u64,
     path: &Path,
     pid: u32,
 ) -> Result<ResolvedProbe, String> {
+    let name = format!("{provider}:{module}:{}:{off:x}", f.name);
     if f.size != 0 && off >= f.size {
         return Err(format!(
-            "{provider}:{module}:{}:{off:x}: offset 0x{off:x} is past the end of {} ({} bytes)",
-            f.name, f.name, f.size
+            "{name}: offset 0x{off:x} is past the end of {} ({} bytes)",
+            f.name, f.size
         ));
     }
-    if cfg!(target_arch = "aarch64") && !off.is_multiple_of(4) {
-        return Err(format!(
-            "{provider}:{module}:{}:{off:x}: aarch64 instructions are 4-byte aligned",
-            f.name
-        ));
+    // The entry is always an instruction; anywhere else needs the code decoded.
+    if off != 0 {
+        let insns = m
+            .insns(f)
+            .map_err(|e| format!("{name}: cannot find the instructions of {}: {e}", f.name))?;
+        if !insns.is_boundary(off) {
+            let hex = |b: Option<u64>| b.map_or("none".to_string(), |b| format!("0x{b:x}"));
+            let (before, after) = insns.around(off);
+            return Err(format!(
+                "{name}: offset 0x{off:x} is inside an instruction; the nearest boundaries are {} and {}",
+                hex(before),
+                hex(after)
+            ));
+        }
     }
     let mut p = probe(provider, module, f, false, path, Some(pid));
     p.desc.name = format!("{off:x}");
@@ -211,8 +394,15 @@ fn offset_probe(
     Ok(p)
 }
 
-/// `pidNNN:...` descriptions.
+/// `pidNNN:...` descriptions, `return` attached the default way (for callers without the
+/// options, such as the resolution of libraries loaded later).
+#[allow(dead_code)]
 pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
+    resolve_with(p, ReturnMethod::Auto)
+}
+
+/// `pidNNN:...` descriptions, with `return` attached the pidreturn option's way.
+pub fn resolve_with(p: &Pattern, method: ReturnMethod) -> Result<Vec<ResolvedProbe>, String> {
     let Some(pid) = p
         .provider
         .strip_prefix("pid")
@@ -243,6 +433,7 @@ pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
         ));
     }
     let mut out = Vec::new();
+    let mut skipped = Skipped::default();
     let mut mods = modules(pid)?;
     // A `-c` process held at its exec has not mapped its libraries yet: find a named one in
     // the usual library directories (inside the process's root).
@@ -254,24 +445,53 @@ pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
             mods.push((p.module.clone(), path));
         }
     }
+    let one_function = !p.function.is_empty() && !p.function.contains(['*', '?', '[']);
     for (module, path) in mods {
         if !(p.module.is_empty() || glob_match(&p.module, &module)) {
             continue;
         }
-        let funcs = functions(&path)?;
-        for f in funcs
+        let m = functions(&path)?;
+        let on_ret = method.on_ret(&m);
+        if m.go.is_some() && !on_ret && kinds.contains(&true) {
+            eprintln!(
+                "tracer: warning: {module} is a Go program, which a uretprobe can make abort (\"unexpected return pc\"); -x pidreturn=ret avoids them"
+            );
+        }
+        for f in m
+            .funcs
             .iter()
             .filter(|f| p.function.is_empty() || glob_match(&p.function, &f.name))
         {
             if let Some(off) = at {
-                out.push(offset_probe(&p.provider, &module, f, off, &path, pid)?);
+                // A glob skips the functions where the offset is no instruction.
+                match offset_probe(&p.provider, &module, f, &m, off, &path, pid) {
+                    Ok(probe) => out.push(probe),
+                    Err(e) if one_function => return Err(e),
+                    Err(_) => {}
+                }
                 continue;
             }
-            for ret in &kinds {
-                out.push(probe(&p.provider, &module, f, *ret, &path, Some(pid)));
+            for &ret in &kinds {
+                if ret && on_ret {
+                    out.extend(return_sites(
+                        &p.provider,
+                        &module,
+                        f,
+                        &m,
+                        &path,
+                        Some(pid),
+                        &mut skipped,
+                    ));
+                } else {
+                    out.push(probe(&p.provider, &module, f, ret, &path, Some(pid)));
+                }
             }
         }
     }
+    skipped.report(&format!(
+        "{}:{}:{}:{}",
+        p.provider, p.module, p.function, p.name
+    ));
     if out.len() > MAX_PROBES {
         return Err(format!(
             "{} matches {} pid probes; at most {MAX_PROBES} are supported (narrow the function glob)",
@@ -283,7 +503,13 @@ pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
 }
 
 /// bpftrace's `uprobe:/path:func` and `uretprobe:/path:func` (every process that runs it).
-pub fn resolve_bpftrace(kind: &str, path: &str, func: &str) -> Result<Vec<ResolvedProbe>, String> {
+/// A uretprobe in a Go binary is made of return-instruction uprobes too (see the top).
+pub fn resolve_bpftrace(
+    kind: &str,
+    path: &str,
+    func: &str,
+    method: ReturnMethod,
+) -> Result<Vec<ResolvedProbe>, String> {
     let ret = matches!(kind, "uretprobe" | "ur");
     let path = PathBuf::from(path);
     if !path.exists() {
@@ -293,21 +519,26 @@ pub fn resolve_bpftrace(kind: &str, path: &str, func: &str) -> Result<Vec<Resolv
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let funcs = functions(&path)?;
-    let out: Vec<ResolvedProbe> = funcs
-        .iter()
-        .filter(|f| glob_match(func, &f.name))
-        .map(|f| {
-            probe(
-                if ret { "uretprobe" } else { "uprobe" },
+    let m = functions(&path)?;
+    let provider = if ret { "uretprobe" } else { "uprobe" };
+    let mut skipped = Skipped::default();
+    let mut out = Vec::new();
+    for f in m.funcs.iter().filter(|f| glob_match(func, &f.name)) {
+        if ret && method.on_ret(&m) {
+            out.extend(return_sites(
+                provider,
                 &module,
                 f,
-                ret,
+                &m,
                 &path,
                 None,
-            )
-        })
-        .collect();
+                &mut skipped,
+            ));
+        } else {
+            out.push(probe(provider, &module, f, ret, &path, None));
+        }
+    }
+    skipped.report(&format!("{kind}:{}:{func}", path.display()));
     if out.len() > MAX_PROBES {
         return Err(format!(
             "{func} matches {} functions; at most {MAX_PROBES} uprobes are supported",

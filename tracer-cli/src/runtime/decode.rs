@@ -400,14 +400,16 @@ impl Decoder {
                     })
                     .collect()
             });
-        match live {
+        let mut out = match live {
             Some(v) if v.iter().any(Option::is_some) => v
                 .into_iter()
                 .zip(addrs)
                 .map(|(s, a)| s.unwrap_or_else(|| format!("{a:#x}")))
                 .collect(),
             _ => self.syms_from_snapshot(pid, addrs).unwrap_or_else(hex),
-        }
+        };
+        self.name_go_frames(pid, addrs, &mut out);
+        out
     }
 
     /// An aggregation key's values, per `AggDesc::keys`.
@@ -442,6 +444,31 @@ impl Decoder {
             entries,
             normal: 1,
         }
+    }
+}
+
+impl Decoder {
+    /// Name the frames left in hex that are in a stripped Go binary: blazesym cannot read
+    /// the pclntab that names its code. The mappings are the live ones, else the copy kept.
+    fn name_go_frames(&mut self, pid: u32, addrs: &[u64], out: &mut [String]) {
+        if !out.iter().any(|s| s.starts_with("0x")) {
+            return;
+        }
+        self.absorb_copy(pid);
+        // A zombie's maps read as empty.
+        let live: Vec<Mapping> = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .map(|text| text.lines().filter_map(Mapping::parse).collect())
+            .unwrap_or_default();
+        let maps = if live.is_empty() {
+            self.maps.get(&pid).cloned().unwrap_or_default()
+        } else {
+            live
+        };
+        let maps: Vec<(u64, u64, u64, std::path::PathBuf)> = maps
+            .into_iter()
+            .map(|m| (m.start, m.end, m.offset, m.path))
+            .collect();
+        crate::probes::golang::name_stripped_frames(pid, &maps, addrs, out);
     }
 }
 

@@ -327,6 +327,21 @@ impl<'g, 'a> Lower<'g, 'a> {
                     None => self.f.imm(0),
                 }
             }
+            ArgSource::Regs {
+                ret_offset: Some(off),
+                ..
+            } if i == 0 => {
+                // Sites sharing a program each have their own offset, in the sites map.
+                if self.shared_sites() {
+                    self.site_ret_offset()
+                } else {
+                    self.f.imm(*off as i64)
+                }
+            }
+            ArgSource::Regs { args, .. } if (i as usize) < args.len() => {
+                let a = args[i as usize].clone();
+                self.usdt_arg(&a)
+            }
             ArgSource::Usdt { args } if (i as usize) < args.len() => {
                 let a = args[i as usize].clone();
                 self.usdt_arg(&a)

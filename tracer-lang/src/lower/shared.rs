@@ -12,7 +12,8 @@ use tracer_common::Attach;
 use tracer_ebpf::insn::{helper, map_type, JmpOp, Size};
 use tracer_ebpf::ir::{Inst, MapId, Operand, VReg};
 
-/// The map of shared sites: u32 probe index → u32 probe id, u32 pad, then the function name.
+/// The map of shared sites: u32 probe index → u32 probe id, u32 return-instruction offset
+/// (arg0 of a return site, else 0), then the function name.
 pub const SITES_MAP: &str = "pid_sites";
 
 /// Fewer probes than this in a group keep a program each (no map, no lookups).
@@ -31,6 +32,23 @@ fn share_key(p: &ResolvedProbe, clauses: &[usize]) -> Option<String> {
         ) => Some(format!(
             "{}:{}:{}:{ret}:{pid:?}:{clauses:?}",
             p.desc.provider, p.desc.module, p.desc.name
+        )),
+        // Sites with the same argument locations (every function of Go's register ABI, every
+        // return instruction) compile alike: arg0 of a return site comes from the map.
+        (
+            Attach::Uprobe {
+                ret,
+                pid,
+                ref_ctr_offset: None,
+                ..
+            },
+            ArgSource::Regs { args, ret_offset },
+        ) => Some(format!(
+            "{}:{}:{}:{ret}:{pid:?}:{clauses:?}:{args:?}:{}",
+            p.desc.provider,
+            p.desc.module,
+            p.desc.name,
+            ret_offset.is_some()
         )),
         _ => None,
     }
@@ -79,14 +97,22 @@ pub(crate) fn map_init(
     leaders: &[usize],
     probes: &[&ResolvedProbe],
 ) -> tracer_common::MapInit {
-    let sites: Vec<(u32, u32, String)> = leaders
+    let sites: Vec<(u32, u32, u32, String)> = leaders
         .iter()
         .enumerate()
         .filter(|(_, &l)| g.shared.contains(&(l as u32)))
         .map(|(pi, _)| {
+            let ret_offset = match &probes[pi].args {
+                ArgSource::Regs {
+                    ret_offset: Some(o),
+                    ..
+                } => *o,
+                _ => 0,
+            };
             (
                 pi as u32,
                 probes[pi].desc.id,
+                ret_offset,
                 probes[pi].desc.function.clone(),
             )
         })
@@ -97,13 +123,14 @@ pub(crate) fn map_init(
     }
 }
 
-/// The map entries for the shared sites: (probe index, id, function name).
-fn site_entries(sites: &[(u32, u32, String)], strsize: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// The map entries for the shared sites: (probe index, id, return offset, function name).
+fn site_entries(sites: &[(u32, u32, u32, String)], strsize: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
     sites
         .iter()
-        .map(|(pi, id, name)| {
+        .map(|(pi, id, ret_offset, name)| {
             let mut v = vec![0u8; 8 + strsize as usize];
             v[..4].copy_from_slice(&id.to_ne_bytes());
+            v[4..8].copy_from_slice(&ret_offset.to_ne_bytes());
             let n = name.len().min(strsize as usize - 1);
             v[8..8 + n].copy_from_slice(&name.as_bytes()[..n]);
             (pi.to_ne_bytes().to_vec(), v)
@@ -178,6 +205,21 @@ impl Lower<'_, '_> {
         buf
     }
 
+    /// arg0 of a shared return-instruction program: the site's offset in its function.
+    pub(crate) fn site_ret_offset(&mut self) -> VReg {
+        let p = self.site_entry();
+        let out = self.f.imm(0);
+        let done = self.f.label();
+        self.f.branch(JmpOp::Jeq, p, Operand::Imm(0), done);
+        let off = self.f.load(p, 4, Size::W);
+        self.f.push(Inst::Mov {
+            dst: out,
+            src: off.into(),
+        });
+        self.f.push(Inst::Label(done));
+        out
+    }
+
     /// `id` of a shared program: the site's probe id.
     pub(crate) fn site_id(&mut self) -> VReg {
         let p = self.site_entry();
@@ -191,5 +233,62 @@ impl Lower<'_, '_> {
         });
         self.f.push(Inst::Label(done));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probes::{UsdtArg, UsdtLoc};
+    use tracer_common::ProbeDesc;
+
+    fn ret_site(func: &str, offset: u64, ret_offset: Option<u32>) -> ResolvedProbe {
+        ResolvedProbe {
+            desc: ProbeDesc {
+                id: 0,
+                provider: "pid1".into(),
+                module: "a.out".into(),
+                function: func.into(),
+                name: "return".into(),
+            },
+            attach: Attach::Uprobe {
+                path: "/bin/x".into(),
+                offset,
+                ret: false,
+                pid: Some(1),
+                ref_ctr_offset: None,
+            },
+            args: ArgSource::Regs {
+                args: vec![UsdtArg {
+                    size: 8,
+                    signed: false,
+                    loc: UsdtLoc::Reg { off: 80 },
+                }],
+                ret_offset,
+            },
+            covers: 1,
+        }
+    }
+
+    #[test]
+    fn return_sites_share_a_program_whatever_their_offsets() {
+        let a = ret_site("f", 0x10, Some(4));
+        let b = ret_site("f", 0x20, Some(20));
+        let c = ret_site("g", 0x40, Some(8));
+        // Same registers but not a return site: its own group.
+        let d = ret_site("h", 0x80, None);
+        let cl: &[usize] = &[0];
+        let plans = [(&a, cl), (&b, cl), (&c, cl), (&d, cl)];
+        assert_eq!(leaders(&plans, true), vec![0, 0, 0, 3]);
+        assert_eq!(leaders(&plans, false), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn site_entries_carry_the_return_offset() {
+        let e = site_entries(&[(3, 7, 0x44, "main.f".into())], 16);
+        assert_eq!(e[0].0, 3u32.to_ne_bytes());
+        assert_eq!(&e[0].1[..4], &7u32.to_ne_bytes());
+        assert_eq!(&e[0].1[4..8], &0x44u32.to_ne_bytes());
+        assert_eq!(&e[0].1[8..14], b"main.f");
     }
 }

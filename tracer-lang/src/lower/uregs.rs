@@ -135,7 +135,7 @@ impl Lower<'_, '_> {
         let user_regs = matches!(&self.probe.attach, tracer_common::Attach::Uprobe { .. })
             && matches!(
                 self.probe.args,
-                ArgSource::PtRegs { .. } | ArgSource::Usdt { .. }
+                ArgSource::PtRegs { .. } | ArgSource::Usdt { .. } | ArgSource::Regs { .. }
             );
         if !user_regs {
             return Err(CompileError::new(
