@@ -16,6 +16,7 @@ mod proginfo;
 pub mod ringbuf;
 pub mod session;
 pub mod target;
+pub mod rtld;
 mod tracee;
 pub mod trigger;
 pub mod uprobe_multi;
@@ -302,7 +303,7 @@ pub async fn run(
             if let Some(copy) = t.maps_copy() {
                 session.decoder().follow_copies(t.pid(), copy);
             }
-            // The new image is mapped now (held right after exec): remember it.
+            // The new image and its libraries are mapped now (held at its entry): remember them.
             session.decoder().remember_process(t.pid());
             t.resume()?;
         }
