@@ -659,7 +659,7 @@ pub fn run(args: Args) -> Result<i32, Failure> {
         (Some(cmd), _) => {
             let mut t = Target::spawn_stopped(cmd).map_err(|e| Failure::new(e.to_string()))?;
             // pid probes on $target resolve against the new image: let it exec now and hold
-            // it at the exec stop (as dtrace(1) creates its -c process). It runs only after
+            // it at its entry point, its libraries mapped (dtrace(1)'s post-init point). It runs only after
             // BEGIN (see runtime::run). Other scripts see its exec happen.
             if !args.compile_only && probes_in_target(&args)? {
                 t.release().map_err(|e| Failure::new(e.to_string()))?;
@@ -686,7 +686,12 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     if args.compile_only {
         return Ok(0);
     }
-    if compiled.matched == 0 {
+    let pending = compiled
+        .script
+        .programs
+        .iter()
+        .any(|p| matches!(p.attach, tracer_common::Attach::Pending { .. }));
+    if compiled.matched == 0 && !pending {
         return Err(Failure::new("no probes matched"));
     }
     let opts = &compiled.script.options;

@@ -128,4 +128,11 @@ impl ResolvedProbe {
 pub trait ProbeResolver {
     /// Every probe matching `description` (already macro-expanded), or a user-facing reason.
     fn resolve(&mut self, description: &str) -> Result<Vec<ResolvedProbe>, String>;
+
+    /// True for a probe found after the first compile (a library the target mapped later):
+    /// its program is lowered after every other, so the clause and aggregation numbers of
+    /// the programs already running stay the same.
+    fn late(&self, _probe: &ResolvedProbe) -> bool {
+        false
+    }
 }

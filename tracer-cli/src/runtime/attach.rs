@@ -283,6 +283,9 @@ impl Session {
                     "kprobe_multi programs are loaded by attach_multi".into(),
                 ))
             }
+            Attach::Pending { .. } => {
+                return Err(attach_err("a pending probe has nothing to attach yet".into()))
+            }
             Attach::Fentry { function, ret } => {
                 // fentry/fexit load against the function's BTF id (aya parses kernel BTF
                 // for it: only scripts with fbt probes pay for that).

@@ -215,6 +215,10 @@ impl Session {
         let mut kernel_fn_failed = Vec::new();
         let mut multi_done: HashSet<&str> = HashSet::new();
         for desc in &script.programs {
+            // Matched nothing (-Z): nothing to attach, maybe later (see `pending`).
+            if matches!(desc.attach, Attach::Pending { .. }) {
+                continue;
+            }
             let shared = uses.get(desc.name.as_str()).is_some_and(|&n| n > 1);
             // A program at many uprobe sites: one uprobe_multi link for all of them.
             if shared && is_plain_uprobe(&desc.attach) && super::uprobe_multi::available() {

@@ -129,6 +129,8 @@ pub struct Compiled {
 struct ProbePlan {
     probe: ResolvedProbe,
     clauses: Vec<usize>,
+    /// Found after the first compile (see `ProbeResolver::late`).
+    late: bool,
 }
 
 pub(crate) struct Globals<'a> {
@@ -265,6 +267,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
     // Plans by probe name: thousands of pid probes must not be compared pairwise.
     let mut by_name: std::collections::HashMap<String, Vec<usize>> = Default::default();
     let mut matched = 0;
+    let mut pending: Vec<(ResolvedProbe, usize)> = Vec::new();
     for (ci, clause) in clauses.iter().enumerate() {
         for desc in &clause.probes {
             let text = expand_description(&desc.node, input)
@@ -280,6 +283,10 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
                         full_description(&text)
                     ),
                 ));
+            }
+            if found.iter().all(|p| resolver.late(p)) && input.allow_zero_matches {
+                // -Z: the clause still compiles, against a probe that is never attached.
+                pending.push((pending_probe(&text), ci));
             }
             // A USDT probe with several sites is one probe (one program per site).
             let mut seen = std::collections::HashSet::new();
@@ -298,9 +305,11 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
                     }
                     None => {
                         same.push(plans.len());
+                        let late = resolver.late(&p);
                         plans.push(ProbePlan {
                             probe: p,
                             clauses: vec![ci],
+                            late,
                         })
                     }
                 }
@@ -331,6 +340,15 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         }
     }
     plans.sort_by_key(|p| p.probe.desc.id);
+    // Placeholders last, numbered from the top, whatever the resolver's numbering.
+    for (k, (mut probe, ci)) in pending.into_iter().enumerate() {
+        probe.desc.id = u32::MAX - k as u32;
+        plans.push(ProbePlan {
+            probe,
+            clauses: vec![ci],
+            late: false,
+        });
+    }
 
     let mut g = Globals {
         input,
@@ -418,7 +436,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
     let mut order: Vec<usize> = (0..plans.len())
         .filter(|&i| !is_error_probe(&plans[i].probe))
         .collect();
-    order.sort_by_key(|&i| plans[i].clauses.iter().min().copied());
+    order.sort_by_key(|&i| (plans[i].late, plans[i].clauses.iter().min().copied()));
     let mut lowered: Vec<Option<Function>> = vec![None; plans.len()];
     let leaders = shared::plan(
         &mut g,
@@ -426,6 +444,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             .iter()
             .map(|p| (&p.probe, p.clauses.as_slice()))
             .collect::<Vec<_>>(),
+        &plans.iter().map(|p| p.late).collect::<Vec<_>>(),
     );
     // `p<ID>`; the further sites of a USDT probe (same ID) get `p<ID>_<k>`.
     let names: Vec<String> = (0..plans.len())
@@ -584,6 +603,36 @@ fn is_error_probe(p: &ResolvedProbe) -> bool {
 }
 
 /// `BEGIN` → `:::BEGIN` style for messages, as DTrace prints descriptions.
+/// The never-attached probe a `-Z` clause compiles against when its description matched
+/// nothing: pid descriptions read registers, others as a USDT probe without arguments
+/// (each `argN` reads 0).
+fn pending_probe(text: &str) -> ResolvedProbe {
+    let full = full_description(text);
+    let mut f: Vec<&str> = full.splitn(4, ':').collect();
+    f.resize(4, "");
+    let args = if f[0].starts_with("pid") {
+        crate::probes::ArgSource::PtRegs {
+            ret: f[3] == "return",
+        }
+    } else {
+        crate::probes::ArgSource::Usdt { args: Vec::new() }
+    };
+    ResolvedProbe {
+        desc: tracer_common::ProbeDesc {
+            id: 0,
+            provider: f[0].into(),
+            module: f[1].into(),
+            function: f[2].into(),
+            name: f[3].into(),
+        },
+        attach: tracer_common::Attach::Pending {
+            description: text.to_string(),
+        },
+        args,
+        covers: 0,
+    }
+}
+
 fn full_description(text: &str) -> String {
     let parts = text.matches(':').count();
     if parts >= 3 || text.contains('/') {
