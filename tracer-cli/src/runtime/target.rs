@@ -301,6 +301,13 @@ impl Target {
         }
     }
 
+    /// For a `-c` process: which of its SIGSTOP stops are the dlopen stopper's.
+    pub fn set_stop_check(&self, check: super::tracee::StopCheck) {
+        if let Kind::Created { waiter, .. } = &self.kind {
+            waiter.set_stop_check(check);
+        }
+    }
+
     /// Let a `-c` process run on from its hold after exec (see `release`).
     pub fn resume(&mut self) -> Result<()> {
         if let Kind::Created { waiter, .. } = &self.kind {

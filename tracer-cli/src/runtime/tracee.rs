@@ -25,9 +25,13 @@ struct State {
     exit: Option<ExitInfo>,
 }
 
+/// Tells the waiter whether a SIGSTOP group-stop is the dlopen stopper's (see `pending`).
+pub type StopCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
 #[derive(Default)]
 struct Shared {
     state: Mutex<State>,
+    stop_check: Mutex<Option<StopCheck>>,
     changed: Condvar,
     exited: tokio::sync::Notify,
 }
@@ -101,6 +105,16 @@ impl Waiter {
     pub fn let_run(&self) {
         self.shared.lock().run = true;
         self.shared.changed.notify_all();
+    }
+
+    /// From now on, keep the stops `check` says are the dlopen stopper's: the runtime ends
+    /// them with SIGCONT.
+    pub fn set_stop_check(&self, check: StopCheck) {
+        *self
+            .shared
+            .stop_check
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(check);
     }
 
     pub fn exit(&self) -> Option<ExitInfo> {
@@ -197,6 +211,17 @@ fn follow(
                     libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
                 ) =>
             {
+                let check = shared
+                    .stop_check
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                if signal == libc::SIGSTOP && check.is_some_and(|ours| ours()) {
+                    // Stopped at r_brk while new probes are attached: stay stopped until the
+                    // runtime's SIGCONT, and stay traced.
+                    let _ = ptrace(libc::PTRACE_LISTEN, pid, 0);
+                    continue;
+                }
                 // Not before the breakpoint is gone: a trap without a tracer kills.
                 if let Some(e) = entry.take() {
                     let _ = e.restore_code(pid);

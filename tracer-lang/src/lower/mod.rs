@@ -129,8 +129,8 @@ pub struct Compiled {
 struct ProbePlan {
     probe: ResolvedProbe,
     clauses: Vec<usize>,
-    /// Found after the first compile (see `ProbeResolver::late`).
-    late: bool,
+    /// Found after the first compile (see `ProbeResolver::late`): which compile found it.
+    late: u32,
 }
 
 pub(crate) struct Globals<'a> {
@@ -284,7 +284,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
                     ),
                 ));
             }
-            if found.iter().all(|p| resolver.late(p)) && input.allow_zero_matches {
+            if found.iter().all(|p| resolver.late(p) > 0) && input.allow_zero_matches {
                 // -Z: the clause still compiles, against a probe that is never attached.
                 pending.push((pending_probe(&text), ci));
             }
@@ -346,7 +346,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         plans.push(ProbePlan {
             probe,
             clauses: vec![ci],
-            late: false,
+            late: 0,
         });
     }
 
@@ -444,7 +444,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             .iter()
             .map(|p| (&p.probe, p.clauses.as_slice()))
             .collect::<Vec<_>>(),
-        &plans.iter().map(|p| p.late).collect::<Vec<_>>(),
+        &plans.iter().map(|p| p.late > 0).collect::<Vec<_>>(),
     );
     // `p<ID>`; the further sites of a USDT probe (same ID) get `p<ID>_<k>`.
     let names: Vec<String> = (0..plans.len())
@@ -488,6 +488,17 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             format!("the script needs {scratch_size} bytes of per-CPU scratch; the kernel allows 32768 (lower strsize)"),
         ));
     }
+    // Room for the programs of probes found later, which share this scratch and may need a
+    // little more than their placeholder did (temporaries for USDT arguments).
+    let first_compile = plans.iter().all(|p| p.late == 0);
+    let has_pending = plans
+        .iter()
+        .any(|p| matches!(p.probe.attach, tracer_common::Attach::Pending { .. }));
+    let scratch_size = if first_compile && has_pending {
+        (scratch_size + PENDING_SCRATCH_SLACK).min(32 * 1024)
+    } else {
+        scratch_size
+    };
     for name in [MapNames::SCRATCH, MapNames::SCRATCH_NMI] {
         let i = g.map(name).0 as usize;
         g.maps[i].value_size = scratch_size;
@@ -603,6 +614,9 @@ fn is_error_probe(p: &ResolvedProbe) -> bool {
 }
 
 /// `BEGIN` → `:::BEGIN` style for messages, as DTrace prints descriptions.
+/// Extra per-CPU scratch bytes of a script with pending probes (see `compile`).
+pub const PENDING_SCRATCH_SLACK: u32 = 1024;
+
 /// The never-attached probe a `-Z` clause compiles against when its description matched
 /// nothing: pid descriptions read registers, others as a USDT probe without arguments
 /// (each `argN` reads 0).
