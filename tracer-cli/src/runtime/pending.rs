@@ -262,8 +262,11 @@ impl Session {
                 .probes
                 .get(desc.probe as usize)
                 .map_or_else(|| desc.name.clone(), |p| p.full_name());
-            let result = kprobe_multi::instructions(&new.elf, &desc.name, |m| {
-                self.raw_map(m).ok().map(|r| r.fd.as_raw_fd())
+            let result = kprobe_multi::instructions(&new.elf, &desc.name, |m| match m {
+                tracer_common::MapNames::EVENTS => {
+                    self.events_fd.as_ref().map(|fd| fd.as_raw_fd())
+                }
+                _ => self.raw_map(m).ok().map(|r| r.fd.as_raw_fd()),
             })
             .and_then(|insns| attach_late(&insns, &desc.name, &desc.attach, desc.probe as u64));
             match result {

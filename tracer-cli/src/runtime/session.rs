@@ -100,6 +100,8 @@ pub struct Session {
     /// unloading detaches them in parallel (see [`Session::unload_where`]).
     pub(super) uprobe_links:
         std::collections::HashMap<String, Vec<aya::programs::uprobe::UProbeLinkId>>,
+    /// The ring buffer's descriptor once [`Session::take_events`] took the map.
+    pub(super) events_fd: Option<OwnedFd>,
 }
 
 /// Mount tracefs at /sys/kernel/tracing when no tracefs is visible (root only). Done before
@@ -193,6 +195,7 @@ impl Session {
             end_programs: HashSet::new(),
             triggers: Vec::new(),
             uprobe_links: Default::default(),
+            events_fd: None,
         };
         for init in &script.map_init {
             session.init_map(init).map_err(|e| RuntimeError::Object {
@@ -383,6 +386,9 @@ impl Session {
             .ebpf
             .take_map(MapNames::EVENTS)
             .ok_or_else(|| anyhow::anyhow!("the object has no `{}` map", MapNames::EVENTS))?;
+        // Programs loaded later (see `pending`) write to it too.
+        self.events_fd = map_data(&map)
+            .and_then(|d| d.fd().as_fd().try_clone_to_owned().ok());
         EventStream::new(map)
     }
 
