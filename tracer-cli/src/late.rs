@@ -176,6 +176,10 @@ pub struct Late<'a> {
 }
 
 impl crate::runtime::LateProbes for Late<'_> {
+    fn any_pending(&self) -> bool {
+        !self.resolver.pending.is_empty()
+    }
+
     fn refresh(&mut self) -> Option<CompiledScript> {
         let (new, errors) = self.resolver.rematch();
         for e in errors {

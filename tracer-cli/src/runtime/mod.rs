@@ -327,7 +327,7 @@ pub async fn run_with_late(
             }
             // The new image and its libraries are mapped now (held at its entry): remember them.
             session.decoder().remember_process(t.pid());
-            if late.is_some() && has_pending(script) {
+            if has_pending(script) && late.as_deref().is_some_and(|l| l.any_pending()) {
                 match pending::Watch::start(t.pid()) {
                     Ok(w) => {
                         t.set_stop_check(w.stop_check());

@@ -30,6 +30,9 @@ pub trait LateProbes {
     /// nothing new matched. Errors are reported by the implementation (they name the
     /// description) and leave the rest running.
     fn refresh(&mut self) -> Option<CompiledScript>;
+
+    /// Whether any description of the target is pending (else nothing watches dlopen()).
+    fn any_pending(&self) -> bool;
 }
 
 const BPF_MAP_CREATE: libc::c_long = 0;

@@ -183,6 +183,10 @@ fn follow(
                     if entry.is_none() {
                         hold(shared);
                     }
+                } else if entry.take().is_some() {
+                    // A new image before the first one reached its entry: the breakpoint went
+                    // with the old image, and the owner waits no more.
+                    hold_released(shared);
                 }
                 ptrace(libc::PTRACE_CONT, pid, 0)
             }
