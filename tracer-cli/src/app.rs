@@ -213,7 +213,11 @@ fn boot_to_wall_ns() -> i64 {
 }
 
 /// The compiler's printf check, with the output code's DTrace rules and wording.
-pub(crate) fn check_format(func: &str, fmt: &str, types: &[tracer_lang::types::Type]) -> Result<(), String> {
+pub(crate) fn check_format(
+    func: &str,
+    fmt: &str,
+    types: &[tracer_lang::types::Type],
+) -> Result<(), String> {
     use crate::output::check::{validate, ArgType, CallInfo, TypeClass};
     use tracer_lang::types::Type;
     let args: Vec<ArgType> = types

@@ -31,8 +31,7 @@ pub struct Compiler {
 impl Compiler {
     pub fn compile(&self, resolver: &mut dyn ProbeResolver) -> Result<Compiled, CompileError> {
         // The line table carries the file too: file << 20 | line.
-        let line_of =
-            |span: ast::Span| (span.file << 20) | self.sources.line_col(span).0 as u32;
+        let line_of = |span: ast::Span| (span.file << 20) | self.sources.line_col(span).0 as u32;
         let task_offsets = || crate::btf::task_offsets(&self.kernel_types);
         let ns_offsets = || crate::btf::ns_offsets(&self.kernel_types);
         let input = CompileInput {
@@ -113,8 +112,10 @@ impl Tracking {
             match self.inner.resolve(&d) {
                 Ok(found) => {
                     for p in &found {
-                        if !self.found_in.contains_key(&key(p)) {
-                            self.found_in.insert(key(p), next);
+                        if let std::collections::hash_map::Entry::Vacant(e) =
+                            self.found_in.entry(key(p))
+                        {
+                            e.insert(next);
                             new = true;
                         }
                     }
@@ -161,7 +162,8 @@ fn fits(m: &MapSpec, running: &[MapSpec]) -> bool {
         r == m
             || (r.name == m.name
                 && (m.name == MapNames::SCRATCH || m.name == MapNames::SCRATCH_NMI)
-                && (r.map_type, r.key_size, r.max_entries) == (m.map_type, m.key_size, m.max_entries)
+                && (r.map_type, r.key_size, r.max_entries)
+                    == (m.map_type, m.key_size, m.max_entries)
                 && m.value_size <= r.value_size)
     })
 }

@@ -73,9 +73,7 @@ fn probes_of_a_dlopened_library_see_every_call() {
     if usdt {
         script.push_str(" latelib$target:::work { @usdt = count(); @args = sum(arg0); }");
     }
-    script.push_str(
-        " END { printa(\"pid %@d\\n\", @pid); printa(\"ret %@d\\n\", @ret);",
-    );
+    script.push_str(" END { printa(\"pid %@d\\n\", @pid); printa(\"ret %@d\\n\", @ret);");
     if usdt {
         script.push_str(" printa(\"usdt %@d\\n\", @usdt); printa(\"args %@d\\n\", @args);");
     }
@@ -112,7 +110,8 @@ fn grabbed_process_gets_the_probes_of_a_library_it_loads_later() {
     let n = 11;
     let lib_arg = lib.to_string_lossy().into_owned();
     // The process sleeps 2 s before its dlopen(): tracer has attached by then.
-    let mut p = kernel_common::Proc::start(&target("dlopen_late"), &[&lib_arg, &n.to_string(), "2"]);
+    let mut p =
+        kernel_common::Proc::start(&target("dlopen_late"), &[&lib_arg, &n.to_string(), "2"]);
     let pid = p.pid().to_string();
     let out = run(&[
         "-Z",
@@ -123,7 +122,10 @@ fn grabbed_process_gets_the_probes_of_a_library_it_loads_later() {
         &pid,
     ])
     .ok();
-    assert!(p.wait(Duration::from_secs(20)).success(), "the target failed");
+    assert!(
+        p.wait(Duration::from_secs(20)).success(),
+        "the target failed"
+    );
     assert_eq!(values(&out).get("pid"), Some(&n), "{out}");
 }
 
@@ -183,7 +185,12 @@ fn a_library_that_never_loads_leaves_its_probes_unfired() {
     assert_eq!(kernel_common::body(&out), ["end"], "{out}");
     assert!(!out.stderr.contains("failed"), "{out}");
     // Without -Z it is an error naming the description.
-    let out = run(&["-n", "pid$target:libnever.so:f:entry { @n = count(); }", "-c", &cmd]);
+    let out = run(&[
+        "-n",
+        "pid$target:libnever.so:f:entry { @n = count(); }",
+        "-c",
+        &cmd,
+    ]);
     assert_ne!(out.code(), 0, "{out}");
     assert!(out.stderr.contains("does not match any probes"), "{out}");
 }
@@ -230,9 +237,14 @@ fn hotspot_probes_of_a_java_program() {
                   END { printa(\"gc %@d\\n\", @gc); printa(\"class %s %@d\\n\", @cl); }";
     let out = run(&["-Z", "-q", "-n", script, "-c", &cmd]).ok();
     let gc = values(&out).get("gc").copied().unwrap_or(0);
-    assert!(gc >= n, "gc-begin fired {gc} times, System.gc() ran {n} times\n{out}");
     assert!(
-        out.stdout.lines().any(|l| l.starts_with("class LateHello ")),
+        gc >= n,
+        "gc-begin fired {gc} times, System.gc() ran {n} times\n{out}"
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("class LateHello ")),
         "class-loaded did not name LateHello\n{out}"
     );
     assert!(!out.stderr.contains("failed"), "{out}");

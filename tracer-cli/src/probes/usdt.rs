@@ -105,7 +105,9 @@ pub fn read_notes(path: &Path) -> Result<Vec<Note>, String> {
     let notes = read_notes_uncached(path)?;
     if let Some(v) = version {
         let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get_or_insert_with(HashMap::new).insert(v, notes.clone());
+        cache
+            .get_or_insert_with(HashMap::new)
+            .insert(v, notes.clone());
     }
     Ok(notes)
 }

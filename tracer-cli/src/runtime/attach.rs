@@ -297,7 +297,9 @@ impl Session {
                 ))
             }
             Attach::Pending { .. } => {
-                return Err(attach_err("a pending probe has nothing to attach yet".into()))
+                return Err(attach_err(
+                    "a pending probe has nothing to attach yet".into(),
+                ))
             }
             Attach::Fentry { function, ret } => {
                 // fentry/fexit load against the function's BTF id (aya parses kernel BTF

@@ -186,7 +186,12 @@ impl Watch {
 
 /// Load a late program (instructions relocated against the session's maps) and attach it at
 /// its one uprobe site. Returns the descriptors that keep it attached.
-fn attach_late(insns: &[u8], name: &str, attach: &Attach, cookie: u64) -> Result<(OwnedFd, OwnedFd), String> {
+fn attach_late(
+    insns: &[u8],
+    name: &str,
+    attach: &Attach,
+    cookie: u64,
+) -> Result<(OwnedFd, OwnedFd), String> {
     let Attach::Uprobe {
         path,
         offset,
@@ -201,7 +206,10 @@ fn attach_late(insns: &[u8], name: &str, attach: &Attach, cookie: u64) -> Result
         kprobe_multi::load_as(insns, name, attach_type).map_err(|e| match e {
             kprobe_multi::Error::Verifier(m, log) => {
                 let tail: Vec<&str> = log.lines().rev().take(8).collect();
-                format!("the verifier rejected the program: {m}: {}", tail.join(" | "))
+                format!(
+                    "the verifier rejected the program: {m}: {}",
+                    tail.join(" | ")
+                )
             }
             kprobe_multi::Error::Other(m) => m,
         })
@@ -246,7 +254,8 @@ impl Session {
             || new.aggs.get(..old.aggs.len()) != Some(&old.aggs[..])
         {
             return Err(object(
-                "the script compiled with the new library's probes numbers its clauses differently".into(),
+                "the script compiled with the new library's probes numbers its clauses differently"
+                    .into(),
             ));
         }
         let running: std::collections::HashSet<&str> =
@@ -266,9 +275,7 @@ impl Session {
                 .get(desc.probe as usize)
                 .map_or_else(|| desc.name.clone(), |p| p.full_name());
             let result = kprobe_multi::instructions(&new.elf, &desc.name, |m| match m {
-                tracer_common::MapNames::EVENTS => {
-                    self.events_fd.as_ref().map(|fd| fd.as_raw_fd())
-                }
+                tracer_common::MapNames::EVENTS => self.events_fd.as_ref().map(|fd| fd.as_raw_fd()),
                 _ => self.raw_map(m).ok().map(|r| r.fd.as_raw_fd()),
             })
             .and_then(|insns| attach_late(&insns, &desc.name, &desc.attach, desc.probe as u64));

@@ -109,7 +109,9 @@ pub fn find(pid: u32, base: u64) -> Result<Rtld, String> {
     let brk = read_u64(pid, r_debug + R_BRK_OFFSET)
         .map_err(|e| format!("cannot read _r_debug.r_brk of pid {pid}: {e}"))?;
     if brk == 0 {
-        return Err(format!("the dynamic linker of pid {pid} has not set r_brk yet"));
+        return Err(format!(
+            "the dynamic linker of pid {pid} has not set r_brk yet"
+        ));
     }
     let m = maps
         .iter()
@@ -125,16 +127,12 @@ pub fn find(pid: u32, base: u64) -> Result<Rtld, String> {
 /// [`find`] for a process that has run past its start (a `-p` process): the interpreter's
 /// base from its auxiliary vector.
 pub fn find_running(pid: u32) -> Result<Rtld, String> {
-    let (_, base) = entry_and_base(pid).map_err(|e| format!("cannot read /proc/{pid}/auxv: {e}"))?;
+    let (_, base) =
+        entry_and_base(pid).map_err(|e| format!("cannot read /proc/{pid}/auxv: {e}"))?;
     if base == 0 {
-        return Err(format!("pid {pid} is statically linked: it loads no libraries"));
+        return Err(format!(
+            "pid {pid} is statically linked: it loads no libraries"
+        ));
     }
     find(pid, base)
-}
-
-/// The path of every file the process maps, to tell new ones apart.
-pub fn mapped_files(pid: u32) -> std::collections::HashSet<String> {
-    mappings(pid)
-        .map(|ms| ms.into_iter().map(|m| m.path).collect())
-        .unwrap_or_default()
 }

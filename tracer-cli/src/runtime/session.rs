@@ -391,8 +391,7 @@ impl Session {
             .take_map(MapNames::EVENTS)
             .ok_or_else(|| anyhow::anyhow!("the object has no `{}` map", MapNames::EVENTS))?;
         // Programs loaded later (see `pending`) write to it too.
-        self.events_fd = map_data(&map)
-            .and_then(|d| d.fd().as_fd().try_clone_to_owned().ok());
+        self.events_fd = map_data(&map).and_then(|d| d.fd().as_fd().try_clone_to_owned().ok());
         EventStream::new(map)
     }
 

@@ -12,6 +12,7 @@ mod builtins;
 mod expr;
 mod kernel;
 mod object;
+mod pending;
 mod program;
 mod scope;
 mod shared;
@@ -30,6 +31,7 @@ use tracer_common::{AggDesc, ClauseDesc, CompiledScript, Options, ProgramDesc};
 use tracer_ebpf::insn::map_type;
 use tracer_ebpf::ir::{Function, Inst, Label, MapId, Operand, VReg};
 
+pub use pending::PENDING_SCRATCH_SLACK;
 pub use scope::{CgroupOffsets, NsOffsets, PidOffsets, Scope, SCOPE_CGROUP_MAP};
 pub use vars::VarTable;
 
@@ -286,7 +288,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             }
             if found.iter().all(|p| resolver.late(p) > 0) && input.allow_zero_matches {
                 // -Z: the clause still compiles, against a probe that is never attached.
-                pending.push((pending_probe(&text), ci));
+                pending.push((pending::probe(&text), ci));
             }
             // A USDT probe with several sites is one probe (one program per site).
             let mut seen = std::collections::HashSet::new();
@@ -488,17 +490,8 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             format!("the script needs {scratch_size} bytes of per-CPU scratch; the kernel allows 32768 (lower strsize)"),
         ));
     }
-    // Room for the programs of probes found later, which share this scratch and may need a
-    // little more than their placeholder did (temporaries for USDT arguments).
-    let first_compile = plans.iter().all(|p| p.late == 0);
-    let has_pending = plans
-        .iter()
-        .any(|p| matches!(p.probe.attach, tracer_common::Attach::Pending { .. }));
-    let scratch_size = if first_compile && has_pending {
-        (scratch_size + PENDING_SCRATCH_SLACK).min(32 * 1024)
-    } else {
-        scratch_size
-    };
+    let scratch_size =
+        pending::scratch_with_slack(scratch_size, plans.iter().map(|p| (&p.probe, p.late)));
     for name in [MapNames::SCRATCH, MapNames::SCRATCH_NMI] {
         let i = g.map(name).0 as usize;
         g.maps[i].value_size = scratch_size;
@@ -614,40 +607,7 @@ fn is_error_probe(p: &ResolvedProbe) -> bool {
 }
 
 /// `BEGIN` → `:::BEGIN` style for messages, as DTrace prints descriptions.
-/// Extra per-CPU scratch bytes of a script with pending probes (see `compile`).
-pub const PENDING_SCRATCH_SLACK: u32 = 1024;
-
-/// The never-attached probe a `-Z` clause compiles against when its description matched
-/// nothing: pid descriptions read registers, others as a USDT probe without arguments
-/// (each `argN` reads 0).
-fn pending_probe(text: &str) -> ResolvedProbe {
-    let full = full_description(text);
-    let mut f: Vec<&str> = full.splitn(4, ':').collect();
-    f.resize(4, "");
-    let args = if f[0].starts_with("pid") {
-        crate::probes::ArgSource::PtRegs {
-            ret: f[3] == "return",
-        }
-    } else {
-        crate::probes::ArgSource::Usdt { args: Vec::new() }
-    };
-    ResolvedProbe {
-        desc: tracer_common::ProbeDesc {
-            id: 0,
-            provider: f[0].into(),
-            module: f[1].into(),
-            function: f[2].into(),
-            name: f[3].into(),
-        },
-        attach: tracer_common::Attach::Pending {
-            description: text.to_string(),
-        },
-        args,
-        covers: 0,
-    }
-}
-
-fn full_description(text: &str) -> String {
+pub(crate) fn full_description(text: &str) -> String {
     let parts = text.matches(':').count();
     if parts >= 3 || text.contains('/') {
         text.to_string()
