@@ -178,8 +178,8 @@ pub struct Late<'a> {
 }
 
 impl crate::runtime::LateProbes for Late<'_> {
-    fn any_pending(&self) -> bool {
-        !self.resolver.pending.is_empty()
+    fn pending(&self) -> Vec<String> {
+        self.resolver.pending.clone()
     }
 
     fn refresh(&mut self) -> Option<CompiledScript> {

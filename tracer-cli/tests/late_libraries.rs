@@ -165,6 +165,16 @@ fn a_static_program_is_still_held_at_its_exec() {
                   END { printa(\"mallocs %@d\\n\", @m); }";
     let out = run(&["-q", "-n", script, "-c", &cmd]).ok();
     assert_eq!(values(&out).get("mallocs"), Some(&n), "{out}");
+    // It loads no library: a pending description says why it will not fire, and the run
+    // goes on.
+    let pending = format!("{script} pid$target:libnever.so::entry {{ @n = count(); }}");
+    let out = run(&["-Z", "-q", "-n", &pending, "-c", &cmd]).ok();
+    assert_eq!(values(&out).get("mallocs"), Some(&n), "{out}");
+    assert!(
+        out.stderr.contains("libnever.so::entry cannot be enabled")
+            && out.stderr.contains("statically linked"),
+        "{out}"
+    );
 }
 
 #[test]

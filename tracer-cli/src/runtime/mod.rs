@@ -327,7 +327,11 @@ pub async fn run_with_late(
             }
             // The new image and its libraries are mapped now (held at its entry): remember them.
             session.decoder().remember_process(t.pid());
-            if has_pending(script) && late.as_deref().is_some_and(|l| l.any_pending()) {
+            let pending = match late.as_deref() {
+                Some(l) if has_pending(script) => l.pending(),
+                _ => Vec::new(),
+            };
+            if !pending.is_empty() {
                 match pending::Watch::start(t.pid()) {
                     Ok(w) => {
                         t.set_stop_check(w.stop_check());
@@ -335,7 +339,8 @@ pub async fn run_with_late(
                     }
                     // Not quiet-able: probes the user asked for will not fire.
                     Err(e) => eprintln!(
-                        "tracer: warning: probes of libraries pid {} loads later cannot be enabled: {e}",
+                        "tracer: warning: {} cannot be enabled when pid {} loads a library: {e}",
+                        pending.join(", "),
                         t.pid()
                     ),
                 }

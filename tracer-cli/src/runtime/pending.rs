@@ -31,8 +31,8 @@ pub trait LateProbes {
     /// description) and leave the rest running.
     fn refresh(&mut self) -> Option<CompiledScript>;
 
-    /// Whether any description of the target is pending (else nothing watches dlopen()).
-    fn any_pending(&self) -> bool;
+    /// The descriptions of the target that are pending (none: nothing watches dlopen()).
+    fn pending(&self) -> Vec<String>;
 }
 
 const BPF_MAP_CREATE: libc::c_long = 0;
