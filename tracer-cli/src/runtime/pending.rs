@@ -49,7 +49,18 @@ pub struct Watch {
     /// Hits the `-c` waiter has already taken for ours (see `stop_check`).
     seen_by_waiter: Arc<AtomicU64>,
     _prog: OwnedFd,
-    _link: OwnedFd,
+    link: Option<OwnedFd>,
+}
+
+impl Drop for Watch {
+    /// Detach the stopper, then end a stop it made that the runtime did not handle (the run
+    /// ended meanwhile): a grabbed process must not stay stopped.
+    fn drop(&mut self) {
+        drop(self.link.take());
+        if self.take_hit() {
+            self.resume();
+        }
+    }
 }
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
@@ -151,7 +162,7 @@ impl Watch {
             handled: Default::default(),
             seen_by_waiter: Arc::default(),
             _prog: prog,
-            _link: link,
+            link: Some(link),
         })
     }
 

@@ -136,3 +136,28 @@ pub fn find_running(pid: u32) -> Result<Rtld, String> {
     }
     find(pid, base)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This test process is dynamically linked (as cargo builds it): its ld.so has set
+    /// `r_brk`, inside the interpreter's own file.
+    #[test]
+    fn own_dynamic_linker_is_found() {
+        let pid = std::process::id();
+        let (entry, base) = entry_and_base(pid).unwrap();
+        assert!(entry != 0);
+        if base == 0 {
+            eprintln!("skipped: this test binary is static");
+            return;
+        }
+        let rtld = find_running(pid).unwrap();
+        let name = rtld.path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("ld-"), "{}", rtld.path.display());
+        // r_state is RT_CONSISTENT (0) now that nothing is being loaded.
+        let state = read_memory(pid, rtld.r_debug + R_STATE_OFFSET, 4).unwrap();
+        assert_eq!(state, [0, 0, 0, 0]);
+        assert!(find_running(0x3fff_fff0).is_err());
+    }
+}
