@@ -392,6 +392,8 @@ pub async fn run_with_late(
         }
     }
     let mut reason = reason.unwrap_or(StopReason::Exit);
+    // No more stops at dlopen(), and none left in effect (see `pending::Watch`).
+    drop(watch.take());
     session.stop_probes();
     if reason != StopReason::Exit {
         // Show everything recorded before the probes stopped, as DTrace does on a signal or
