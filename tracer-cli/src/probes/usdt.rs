@@ -481,11 +481,14 @@ pub fn resolve(
         search(p, &p.provider, &|prov| prov.to_string(), &mods, None, false)?
     };
     if found.probes.is_empty() && explain {
-        return Err(not_found(
-            &desc,
-            found.provider_names,
-            split_pid(&p.provider).is_some(),
-        ));
+        let with_pid = split_pid(&p.provider).is_some();
+        let mut e = not_found(&desc, found.provider_names, with_pid);
+        if with_pid && !e.contains(';') {
+            e.push_str(
+                " (yet: with -Z it is enabled when the process loads a library that has it)",
+            );
+        }
+        return Err(e);
     }
     Ok(found.probes)
 }

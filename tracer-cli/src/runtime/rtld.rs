@@ -153,7 +153,12 @@ mod tests {
             return;
         }
         let rtld = find_running(pid).unwrap();
-        let name = rtld.path.file_name().unwrap().to_string_lossy().into_owned();
+        let name = rtld
+            .path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         assert!(name.starts_with("ld-"), "{}", rtld.path.display());
         // r_state is RT_CONSISTENT (0) now that nothing is being loaded.
         let state = read_memory(pid, rtld.r_debug + R_STATE_OFFSET, 4).unwrap();

@@ -281,8 +281,9 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
                 return Err(CompileError::new(
                     desc.span,
                     format!(
-                        "probe description {} does not match any probes",
-                        full_description(&text)
+                        "probe description {} does not match any probes{}",
+                        full_description(&text),
+                        pending::hint(&text, input.target)
                     ),
                 ));
             }
