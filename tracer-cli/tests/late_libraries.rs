@@ -141,6 +141,7 @@ fn malloc_of_a_created_process_is_found_in_libc() {
                   END { printa(\"mallocs %@d\\n\", @m); }";
     let out = run(&["-q", "-n", script, "-c", &cmd]).ok();
     assert_eq!(values(&out).get("mallocs"), Some(&n), "{out}");
+    // Status 7: the entry point's breakpoint was left in.
     assert!(!out.stderr.contains("exited with status"), "{out}");
 }
 
