@@ -8,7 +8,7 @@ use crate::runtime::{self, RuntimeError, StopReason, Target};
 use std::io::Write;
 use tracer_common::Options;
 use tracer_lang::diag::{Diagnostic, SourceMap};
-use tracer_lang::lower::{self, CompileInput, Compiled};
+use tracer_lang::lower::Compiled;
 use tracer_lang::syntax::{self, ast};
 
 /// A failure already worded for the user (without the `tracer: ` prefix).
@@ -164,7 +164,10 @@ fn compile_failure(sources: &SourceMap, src: &[Source], d: &Diagnostic) -> Failu
 
 pub struct Prepared {
     pub compiled: Compiled,
-    pub sources: SourceMap,
+    /// What compiled the script (its sources too), kept to compile it again with probes of
+    /// libraries the target maps later.
+    pub compiler: crate::late::Compiler,
+    pub resolver: crate::late::Tracking,
     pub notice_name: String,
     /// What is traced, for the notice on stderr (None: everything).
     pub scope_notice: Option<String>,
@@ -210,7 +213,11 @@ fn boot_to_wall_ns() -> i64 {
 }
 
 /// The compiler's printf check, with the output code's DTrace rules and wording.
-fn check_format(func: &str, fmt: &str, types: &[tracer_lang::types::Type]) -> Result<(), String> {
+pub(crate) fn check_format(
+    func: &str,
+    fmt: &str,
+    types: &[tracer_lang::types::Type],
+) -> Result<(), String> {
     use crate::output::check::{validate, ArgType, CallInfo, TypeClass};
     use tracer_lang::types::Type;
     let args: Vec<ArgType> = types
@@ -259,46 +266,31 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     let mut macro_args = vec![src.first().map(|s| s.name.clone()).unwrap_or_default()];
     macro_args.extend(args.args.iter().cloned());
     let opts = options(args)?;
-    // The line table carries the file too: file << 20 | line.
-    let line_of = |span: ast::Span| (span.file << 20) | sources.line_col(span).0 as u32;
     let kernel_types = std::rc::Rc::new(tracer_lang::btf::KernelTypes::system());
     let fbt_method = opts.fbtmethod.clone();
     let scope = crate::scope::resolve(&scope_arg(args)?, &kernel_types).map_err(Failure::new)?;
-    let task_offsets = || crate::btf::task_offsets(&kernel_types);
-    let ns_offsets = || crate::btf::ns_offsets(&kernel_types);
-    let input = CompileInput {
-        script: &script,
+    let compiler = crate::late::Compiler {
+        script,
+        sources,
         options: opts,
         macro_args,
         target,
-        allow_zero_matches: args.zero_ok,
-        line_of: &line_of,
-        boot_to_wall_ns: boot_to_wall_ns(),
-        task_offsets: &task_offsets,
-        kernel_types: &kernel_types,
-        check_format: &check_format,
-        // Hash maps stay preallocated. Without preallocation every store to a dynamic
-        // variable allocates a new element (and an aggregation key its per-CPU value) from
-        // a per-CPU cache that the kernel refills asynchronously, so bursts of updates fail
-        // with ENOMEM: in qemu, thread-local counters stopped counting (6.1, 7.2) and
-        // aggregation keys went missing (6.1, 6.12). Faster start-up is not worth wrong
-        // answers.
-        no_prealloc: false,
-        attach_cookies: kernel_at_least(5, 15),
-        preempt_guard: kernel_at_least(5, 12),
+        zero_ok: args.zero_ok,
+        kernel_types: kernel_types.clone(),
         scope: scope.scope,
-        ns_offsets: &ns_offsets,
+        boot_to_wall_ns: boot_to_wall_ns(),
     };
-    let mut resolver = Resolver::with_kernel_types(kernel_types.clone());
+    let mut resolver = Resolver::with_kernel_types(kernel_types);
     resolver.fbt_method = fbt_method;
     resolver.pid_return = crate::probes::ReturnMethod::parse(&input.options.pidreturn);
     resolver.target = target;
     resolver.zero_ok = args.zero_ok;
-    let compiled = match lower::compile(&input, &mut resolver) {
+    let mut resolver = crate::late::Tracking::new(resolver);
+    let compiled = match compiler.compile(&mut resolver) {
         Ok(c) => c,
         Err(e) => {
             let d = Diagnostic::error(e.span, e.message);
-            return Err(compile_failure(&sources, &src, &d));
+            return Err(compile_failure(&compiler.sources, &src, &d));
         }
     };
     let notice_name = match src.as_slice() {
@@ -308,7 +300,8 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     };
     Ok(Prepared {
         compiled,
-        sources,
+        compiler,
+        resolver,
         notice_name,
         scope_notice: scope.notice,
         _scope_dir: scope.cgroup_dir,
@@ -581,9 +574,10 @@ fn verifier_failure(prepared: &Prepared, program: &str, probe: &str, log: &str) 
         format!("failed to enable {probe}: the kernel verifier rejected the generated program");
     if let Some(packed) = line {
         let (file, l) = (packed >> 20, packed & 0xfffff);
-        let name = prepared.sources.name(file);
+        let name = prepared.compiler.sources.name(file);
         m.push_str(&format!(" for {name}:{l}"));
         if let Some(t) = prepared
+            .compiler
             .sources
             .text(file)
             .lines()
@@ -660,7 +654,7 @@ pub fn run(args: Args) -> Result<i32, Failure> {
         (Some(cmd), _) => {
             let mut t = Target::spawn_stopped(cmd).map_err(|e| Failure::new(e.to_string()))?;
             // pid probes on $target resolve against the new image: let it exec now and hold
-            // it at the exec stop (as dtrace(1) creates its -c process). It runs only after
+            // it at its entry point, its libraries mapped (dtrace(1)'s post-init point). It runs only after
             // BEGIN (see runtime::run). Other scripts see its exec happen.
             if !args.compile_only && probes_in_target(&args)? {
                 t.release().map_err(|e| Failure::new(e.to_string()))?;
@@ -670,7 +664,7 @@ pub fn run(args: Args) -> Result<i32, Failure> {
         (_, Some(pid)) => Some(Target::grab(pid).map_err(|e| Failure::new(e.to_string()))?),
         _ => None,
     };
-    let prepared = prepare(&args, target.as_ref().map(|t| t.pid()))?;
+    let mut prepared = prepare(&args, target.as_ref().map(|t| t.pid()))?;
     let compiled = &prepared.compiled;
     if args.show_code || (args.verbose && args.compile_only) {
         for ((f, e), p) in compiled
@@ -687,7 +681,12 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     if args.compile_only {
         return Ok(0);
     }
-    if compiled.matched == 0 {
+    let pending = compiled
+        .script
+        .programs
+        .iter()
+        .any(|p| matches!(p.attach, tracer_common::Attach::Pending { .. }));
+    if compiled.matched == 0 && !pending {
         return Err(Failure::new("no probes matched"));
     }
     let opts = &compiled.script.options;
@@ -750,10 +749,18 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let outcome = rt.block_on(runtime::run(
+    // -Z descriptions of the target that matched nothing are matched again when it maps a
+    // library.
+    let mut late = crate::late::Late {
+        compiler: &prepared.compiler,
+        resolver: &mut prepared.resolver,
+        maps: compiled.maps.clone(),
+    };
+    let outcome = rt.block_on(runtime::run_with_late(
         &compiled.script,
         target.as_mut(),
         &mut consumer,
+        Some(&mut late),
     ));
     let outcome = match outcome {
         Ok(o) => o,

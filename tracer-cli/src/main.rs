@@ -6,6 +6,7 @@ mod app;
 mod btf;
 mod cli;
 mod handler;
+mod late;
 mod output;
 mod probes;
 mod runtime;

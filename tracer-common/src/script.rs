@@ -137,6 +137,12 @@ pub enum Attach {
         pid: Option<u32>,
         ref_ctr_offset: Option<u64>,
     },
+    /// A description that matched nothing under `-Z`: never attached. Its clauses are still
+    /// compiled, so what they declare (aggregations) exists, and a pid/USDT description of the
+    /// target is matched again when the target maps a library (see the runtime's `pending`).
+    Pending {
+        description: String,
+    },
 }
 
 /// One eBPF program in the object.

@@ -137,4 +137,12 @@ impl ResolvedProbe {
 pub trait ProbeResolver {
     /// Every probe matching `description` (already macro-expanded), or a user-facing reason.
     fn resolve(&mut self, description: &str) -> Result<Vec<ResolvedProbe>, String>;
+
+    /// For a probe found after the first compile (a library the target mapped later), the
+    /// number of the compile that found it first (0: the first compile). Programs are
+    /// lowered in that order, so the clause and aggregation numbers of the programs already
+    /// running stay the same.
+    fn late(&self, _probe: &ResolvedProbe) -> u32 {
+        0
+    }
 }

@@ -85,8 +85,34 @@ fn plain(e: &std::io::Error) -> String {
     s.split(" (os error").next().unwrap_or(&s).to_string()
 }
 
-/// The USDT sites of an ELF file (none when it has no `.note.stapsdt`).
+/// The USDT sites of an ELF file (none when it has no `.note.stapsdt`), read once per file
+/// version: a target's libraries are searched again at every dlopen() while descriptions
+/// are pending, and libjvm.so's symbol table alone takes a while to read.
 pub fn read_notes(path: &Path) -> Result<Vec<Note>, String> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Version = (u64, u64, u64, i64);
+    static CACHE: Mutex<Option<HashMap<Version, Vec<Note>>>> = Mutex::new(None);
+    let version = std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.size(), m.mtime()));
+    if let Some(v) = version {
+        let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(notes) = cache.as_ref().and_then(|c| c.get(&v)) {
+            return Ok(notes.clone());
+        }
+    }
+    let notes = read_notes_uncached(path)?;
+    if let Some(v) = version {
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get_or_insert_with(HashMap::new)
+            .insert(v, notes.clone());
+    }
+    Ok(notes)
+}
+
+fn read_notes_uncached(path: &Path) -> Result<Vec<Note>, String> {
     let file =
         File::open(path).map_err(|e| format!("cannot read {}: {}", path.display(), plain(&e)))?;
     // Read on demand: searching every process's files must not read whole libraries.
@@ -455,11 +481,14 @@ pub fn resolve(
         search(p, &p.provider, &|prov| prov.to_string(), &mods, None, false)?
     };
     if found.probes.is_empty() && explain {
-        return Err(not_found(
-            &desc,
-            found.provider_names,
-            split_pid(&p.provider).is_some(),
-        ));
+        let with_pid = split_pid(&p.provider).is_some();
+        let mut e = not_found(&desc, found.provider_names, with_pid);
+        if with_pid && !e.contains(';') {
+            e.push_str(
+                " (yet: with -Z it is enabled when the process loads a library that has it)",
+            );
+        }
+        return Err(e);
     }
     Ok(found.probes)
 }

@@ -54,11 +54,25 @@ fn open_uprobe_with_semaphore(
     pid: Option<u32>,
     ref_ctr: u64,
 ) -> io::Result<OwnedFd> {
+    let prog_fd = prog.fd().map_err(io::Error::other)?.as_fd().as_raw_fd();
+    open_uprobe(prog_fd, path, offset, ret, pid, ref_ctr)
+}
+
+/// A uprobe PMU event at `offset` of `path` (with semaphore `ref_ctr` unless 0) running the
+/// kprobe-type program `prog_fd`; closing the returned descriptor detaches it.
+pub(super) fn open_uprobe(
+    prog_fd: std::os::fd::RawFd,
+    path: &str,
+    offset: u64,
+    ret: bool,
+    pid: Option<u32>,
+    ref_ctr: u64,
+) -> io::Result<OwnedFd> {
     let pmu = "/sys/bus/event_source/devices/uprobe";
     let type_ = read_sysfs_u64(&format!("{pmu}/type"))? as u32;
     // Without the field (kernels before 4.20) the offset would be ignored and a gated probe
     // would never fire: say so instead.
-    if !Path::new(&format!("{pmu}/format/ref_ctr_offset")).exists() {
+    if ref_ctr != 0 && !Path::new(&format!("{pmu}/format/ref_ctr_offset")).exists() {
         return Err(io::Error::other(
             "this kernel cannot set USDT semaphores (uprobe ref_ctr_offset needs Linux 4.20)",
         ));
@@ -105,7 +119,6 @@ fn open_uprobe_with_semaphore(
     }
     // SAFETY: a new descriptor we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let prog_fd = prog.fd().map_err(io::Error::other)?.as_fd().as_raw_fd();
     // SAFETY: ioctls on a perf event fd we own, with a program fd argument.
     unsafe {
         if libc::ioctl(
@@ -281,6 +294,11 @@ impl Session {
             Attach::KprobeMulti { .. } => {
                 return Err(attach_err(
                     "kprobe_multi programs are loaded by attach_multi".into(),
+                ))
+            }
+            Attach::Pending { .. } => {
+                return Err(attach_err(
+                    "a pending probe has nothing to attach yet".into(),
                 ))
             }
             Attach::Fentry { function, ret } => {

@@ -12,8 +12,10 @@ mod attach;
 pub mod decode;
 pub mod kprobe_multi;
 pub mod maps;
+pub mod pending;
 mod proginfo;
 pub mod ringbuf;
+pub mod rtld;
 pub mod session;
 pub mod target;
 mod tracee;
@@ -24,6 +26,7 @@ pub mod uprobe_multi;
 mod tests;
 
 pub use decode::{Event, FaultRecord, Record};
+pub use pending::LateProbes;
 pub use session::{RuntimeError, Session};
 pub use target::{ExitInfo, Target};
 pub use trigger::Trigger;
@@ -267,8 +270,27 @@ fn is_end_clause(script: &CompiledScript, epid: u32) -> bool {
 /// Run `script` to completion: see the module documentation.
 pub async fn run(
     script: &CompiledScript,
+    target: Option<&mut Target>,
+    handler: &mut dyn RecordHandler,
+) -> anyhow::Result<RunOutcome> {
+    run_with_late(script, target, handler, None).await
+}
+
+/// Whether the script has descriptions of the target that matched nothing yet (-Z).
+fn has_pending(script: &CompiledScript) -> bool {
+    script
+        .programs
+        .iter()
+        .any(|p| matches!(p.attach, tracer_common::Attach::Pending { .. }))
+}
+
+/// [`run`], matching the pending descriptions again (`late`) whenever the target maps a
+/// library (see `pending`).
+pub async fn run_with_late(
+    script: &CompiledScript,
     mut target: Option<&mut Target>,
     handler: &mut dyn RecordHandler,
+    mut late: Option<&mut dyn LateProbes>,
 ) -> anyhow::Result<RunOutcome> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -292,6 +314,7 @@ pub async fn run(
     session.fire(Trigger::Begin);
     session.start_probes()?;
     let mut reason = None;
+    let mut watch: Option<pending::Watch> = None;
     if let Some(s) = dispatch(&mut session, handler, events.drain(), false)? {
         status = s;
         reason = Some(StopReason::Exit);
@@ -302,8 +325,26 @@ pub async fn run(
             if let Some(copy) = t.maps_copy() {
                 session.decoder().follow_copies(t.pid(), copy);
             }
-            // The new image is mapped now (held right after exec): remember it.
+            // The new image and its libraries are mapped now (held at its entry): remember them.
             session.decoder().remember_process(t.pid());
+            let pending = match late.as_deref() {
+                Some(l) if has_pending(script) => l.pending(),
+                _ => Vec::new(),
+            };
+            if !pending.is_empty() {
+                match pending::Watch::start(t.pid()) {
+                    Ok(w) => {
+                        t.set_stop_check(w.stop_check());
+                        watch = Some(w);
+                    }
+                    // Not quiet-able: probes the user asked for will not fire.
+                    Err(e) => eprintln!(
+                        "tracer: warning: {} cannot be enabled when pid {} loads a library: {e}",
+                        pending.join(", "),
+                        t.pid()
+                    ),
+                }
+            }
             t.resume()?;
         }
     }
@@ -313,6 +354,9 @@ pub async fn run(
     // after it exits.
     let target_pid = target.as_deref().map(|t| t.pid());
     let mut remember = tokio::time::interval(Duration::from_millis(20));
+    // How soon a process the dlopen stopper stopped is noticed.
+    let mut dlopen = tokio::time::interval(Duration::from_millis(2));
+    dlopen.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while reason.is_none() {
         let exited = async {
             match target.as_deref_mut() {
@@ -334,9 +378,22 @@ pub async fn run(
             _ = remember.tick(), if target_pid.is_some() => {
                 session.decoder().remember_process(target_pid.unwrap_or(0));
             }
+            _ = dlopen.tick(), if watch.is_some() => {
+                if let Some(w) = watch.as_ref().filter(|w| w.take_hit()) {
+                    // Stopped at r_brk: the new library's probes go in before it runs.
+                    if let Some(new) = late.as_deref_mut().and_then(|l| l.refresh()) {
+                        if let Err(e) = session.add_late(new) {
+                            eprintln!("tracer: {e}");
+                        }
+                    }
+                    w.resume();
+                }
+            }
         }
     }
     let mut reason = reason.unwrap_or(StopReason::Exit);
+    // No more stops at dlopen(), and none left in effect (see `pending::Watch`).
+    drop(watch.take());
     session.stop_probes();
     if reason != StopReason::Exit {
         // Show everything recorded before the probes stopped, as DTrace does on a signal or

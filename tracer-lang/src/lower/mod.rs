@@ -12,6 +12,7 @@ mod builtins;
 mod expr;
 mod kernel;
 mod object;
+mod pending;
 mod program;
 mod scope;
 mod shared;
@@ -30,6 +31,7 @@ use tracer_common::{AggDesc, ClauseDesc, CompiledScript, Options, ProgramDesc};
 use tracer_ebpf::insn::map_type;
 use tracer_ebpf::ir::{Function, Inst, Label, MapId, Operand, VReg};
 
+pub use pending::PENDING_SCRATCH_SLACK;
 pub use scope::{CgroupOffsets, NsOffsets, PidOffsets, Scope, SCOPE_CGROUP_MAP};
 pub use vars::VarTable;
 
@@ -129,6 +131,8 @@ pub struct Compiled {
 struct ProbePlan {
     probe: ResolvedProbe,
     clauses: Vec<usize>,
+    /// Found after the first compile (see `ProbeResolver::late`): which compile found it.
+    late: u32,
 }
 
 pub(crate) struct Globals<'a> {
@@ -265,6 +269,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
     // Plans by probe name: thousands of pid probes must not be compared pairwise.
     let mut by_name: std::collections::HashMap<String, Vec<usize>> = Default::default();
     let mut matched = 0;
+    let mut pending: Vec<(ResolvedProbe, usize)> = Vec::new();
     for (ci, clause) in clauses.iter().enumerate() {
         for desc in &clause.probes {
             let text = expand_description(&desc.node, input)
@@ -276,10 +281,15 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
                 return Err(CompileError::new(
                     desc.span,
                     format!(
-                        "probe description {} does not match any probes",
-                        full_description(&text)
+                        "probe description {} does not match any probes{}",
+                        full_description(&text),
+                        pending::hint(&text, input.target)
                     ),
                 ));
+            }
+            if found.iter().all(|p| resolver.late(p) > 0) && input.allow_zero_matches {
+                // -Z: the clause still compiles, against a probe that is never attached.
+                pending.push((pending::probe(&text), ci));
             }
             // A USDT probe with several sites is one probe (one program per site).
             let mut seen = std::collections::HashSet::new();
@@ -298,9 +308,11 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
                     }
                     None => {
                         same.push(plans.len());
+                        let late = resolver.late(&p);
                         plans.push(ProbePlan {
                             probe: p,
                             clauses: vec![ci],
+                            late,
                         })
                     }
                 }
@@ -331,6 +343,15 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         }
     }
     plans.sort_by_key(|p| p.probe.desc.id);
+    // Placeholders last, numbered from the top, whatever the resolver's numbering.
+    for (k, (mut probe, ci)) in pending.into_iter().enumerate() {
+        probe.desc.id = u32::MAX - k as u32;
+        plans.push(ProbePlan {
+            probe,
+            clauses: vec![ci],
+            late: 0,
+        });
+    }
 
     let mut g = Globals {
         input,
@@ -418,7 +439,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
     let mut order: Vec<usize> = (0..plans.len())
         .filter(|&i| !is_error_probe(&plans[i].probe))
         .collect();
-    order.sort_by_key(|&i| plans[i].clauses.iter().min().copied());
+    order.sort_by_key(|&i| (plans[i].late, plans[i].clauses.iter().min().copied()));
     let mut lowered: Vec<Option<Function>> = vec![None; plans.len()];
     let leaders = shared::plan(
         &mut g,
@@ -426,6 +447,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             .iter()
             .map(|p| (&p.probe, p.clauses.as_slice()))
             .collect::<Vec<_>>(),
+        &plans.iter().map(|p| p.late > 0).collect::<Vec<_>>(),
     );
     // `p<ID>`; the further sites of a USDT probe (same ID) get `p<ID>_<k>`.
     let names: Vec<String> = (0..plans.len())
@@ -469,6 +491,8 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             format!("the script needs {scratch_size} bytes of per-CPU scratch; the kernel allows 32768 (lower strsize)"),
         ));
     }
+    let scratch_size =
+        pending::scratch_with_slack(scratch_size, plans.iter().map(|p| (&p.probe, p.late)));
     for name in [MapNames::SCRATCH, MapNames::SCRATCH_NMI] {
         let i = g.map(name).0 as usize;
         g.maps[i].value_size = scratch_size;
@@ -584,7 +608,7 @@ fn is_error_probe(p: &ResolvedProbe) -> bool {
 }
 
 /// `BEGIN` → `:::BEGIN` style for messages, as DTrace prints descriptions.
-fn full_description(text: &str) -> String {
+pub(crate) fn full_description(text: &str) -> String {
     let parts = text.matches(':').count();
     if parts >= 3 || text.contains('/') {
         text.to_string()

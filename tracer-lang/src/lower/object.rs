@@ -38,6 +38,8 @@ pub(super) fn write_elf(
             // Run by tracer with BPF_PROG_TEST_RUN (see the runtime), never attached.
             Attach::Trigger { .. } => "raw_tracepoint",
             Attach::Uprobe { ret: false, .. } => "uprobe",
+            // Never loaded (see Attach::Pending).
+            Attach::Pending { .. } => "uprobe",
             Attach::Uprobe { ret: true, .. } => "uretprobe",
             Attach::Kprobe { ret: false, .. } => "kprobe",
             Attach::Kprobe { ret: true, .. } => "kretprobe",

@@ -77,8 +77,24 @@ pub(crate) fn leaders(plans: &[(&ResolvedProbe, &[usize])], cookies: bool) -> Ve
 }
 
 /// Decide which plans share a program (`leaders`, see there) and note them in `g`.
-pub(crate) fn plan(g: &mut super::Globals, plans: &[(&ResolvedProbe, &[usize])]) -> Vec<usize> {
-    let leaders = leaders(plans, g.input.attach_cookies);
+/// A late plan (see `ProbeResolver::late`) keeps a program of its own: the sites map of the
+/// running programs is sized already.
+pub(crate) fn plan(
+    g: &mut super::Globals,
+    plans: &[(&ResolvedProbe, &[usize])],
+    late: &[bool],
+) -> Vec<usize> {
+    let early: Vec<(&ResolvedProbe, &[usize])> = plans
+        .iter()
+        .zip(late)
+        .map(|(p, &l)| if l { (p.0, &[][..]) } else { *p })
+        .collect();
+    let mut leaders = leaders(&early, g.input.attach_cookies);
+    for (pi, &l) in late.iter().enumerate() {
+        if l {
+            leaders[pi] = pi;
+        }
+    }
     for (pi, &l) in leaders.iter().enumerate() {
         if l != pi {
             g.shared.insert(l as u32);
