@@ -268,6 +268,7 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     let opts = options(args)?;
     let kernel_types = std::rc::Rc::new(tracer_lang::btf::KernelTypes::system());
     let fbt_method = opts.fbtmethod.clone();
+    let pid_return = crate::probes::ReturnMethod::parse(&opts.pidreturn);
     let scope = crate::scope::resolve(&scope_arg(args)?, &kernel_types).map_err(Failure::new)?;
     let compiler = crate::late::Compiler {
         script,
@@ -282,7 +283,7 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     };
     let mut resolver = Resolver::with_kernel_types(kernel_types);
     resolver.fbt_method = fbt_method;
-    resolver.pid_return = crate::probes::ReturnMethod::parse(&input.options.pidreturn);
+    resolver.pid_return = pid_return;
     resolver.target = target;
     resolver.zero_ok = args.zero_ok;
     let mut resolver = crate::late::Tracking::new(resolver);
