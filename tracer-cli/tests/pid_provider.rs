@@ -376,3 +376,28 @@ fn stripped_libraries_use_their_debug_files() {
     let hits: Vec<&str> = out.lines().filter(|l| l.starts_with("__libc")).collect();
     assert_eq!(hits, ["__libc_start_call_main"], "{out}\n{err}");
 }
+
+#[test]
+fn listing_pid_probes_of_a_command() {
+    // -l with -c lists the functions of the executable and of the libraries the dynamic
+    // linker mapped before the entry point: one row per probe, entry and return.
+    let cmd = format!("{} 1", target().display());
+    let (out, err, code) = tracer(&["-l", "-c", &cmd, "-n", "pid$target::work:"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let names: Vec<(&str, &str, &str)> = rows.iter().map(|r| (r[2], r[3], r[4])).collect();
+    assert_eq!(
+        names,
+        [("a.out", "work", "entry"), ("a.out", "work", "return")],
+        "{out}"
+    );
+    assert!(rows.iter().all(|r| r[1].starts_with("pid")), "{out}");
+    let (out, err, code) = tracer(&["-l", "-c", &cmd, "-n", "pid$target:libc.so.6:malloc:entry"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("libc.so.6") && out.contains("malloc"), "{out}");
+}

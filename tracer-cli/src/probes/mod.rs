@@ -225,6 +225,20 @@ impl Resolver {
             .collect();
         // Already matched (a `usdt:/path` pattern names the file, not the module).
         out.extend(usdt::list(pattern, self.target)?);
+        // `pidNNN:…` lists the functions of that process's modules, as a run would match them
+        // (a return probe with several return instructions is one probe).
+        if let Some(p) = pattern.filter(|p| {
+            p.provider
+                .strip_prefix("pid")
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        }) {
+            let mut seen = std::collections::HashSet::new();
+            for r in pid::resolve_with(p, self.pid_return)? {
+                if seen.insert(r.desc.full_name()) {
+                    out.push(r.desc);
+                }
+            }
+        }
         for d in out.iter_mut() {
             d.id = self.id_of(d);
         }
