@@ -9,6 +9,7 @@
  * register ABI (arg0 = RAX, arg1 = RBX, ...), so a string argument is copyinstr(argN, argN+1).
  * A goroutine can move between threads while it waits, so entry and return are paired by
  * goroutine: uregs[R_R14] holds the running goroutine (g) on amd64 (uregs[R_X28] on arm64).
+ * A recursive function is timed from its innermost call.
  */
 #pragma D option quiet
 

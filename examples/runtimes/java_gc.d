@@ -2,14 +2,15 @@
 /*
  * Java: garbage-collection pauses and the classes loaded, from HotSpot's USDT probes.
  *
- *   tracer -Z -s examples/runtimes/java_gc.d -c 'java -cp . App'
+ *   tracer -s examples/runtimes/java_gc.d -c 'java -cp . App'
  *
  * The hotspot provider lives in libjvm.so, which the java launcher dlopen()s after it starts:
- * with -Z, tracer keeps these descriptions pending and enables them as libjvm.so is mapped,
+ * with zdefs (-Z), tracer keeps these descriptions pending and enables them as libjvm.so is mapped,
  * before any of its code runs. HotSpot's strings are (pointer, length) pairs. Method,
  * allocation and monitor probes fire only with -XX:+ExtendedDTraceProbes.
  */
 #pragma D option quiet
+#pragma D option zdefs
 
 hotspot$target:::gc-begin
 {

@@ -266,6 +266,12 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     let mut macro_args = vec![src.first().map(|s| s.name.clone()).unwrap_or_default()];
     macro_args.extend(args.args.iter().cloned());
     let opts = options(args)?;
+    // `-x zdefs` and `#pragma D option zdefs` are -Z: the resolver must know before the
+    // compiler applies the pragmas (a pragma's errors are reported by the compiler).
+    let zero_ok = args.zero_ok || {
+        let mut o = opts.clone();
+        tracer_lang::lower::apply_pragmas(&script, &mut o).is_ok() && o.zdefs
+    };
     let kernel_types = std::rc::Rc::new(tracer_lang::btf::KernelTypes::system());
     let fbt_method = opts.fbtmethod.clone();
     let pid_return = crate::probes::ReturnMethod::parse(&opts.pidreturn);
@@ -276,7 +282,7 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         options: opts,
         macro_args,
         target,
-        zero_ok: args.zero_ok,
+        zero_ok,
         kernel_types: kernel_types.clone(),
         scope: scope.scope,
         boot_to_wall_ns: boot_to_wall_ns(),
@@ -285,7 +291,7 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
     resolver.fbt_method = fbt_method;
     resolver.pid_return = pid_return;
     resolver.target = target;
-    resolver.zero_ok = args.zero_ok;
+    resolver.zero_ok = zero_ok;
     let mut resolver = crate::late::Tracking::new(resolver);
     let compiled = match compiler.compile(&mut resolver) {
         Ok(c) => c,

@@ -8,48 +8,11 @@
 
 mod kernel_common;
 
-use kernel_common::{body, run, scratch};
+use kernel_common::{body, go_target, run, scratch};
 use object::{Object, ObjectSection, ObjectSymbol};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-
-/// handler.go built with `go build` plus `flags` (once per flags), or None without Go.
-fn go_target(flags: &[&str]) -> Option<PathBuf> {
-    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
-    let key = flags.join(" ");
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, p)) = built.iter().find(|(k, _)| *k == key) {
-        return Some(p.clone());
-    }
-    if Command::new("go").arg("version").output().is_err() {
-        eprintln!("skipped: go is not installed (apt-get install golang-go)");
-        return None;
-    }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/targets/go/handler.go");
-    let out = scratch().join(format!("handler{}", built.len()));
-    // Go needs a writable build cache and home, which root in CI may not have.
-    let home = scratch().join("gohome");
-    let r = Command::new("go")
-        .arg("build")
-        .args(flags)
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .env("GOCACHE", home.join("cache"))
-        .env("GOPATH", home.join("gopath"))
-        .env("HOME", &home)
-        .env("GOFLAGS", "")
-        .output()
-        .expect("cannot run go");
-    assert!(
-        r.status.success(),
-        "go build failed:\n{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
-    built.push((key, out.clone()));
-    Some(out)
-}
 
 /// A C target of tests/targets, built without CET's endbr64 so its first instructions are
 /// known (`push %rbp` 1 byte, `mov %rsp,%rbp` 3 bytes on x86-64).

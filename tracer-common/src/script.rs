@@ -182,6 +182,8 @@ pub struct Options {
     /// whose stack walker a uretprobe's rewritten return address kills; a uretprobe
     /// otherwise), "ret" (return instructions for any binary) or "uretprobe".
     pub pidreturn: String,
+    /// `zdefs` (dtrace -Z): a description that matches no probe is allowed.
+    pub zdefs: bool,
 }
 
 impl Default for Options {
@@ -206,6 +208,7 @@ impl Default for Options {
             flowindent: false,
             fbtmethod: "auto".into(),
             pidreturn: "auto".into(),
+            zdefs: false,
         }
     }
 }

@@ -89,12 +89,13 @@ pub fn set_option(o: &mut Options, name: &str, value: Option<&str>) -> Result<()
             Some(m @ ("auto" | "kprobe" | "fentry")) => o.fbtmethod = m.into(),
             _ => return Err("Invalid value for fbtmethod: expected auto, kprobe or fentry".into()),
         },
+        "zdefs" => o.zdefs = flag(value)?,
         "pidreturn" => match value {
             Some(m @ ("auto" | "ret" | "uretprobe")) => o.pidreturn = m.into(),
             _ => return Err("Invalid value for pidreturn: expected auto, ret or uretprobe".into()),
         },
         "statusrate" | "cleanrate" | "bufpolicy" | "bufresize" | "rawbytes" | "stackindent"
-        | "zdefs" | "defaultargs" | "errtags" | "droptags" | "verbose" | "timing" => {}
+        | "defaultargs" | "errtags" | "droptags" | "verbose" | "timing" => {}
         _ => return Err(format!("Invalid option name: {name}")),
     }
     Ok(())
