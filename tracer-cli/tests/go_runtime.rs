@@ -12,7 +12,6 @@ use kernel_common::{body, go_target, run, scratch};
 use object::{Object, ObjectSection, ObjectSymbol};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 /// A C target of tests/targets, built without CET's endbr64 so its first instructions are
 /// known (`push %rbp` 1 byte, `mov %rsp,%rbp` 3 bytes on x86-64).
@@ -285,6 +284,11 @@ fn stripped_go_stacks_are_named_from_pclntab() {
         .iter()
         .position(|f| f.starts_with(&format!("{module}`main.handle+0x")))
         .unwrap_or_else(|| panic!("no main.handle frame\n{out}"));
+    // On arm64 the kernel's frame-pointer walk from a return instruction stops at the
+    // first frame (Go's epilogue has already popped its frame record).
+    if cfg!(target_arch = "aarch64") {
+        return;
+    }
     assert!(
         frames[at + 1].starts_with(&format!("{module}`main.main.func")),
         "{out}"

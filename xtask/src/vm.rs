@@ -19,6 +19,7 @@
 
 mod apt;
 mod cpio;
+mod go_targets;
 mod initramfs;
 mod payload;
 mod qemu;

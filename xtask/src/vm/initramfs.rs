@@ -89,6 +89,16 @@ pub fn build(
         .unwrap_or("it was not built")
         .replace('\'', "");
     c.bytes("usr/local/bin/cc", 0o755, cc_shim(&why).as_bytes())?;
+    if !payload.go_targets.is_empty() {
+        for (name, exe) in &payload.go_targets {
+            c.file(&format!("{TARGETS}/{name}"), exe)?;
+        }
+        c.bytes(
+            "usr/local/bin/go",
+            0o755,
+            super::go_targets::shim(TARGETS).as_bytes(),
+        )?;
+    }
     // busybox's setpriv has neither --version (which the tests probe) nor --reuid.
     c.bytes("usr/local/bin/setpriv", 0o755, SETPRIV.as_bytes())?;
     c.bytes("etc/hostname", 0o644, b"vmtest\n")?;

@@ -15,6 +15,9 @@ pub struct Payload {
     /// (name, executable) of each `tests/targets/NAME.c`; empty with `targets_skipped`.
     pub targets: Vec<(String, PathBuf)>,
     pub targets_skipped: Option<String>,
+    /// (name, executable) of the Go programs (`go/NAME`, `go/NAME-stripped`); empty when the
+    /// host has no Go, and then the guest has no `go` and the Go tests say they are skipped.
+    pub go_targets: Vec<(String, PathBuf)>,
     /// (path in the VM, host file): the dynamic loader and the libraries the targets use.
     pub libs: Vec<(String, PathBuf)>,
 }
@@ -93,11 +96,16 @@ pub fn build(root: &Path, arch: Arch, out: &Path) -> Result<Payload> {
             Ok((t, l)) => (t, l, None),
             Err(e) => (Vec::new(), Vec::new(), Some(format!("{e:#}"))),
         };
+    let go_targets = super::go_targets::build(root, arch, out).unwrap_or_else(|e| {
+        eprintln!("vm-test: no Go targets: {e:#}");
+        Vec::new()
+    });
     Ok(Payload {
         tracer,
         tests,
         targets,
         targets_skipped,
+        go_targets,
         libs,
     })
 }
