@@ -225,9 +225,13 @@ fn java_class() -> Option<PathBuf> {
     std::fs::write(
         &src,
         "public class LateHello {
+             static int tick(int i) { return 2 * i; }
              public static void main(String[] args) {
                  int n = Integer.parseInt(args[0]);
+                 long sum = 0;
                  for (int i = 0; i < n; i++) System.gc();
+                 for (int i = 0; i < 100 * n; i++) sum += tick(i);
+                 System.out.println(sum);
              }
          }\n",
     )
@@ -266,4 +270,28 @@ fn hotspot_probes_of_a_java_program() {
         "class-loaded did not name LateHello\n{out}"
     );
     assert!(!out.stderr.contains("failed"), "{out}");
+}
+
+#[test]
+fn hotspot_method_probes_with_extended_probes() {
+    let Some(dir) = java_class() else {
+        eprintln!("skipped: java is not installed");
+        return;
+    };
+    // method-entry/return fire only with -XX:+ExtendedDTraceProbes; their strings are
+    // (pointer, length): class, method, signature.
+    let n = 3;
+    let cmd = format!(
+        "java -XX:+ExtendedDTraceProbes -cp {} LateHello {n}",
+        dir.display()
+    );
+    let script = "hotspot$target:::method-entry /copyinstr(arg3, arg4) == \"tick\"/ {
+                      @calls[copyinstr(arg1, arg2), copyinstr(arg5, arg6)] = count(); }
+                  hotspot$target:::method-return /copyinstr(arg3, arg4) == \"tick\"/ {
+                      @returns = count(); }
+                  END { printa(\"entry %s %s %@d\\n\", @calls); printa(\"return %@d\\n\", @returns); }";
+    let out = run(&["-Z", "-q", "-n", script, "-c", &cmd]).ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines.contains(&"entry LateHello (I)I 300"), "{out}");
+    assert!(lines.contains(&"return 300"), "{out}");
 }
