@@ -79,13 +79,21 @@ fn go_entry_and_return_leave_the_program_running() {
         "-n",
         "pid$target::main.handle:entry { @e = count(); } \
          pid$target::main.handle:return { @r = count(); } \
-         END { printa(\"entry %@d\\n\", @e); printa(\"return %@d\\n\", @r); }",
+         pid$target::main.grow:entry { @ge = count(); } \
+         pid$target::main.grow:return { @gr = count(); } \
+         END { printa(\"entry %@d\\n\", @e); printa(\"return %@d\\n\", @r); \
+               printa(\"grow entry %@d\\n\", @ge); printa(\"grow return %@d\\n\", @gr); }",
     ])
     .ok();
     assert_go_finished(&out, "3045");
     let lines = body(&out);
     assert!(lines.contains(&"entry 10".to_string()), "{out}");
     assert!(lines.contains(&"return 10".to_string()), "{out}");
+    // grow(64) recurses 65 deep per call and grows the goroutine's stack on the way: each
+    // growth re-runs grow's first instruction, but the entry probe (past the stack check)
+    // counts each call once.
+    assert!(lines.contains(&"grow entry 650".to_string()), "{out}");
+    assert!(lines.contains(&"grow return 650".to_string()), "{out}");
 }
 
 #[test]

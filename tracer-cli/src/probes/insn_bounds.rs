@@ -38,6 +38,8 @@ pub struct Insns {
     /// Offsets of indirect jumps (`jmp *%rax`, `BR Xn`): a jump table or an indirect tail
     /// call, which cannot be told apart, so the function's returns are uncertain.
     pub indirect: Vec<u64>,
+    /// Direct jumps that stay inside the function: (offset, target, unconditional).
+    pub jumps: Vec<(u64, u64, bool)>,
 }
 
 impl Insns {
@@ -51,6 +53,26 @@ impl Insns {
         let i = self.bounds.partition_point(|&b| b < off);
         let before = i.checked_sub(1).map(|j| self.bounds[j]);
         (before, self.bounds.get(i).copied())
+    }
+
+    /// In a Go function, the instruction after its stack-bound check, when it has one: the
+    /// prologue compares SP with the goroutine's stack guard and, when the stack must grow,
+    /// branches to a block that calls runtime.morestack and jumps back to the first
+    /// instruction. An entry probe there fires once per call, not again after each growth;
+    /// the check reads no argument register (x86-64: SP or R12 against 16(R14); arm64: R16 or
+    /// R17 against SP), so the arguments are where they were at the entry.
+    pub fn after_stack_check(&self) -> Option<u64> {
+        let early = self.bounds.get(4).copied().unwrap_or(u64::MAX);
+        let &(at, target, _) = self
+            .jumps
+            .iter()
+            .find(|&&(at, target, uncond)| !uncond && at < early && target > at)?;
+        let retries = self
+            .jumps
+            .iter()
+            .any(|&(from, to, uncond)| uncond && to == 0 && from >= target);
+        let next = self.bounds.get(self.bounds.binary_search(&at).ok()? + 1)?;
+        retries.then_some(*next)
     }
 }
 
@@ -90,6 +112,12 @@ fn decode_x86(code: &[u8]) -> Result<Insns, String> {
                     if i.near_branch_target() >= len && is_jump(i.mnemonic()) =>
                 {
                     out.returns.push(at)
+                }
+                OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16
+                    if is_jump(i.mnemonic()) =>
+                {
+                    let uncond = i.mnemonic() == Mnemonic::Jmp;
+                    out.jumps.push((at, i.near_branch_target(), uncond))
                 }
                 OpKind::Register | OpKind::Memory if i.mnemonic() == Mnemonic::Jmp => {
                     out.indirect.push(at)
@@ -170,6 +198,9 @@ fn decode_a64(code: &[u8]) -> Result<Insns, String> {
         } else if let Some(t) = a64_target(insn, at) {
             if !(0..len).contains(&t) {
                 out.returns.push(at);
+            } else {
+                out.jumps
+                    .push((at, t as u64, insn & 0xFC00_0000 == 0x1400_0000));
             }
         }
     }
@@ -240,5 +271,31 @@ mod tests {
         assert_eq!(d.returns, vec![8, 12, 16]);
         assert_eq!(d.indirect, vec![20]);
         assert!(decode(Isa::Aarch64, &[0xc0, 0x03, 0x5f]).is_err());
+    }
+
+    #[test]
+    fn go_stack_checks_are_found() {
+        // Go 1.19 amd64 main.handle: 0: cmp rsp,[r14+0x10]; 4: jbe 12; 6: push rbp;
+        // 7: mov rbp,rsp; 10: pop rbp; 11: ret; 12: call (morestack); 17: jmp 0
+        let code = [
+            0x49, 0x3b, 0x66, 0x10, 0x76, 0x06, 0x55, 0x48, 0x89, 0xe5, 0x5d, 0xc3, 0xe8, 0, 0, 0,
+            0, 0xeb, 0xed,
+        ];
+        let d = decode(Isa::X86_64, &code).unwrap();
+        assert_eq!(d.after_stack_check(), Some(6));
+        // Without the jump back to the entry, the branch is ordinary code.
+        let mut plain = code;
+        plain[18] = 0x00; // jmp +0 (to 19, the end)
+        assert_eq!(
+            decode(Isa::X86_64, &plain).unwrap().after_stack_check(),
+            None
+        );
+        // arm64: 0: ldr x16,[x28,#16]; 4: cmp sp,x16; 8: b.ls 20; 12: ret; 16: nop;
+        // 20: bl (morestack); 24: b 0
+        let code = words(&[
+            0xf9400b90, 0xeb3063ff, 0x54000069, 0xd65f03c0, 0xd503201f, 0x97ffffff, 0x17fffffa,
+        ]);
+        let d = decode(Isa::Aarch64, &code).unwrap();
+        assert_eq!(d.after_stack_check(), Some(12));
     }
 }

@@ -286,6 +286,22 @@ fn probe(
     }
 }
 
+/// A Go function's entry probe moves past its stack-bound check (see
+/// `Insns::after_stack_check`): when the stack grows, the function runs its first
+/// instruction again, and a probe there would count the call twice.
+fn go_entry(mut p: ResolvedProbe, f: &Function, m: &Module) -> ResolvedProbe {
+    let entry = matches!(&p.attach, Attach::Uprobe { ret: false, .. }) && p.desc.name == "entry";
+    if m.go.is_none() || !entry {
+        return p;
+    }
+    if let Some(skip) = m.insns(f).ok().and_then(|i| i.after_stack_check()) {
+        if let Attach::Uprobe { offset, .. } = &mut p.attach {
+            *offset += skip;
+        }
+    }
+    p
+}
+
 /// Functions whose return probes were left out, for one notice.
 #[derive(Default)]
 struct Skipped {
@@ -483,7 +499,11 @@ pub fn resolve_with(p: &Pattern, method: ReturnMethod) -> Result<Vec<ResolvedPro
                         &mut skipped,
                     ));
                 } else {
-                    out.push(probe(&p.provider, &module, f, ret, &path, Some(pid)));
+                    out.push(go_entry(
+                        probe(&p.provider, &module, f, ret, &path, Some(pid)),
+                        f,
+                        &m,
+                    ));
                 }
             }
         }
@@ -535,7 +555,11 @@ pub fn resolve_bpftrace(
                 &mut skipped,
             ));
         } else {
-            out.push(probe(provider, &module, f, ret, &path, None));
+            out.push(go_entry(
+                probe(provider, &module, f, ret, &path, None),
+                f,
+                &m,
+            ));
         }
     }
     skipped.report(&format!("{kind}:{}:{func}", path.display()));
