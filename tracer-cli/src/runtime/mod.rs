@@ -10,6 +10,8 @@
 
 mod attach;
 pub mod decode;
+mod perfmap;
+mod symbolize;
 pub mod kprobe_multi;
 pub mod maps;
 mod proginfo;
