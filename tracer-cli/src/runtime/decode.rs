@@ -3,8 +3,8 @@
 //! for user ones).
 
 use super::maps::Entries;
-use super::target::MapsCopy;
 use super::symbolize::{format_sym, UserSymbolizer};
+use super::target::MapsCopy;
 use blazesym::symbolize::source::{Kernel, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer};
 use blazesym::MaybeDefault;

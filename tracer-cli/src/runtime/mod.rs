@@ -10,13 +10,13 @@
 
 mod attach;
 pub mod decode;
-mod perfmap;
-mod symbolize;
 pub mod kprobe_multi;
 pub mod maps;
+mod perfmap;
 mod proginfo;
 pub mod ringbuf;
 pub mod session;
+mod symbolize;
 pub mod target;
 mod tracee;
 pub mod trigger;

@@ -473,7 +473,10 @@ bad line
         // Cached: a changed answer would mean it was looked up again.
         u.cache.get_mut(&me).unwrap().insert(f, "cached".into());
         assert_eq!(u.syms(me, &[f, 8]), ["cached", "0x8"]);
-        assert!(got.contains("maps_lines_of_files") || got.starts_with("0x"), "{got}");
+        assert!(
+            got.contains("maps_lines_of_files") || got.starts_with("0x"),
+            "{got}"
+        );
     }
 
     #[test]
