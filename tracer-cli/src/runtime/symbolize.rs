@@ -203,6 +203,18 @@ impl UserSymbolizer {
         if maps.iter().any(|m| m.backing == Backing::Jit) {
             self.perf_map(pid).refresh();
         }
+        // Other files at the same addresses (dlclose, or the pid reused): forget the answers.
+        fn files(v: &[Mapping]) -> Vec<&Mapping> {
+            v.iter()
+                .filter(|m| matches!(m.backing, Backing::File { .. }))
+                .collect()
+        }
+        if let Some(old) = self.maps.get(&pid) {
+            let (before, now) = (files(old), files(&maps));
+            if before.iter().any(|m| !now.contains(m)) {
+                self.cache.remove(&pid);
+            }
+        }
         self.maps.insert(pid, maps);
     }
 
@@ -240,23 +252,26 @@ impl UserSymbolizer {
 
     /// Fill the cache for the addresses it lacks.
     fn resolve(&mut self, pid: u32, addrs: &[u64]) {
-        let cached = self.cache.entry(pid).or_default();
-        let mut missing: Vec<u64> = addrs
-            .iter()
-            .copied()
-            .filter(|a| !cached.contains_key(a))
-            .collect();
-        if missing.is_empty() || pid == 0 {
+        let missing = |c: &HashMap<u32, HashMap<u64, String>>| {
+            let mut v: Vec<u64> = addrs
+                .iter()
+                .copied()
+                .filter(|a| !c.get(&pid).is_some_and(|c| c.contains_key(a)))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        if pid == 0 || missing(&self.cache).is_empty() {
             return;
         }
-        missing.sort_unstable();
-        missing.dedup();
         // A live process's mappings are read once per batch (a zombie's are empty, so its
         // remembered ones stay).
         let live = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok();
         if let Some(text) = &live {
             self.keep_maps(pid, text);
         }
+        let missing = missing(&self.cache);
         let maps = self.maps.get(&pid).cloned().unwrap_or_default();
         let mut answers: Vec<(u64, String)> = Vec::with_capacity(missing.len());
         // Group by mapping; `missing` is sorted, so each mapping's addresses are adjacent.
@@ -477,6 +492,26 @@ bad line
             got.contains("maps_lines_of_files") || got.starts_with("0x"),
             "{got}"
         );
+    }
+
+    /// Another file where one was mapped (dlclose then dlopen, or a reused pid): the cached
+    /// answers of that process are dropped.
+    #[test]
+    fn changed_file_mappings_forget_cached_answers() {
+        let mut u = UserSymbolizer::new();
+        let pid = u32::MAX - 8;
+        u.keep_maps(pid, "1000-2000 r-xp 00000000 fd:01 1 /a\n");
+        u.cache.entry(pid).or_default().insert(0x1000, "a`f".into());
+        u.keep_maps(
+            pid,
+            "1000-2000 r-xp 00000000 fd:01 1 /a\n3000-4000 r-xp 0 fd:01 2 /b\n",
+        );
+        assert!(
+            u.cache[&pid].contains_key(&0x1000),
+            "a new mapping changes nothing"
+        );
+        u.keep_maps(pid, "1000-2000 r-xp 00000000 fd:01 3 /c\n");
+        assert!(!u.cache.contains_key(&pid));
     }
 
     #[test]
