@@ -149,11 +149,13 @@ fn own_vdso() -> Option<SymTable> {
     vdso_table(&image)
 }
 
-/// Whether `path` is the file with this device and inode.
+/// Whether `path` is the file with this device and inode. Btrfs and overlayfs can show an
+/// anonymous device (major 0) in /proc/PID/maps that stat() does not report: then only the
+/// inode counts.
 fn same_file(path: &Path, dev: (u32, u32), inode: u64) -> bool {
     std::fs::metadata(path).is_ok_and(|md| {
         let d = md.dev();
-        md.ino() == inode && libc::major(d) == dev.0 && libc::minor(d) == dev.1
+        md.ino() == inode && ((libc::major(d), libc::minor(d)) == dev || dev.0 == 0)
     })
 }
 
@@ -382,7 +384,8 @@ impl UserSymbolizer {
 /// A way to read the file a mapping maps, checked against its device and inode: the path
 /// itself, the path inside the process's root (containers), or the mapping's
 /// /proc/PID/map_files entry (deleted or replaced files; needs CAP_SYS_ADMIN). An exited
-/// process's file is taken at its path unchecked, as there is nothing else.
+/// process's file is taken at its path if the inode still matches: another file there (an
+/// upgrade, or the host's libc for a container's) would give wrong names.
 fn open_file(
     pid: u32,
     live: bool,
@@ -409,7 +412,9 @@ fn open_file(
         }
         return None;
     }
-    path.exists().then(|| plain(path.to_path_buf()))
+    std::fs::metadata(path)
+        .is_ok_and(|md| md.ino() == inode)
+        .then(|| plain(path.to_path_buf()))
 }
 
 fn by_fd(fd: std::fs::File) -> OpenFile {
@@ -462,7 +467,12 @@ bad line
             .find(|s| s.2.contains("clock_gettime"))
             .expect("the vdso has clock_gettime")
             .clone();
-        assert!(name.starts_with("__vdso_"), "{name}");
+        // x86 exports `__vdso_clock_gettime` (and a `clock_gettime` alias), arm64
+        // `__kernel_clock_gettime`.
+        assert!(
+            name.starts_with("__vdso_") || name.starts_with("__kernel_"),
+            "{name}"
+        );
         let mut u = UserSymbolizer::new();
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
         let vdso = parse_maps(&maps)
