@@ -140,15 +140,19 @@ impl PerfMap {
 /// `/proc/PID/root`.
 pub fn perf_map_path(pid: u32) -> PathBuf {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let nspid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("NStgid:"))
-        .and_then(|v| v.split_whitespace().last())
-        .and_then(|v| v.parse::<u32>().ok());
-    match nspid {
+    match innermost_pid(&status) {
         Some(ns) if ns != pid => PathBuf::from(format!("/proc/{pid}/root/tmp/perf-{ns}.map")),
         _ => PathBuf::from(format!("/tmp/perf-{pid}.map")),
     }
+}
+
+/// The pid in the innermost pid namespace: the last field of `NStgid` in /proc/PID/status.
+fn innermost_pid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NStgid:"))
+        .and_then(|v| v.split_whitespace().last())
+        .and_then(|v| v.parse::<u32>().ok())
 }
 
 #[cfg(test)]
@@ -216,6 +220,15 @@ mod tests {
         assert_eq!(m.lookup(0x1001), None);
         assert_eq!(m.lookup(0x4001), Some(("d", 1)));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn container_processes_use_their_innermost_pid() {
+        let status = "Name:\tnode\nTgid:\t4242\nNStgid:\t4242\t17\t1\nPid:\t4242\n";
+        assert_eq!(innermost_pid(status), Some(1));
+        assert_eq!(innermost_pid("NStgid:\t99\n"), Some(99));
+        assert_eq!(innermost_pid("Name:\tx\n"), None);
+        assert_eq!(innermost_pid("NStgid:\t\n"), None);
     }
 
     #[test]
