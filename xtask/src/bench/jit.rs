@@ -82,7 +82,13 @@ pub fn run(env: &Env) -> Section {
         return s;
     }
     // bpftrace wants a unique path for -c.
-    let cmd = format!("{} --perf-basic-prof {}", node.display(), js.display());
+    // --perf-basic-prof also writes a V8 log into the working directory: keep it in scratch.
+    let cmd = format!(
+        "{} --perf-basic-prof --no-logfile-per-isolate --logfile={} {}",
+        node.display(),
+        env.scratch.join("v8.log").display(),
+        js.display()
+    );
     let rounds = if env.quick { 1 } else { 3 };
     let mut runs: BTreeMap<Tool, Runs> = BTreeMap::new();
     for round in 0..rounds {
