@@ -7,9 +7,11 @@
 //! here fails on a timing; a case that cannot run is reported and skipped.
 //!
 //! Cases: 1 start-up, 2 per-event overhead, 3 uprobe overhead, 4 printf throughput,
-//! 5 peak RSS, 6 footprint, 7 instruction counts, 8 scale (many uprobes; fbt skipped).
+//! 5 peak RSS, 6 footprint, 7 instruction counts, 8 scale (many uprobes; fbt skipped),
+//! 9 JIT frames (a node profile's ustack: END to exit and peak RSS).
 
 mod footprint;
+mod jit;
 mod output;
 mod overhead;
 mod report;
@@ -34,7 +36,7 @@ const USAGE: &str = "usage: cargo xtask bench [--quick] [--output FILE | --no-wr
   --output FILE  write the report to FILE (a full run writes BENCHMARKS.md)
   --no-write     only print the report
   --only LIST    run only these cases (comma-separated: startup, overhead, uprobe,
-                 printf, footprint); implies --no-write unless --output is given
+                 printf, footprint, jit); implies --no-write unless --output is given
 
 Runs as root. Installs bpftrace with apt-get when it is missing.";
 
@@ -154,7 +156,7 @@ pub struct Findings {
 
 struct Options {
     quick: bool,
-    /// Cases to run (all when empty): startup, overhead, uprobe, printf, footprint.
+    /// Cases to run (all when empty): startup, overhead, uprobe, printf, footprint, jit.
     only: Vec<String>,
     output: Option<PathBuf>,
     write: bool,
@@ -175,8 +177,19 @@ fn parse(args: &[String]) -> Result<Options> {
             "--only" => {
                 let list = it.next().context("--only needs a list of cases")?;
                 for c in list.split(',') {
-                    if !["startup", "overhead", "uprobe", "printf", "footprint"].contains(&c) {
-                        bail!("unknown case {c:?}: startup, overhead, uprobe, printf or footprint");
+                    if ![
+                        "startup",
+                        "overhead",
+                        "uprobe",
+                        "printf",
+                        "footprint",
+                        "jit",
+                    ]
+                    .contains(&c)
+                    {
+                        bail!(
+                            "unknown case {c:?}: startup, overhead, uprobe, printf, footprint or jit"
+                        );
                     }
                     o.only.push(c.to_string());
                 }
@@ -586,6 +599,11 @@ pub fn main(args: &[String]) -> Result<()> {
     }
     if want("printf") {
         let s = output::run(&env, &mut found);
+        eprint!("{}", s.markdown());
+        sections.push(s);
+    }
+    if want("jit") {
+        let s = jit::run(&env);
         eprint!("{}", s.markdown());
         sections.push(s);
     }

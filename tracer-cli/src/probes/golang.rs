@@ -240,13 +240,25 @@ fn pclntab<'a>(file: &object::File<'a>) -> Option<&'a [u8]> {
         .next()
 }
 
-/// A stripped Go binary's functions by file offset, for naming stack frames.
-struct FrameTable {
+/// A stripped Go binary's functions by file offset, for naming stack frames that blazesym
+/// (which does not read .gopclntab) leaves in hex.
+pub struct FrameTable {
     /// (file offset, size, name), sorted by offset.
     funcs: Vec<(u64, u64, String)>,
 }
 
-fn frame_table(path: &std::path::Path) -> Option<FrameTable> {
+impl FrameTable {
+    /// The function at file offset `at`, and the offset into it.
+    pub fn lookup(&self, at: u64) -> Option<(&str, u64)> {
+        let i = self.funcs.partition_point(|f| f.0 <= at);
+        let (start, size, name) = &self.funcs[i.checked_sub(1)?];
+        (at < start + size).then(|| (name.as_str(), at - start))
+    }
+}
+
+/// The frame table of the Go binary at `path`; None for any other file, or one with a
+/// symbol table (blazesym reads that).
+pub fn frame_table(path: &std::path::Path) -> Option<FrameTable> {
     let data = std::fs::read(path).ok()?;
     let file = object::File::parse(&*data).ok()?;
     // Only what blazesym cannot name: Go binaries without a symbol table.
@@ -272,54 +284,6 @@ fn frame_table(path: &std::path::Path) -> Option<FrameTable> {
         .collect();
     funcs.sort_by_key(|f| f.0);
     Some(FrameTable { funcs })
-}
-
-/// Name the user stack frames of process `pid` that symbolization left in hex (`names[i]`
-/// for `addrs[i]`) when they are in a stripped Go binary. `maps` are the process's file
-/// mappings: (start, end, file offset, path).
-pub fn name_stripped_frames(
-    pid: u32,
-    maps: &[(u64, u64, u64, std::path::PathBuf)],
-    addrs: &[u64],
-    names: &mut [String],
-) {
-    use std::collections::HashMap;
-    use std::path::{Path, PathBuf};
-    use std::sync::{Arc, Mutex};
-    type Cache = HashMap<PathBuf, Option<Arc<FrameTable>>>;
-    static TABLES: Mutex<Option<Cache>> = Mutex::new(None);
-    let mut guard = TABLES.lock().unwrap_or_else(|e| e.into_inner());
-    let tables = guard.get_or_insert_with(HashMap::new);
-    for (addr, name) in addrs.iter().zip(names.iter_mut()) {
-        if !name.starts_with("0x") {
-            continue;
-        }
-        let Some((start, _, off, path)) = maps.iter().find(|m| m.0 <= *addr && *addr < m.1) else {
-            continue;
-        };
-        // The file as the process sees it (its root), or as we do once it has exited.
-        let table = tables.entry(path.clone()).or_insert_with(|| {
-            let inside = Path::new(&format!("/proc/{pid}/root"))
-                .join(path.strip_prefix("/").unwrap_or(path));
-            frame_table(&inside)
-                .or_else(|| frame_table(path))
-                .map(Arc::new)
-        });
-        let Some(table) = table else { continue };
-        let at = addr - start + off;
-        let i = table.funcs.partition_point(|f| f.0 <= at);
-        let Some((fstart, size, fname)) = i.checked_sub(1).map(|i| &table.funcs[i]) else {
-            continue;
-        };
-        if at >= fstart + size {
-            continue;
-        }
-        let module = path.file_name().unwrap_or_default().to_string_lossy();
-        *name = match at - fstart {
-            0 => format!("{module}`{fname}"),
-            d => format!("{module}`{fname}+{d:#x}"),
-        };
-    }
 }
 
 #[cfg(test)]

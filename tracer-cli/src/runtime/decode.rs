@@ -3,10 +3,11 @@
 //! for user ones).
 
 use super::maps::Entries;
+use super::symbolize::{format_sym, UserSymbolizer};
 use super::target::MapsCopy;
-use blazesym::symbolize::source::{Elf, Kernel, Process, Source};
+use blazesym::symbolize::source::{Kernel, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer};
-use blazesym::{MaybeDefault, Pid};
+use blazesym::MaybeDefault;
 use std::collections::HashMap;
 use std::path::Path;
 use tracer_common::record::{Fault, FAULT_EPID, HEADER_SIZE};
@@ -48,49 +49,10 @@ pub struct Decoder {
     symbolizer: Symbolizer,
     /// Kernel address → formatted symbol (kernel addresses repeat a lot in stacks).
     kcache: HashMap<u64, String>,
-    /// File mappings of processes, remembered while they were alive.
-    maps: HashMap<u32, Vec<Mapping>>,
+    /// User symbols: mappings remembered while processes were alive, files, perf maps.
+    usyms: UserSymbolizer,
     /// Copies of a `-c` target's mappings that its waiter takes at exec and at the exit stop.
     copies: HashMap<u32, MapsCopy>,
-}
-
-/// The virtual address that file offset `off` of ELF file `path` is loaded at (PT_LOAD).
-fn file_offset_to_vaddr(path: &Path, off: u64) -> Option<u64> {
-    use object::{Object, ObjectSegment};
-    let data = std::fs::read(path).ok()?;
-    let file = object::File::parse(&*data).ok()?;
-    file.segments().find_map(|seg| {
-        let (start, size) = seg.file_range();
-        (start <= off && off < start + size).then(|| off - start + seg.address())
-    })
-}
-
-/// One file-backed line of /proc/PID/maps.
-#[derive(Debug, Clone)]
-struct Mapping {
-    start: u64,
-    end: u64,
-    offset: u64,
-    path: std::path::PathBuf,
-}
-
-impl Mapping {
-    fn parse(line: &str) -> Option<Mapping> {
-        let mut f = line.split_whitespace();
-        let (range, _perms, offset, _dev, _inode) =
-            (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
-        let path = f.collect::<Vec<_>>().join(" ");
-        if !path.starts_with('/') {
-            return None;
-        }
-        let (a, b) = range.split_once('-')?;
-        Some(Mapping {
-            start: u64::from_str_radix(a, 16).ok()?,
-            end: u64::from_str_radix(b, 16).ok()?,
-            offset: u64::from_str_radix(offset, 16).ok()?,
-            path: path.into(),
-        })
-    }
 }
 
 impl Default for Decoder {
@@ -153,18 +115,6 @@ fn without_offset(sym: String) -> String {
     }
 }
 
-fn format_sym(module: &str, name: &str, offset: usize) -> String {
-    let mut s = if module.is_empty() {
-        name.to_string()
-    } else {
-        format!("{module}`{name}")
-    };
-    if offset != 0 {
-        s.push_str(&format!("+{offset:#x}"));
-    }
-    s
-}
-
 /// `libc.so.6` for `/usr/lib/x86_64-linux-gnu/libc.so.6`.
 fn module_basename(module: Option<&std::ffi::OsStr>) -> String {
     module
@@ -183,7 +133,7 @@ impl Decoder {
         Decoder {
             symbolizer: Symbolizer::new(),
             kcache: HashMap::new(),
-            maps: HashMap::new(),
+            usyms: UserSymbolizer::new(),
             copies: HashMap::new(),
         }
     }
@@ -293,7 +243,7 @@ impl Decoder {
                         if module.is_empty() || module == "kallsyms" {
                             module = "vmlinux".into();
                         }
-                        format_sym(&module, &sym.name, sym.offset)
+                        format_sym(&module, &sym.name, sym.offset as u64)
                     }
                     _ => format!("{addr:#x}"),
                 };
@@ -320,12 +270,9 @@ impl Decoder {
         }
     }
 
-    /// Keep the file mappings of a /proc/PID/maps text (an empty one changes nothing).
+    /// Keep the mappings of a /proc/PID/maps text (an empty one changes nothing).
     fn keep_maps(&mut self, pid: u32, text: &str) {
-        let maps: Vec<Mapping> = text.lines().filter_map(Mapping::parse).collect();
-        if !maps.is_empty() {
-            self.maps.insert(pid, maps);
-        }
+        self.usyms.keep_maps(pid, text);
     }
 
     /// Keep a copy of `pid`'s file mappings, so that its addresses can still be symbolized
@@ -343,73 +290,41 @@ impl Decoder {
         }
     }
 
-    /// Symbolize through a remembered mapping: address → file offset → the ELF file's symbols.
-    fn syms_from_snapshot(&mut self, pid: u32, addrs: &[u64]) -> Option<Vec<String>> {
-        self.absorb_copy(pid);
-        let maps = self.maps.get(&pid)?.clone();
-        let mut out = Vec::new();
-        for addr in addrs {
-            let text = maps
-                .iter()
-                .find(|m| m.start <= *addr && *addr < m.end)
-                .and_then(|m| {
-                    let file_off = addr - m.start + m.offset;
-                    let virt = file_offset_to_vaddr(&m.path, file_off)?;
-                    let src = Source::Elf(Elf::new(&m.path));
-                    let syms = self
-                        .symbolizer
-                        .symbolize(&src, Input::VirtOffset(&[virt][..]))
-                        .ok()?;
-                    match syms.first()? {
-                        Symbolized::Sym(sym) => Some(format_sym(
-                            &module_basename(Some(m.path.as_os_str())),
-                            &sym.name,
-                            sym.offset,
-                        )),
-                        Symbolized::Unknown(_) => None,
-                    }
-                });
-            out.push(text.unwrap_or_else(|| format!("{addr:#x}")));
+    /// User addresses of process `pid` as ``module`func+0xoff``, hex when unknown: through
+    /// the live process's mappings, or a remembered copy of them once it has exited.
+    pub fn user_syms(&mut self, pid: u32, addrs: &[u64]) -> Vec<String> {
+        if pid == 0 || addrs.is_empty() {
+            return addrs.iter().map(|a| format!("{a:#x}")).collect();
         }
-        Some(out)
+        self.absorb_copy(pid);
+        self.usyms.syms(pid, addrs)
     }
 
-    /// User addresses of process `pid` as ``module`func+0xoff``, hex when unknown: from the
-    /// live process, or from a remembered copy of its mappings once it has exited.
-    pub fn user_syms(&mut self, pid: u32, addrs: &[u64]) -> Vec<String> {
-        let hex = || addrs.iter().map(|a| format!("{a:#x}")).collect();
-        if pid == 0 || addrs.is_empty() {
-            return hex();
+    /// Symbolize every user address of these keys in one batch per process (and so one per
+    /// file), before the keys are decoded one by one from the cache.
+    fn prefetch_user(&mut self, desc: &AggDesc, raw: &Entries) {
+        let mut by_pid: HashMap<u32, Vec<u64>> = HashMap::new();
+        for (key, _) in raw {
+            for f in &desc.keys {
+                let off = f.offset as usize;
+                let (pid, addrs): (u32, Vec<u64>) = match f.ty {
+                    FieldType::UStack { depth } => {
+                        let n = u64_at(key, off + 8).min(depth as u64) as usize;
+                        let ips = (0..n).map(|i| u64_at(key, off + 16 + 8 * i)).collect();
+                        (u64_at(key, off) as u32, ips)
+                    }
+                    FieldType::USym => (u64_at(key, off) as u32, vec![u64_at(key, off + 8)]),
+                    _ => continue,
+                };
+                if pid != 0 {
+                    by_pid.entry(pid).or_default().extend(addrs);
+                }
+            }
         }
-        // A live process is read directly; an exited one (or a zombie, whose mappings are
-        // gone) through the copy remembered while it ran.
-        let src = Source::Process(Process::new(Pid::from(pid)));
-        let live: Option<Vec<Option<String>>> = self
-            .symbolizer
-            .symbolize(&src, Input::AbsAddr(addrs))
-            .ok()
-            .map(|syms| {
-                syms.iter()
-                    .map(|s| match s {
-                        Symbolized::Sym(sym) => Some(format_sym(
-                            &module_basename(sym.module.as_deref()),
-                            &sym.name,
-                            sym.offset,
-                        )),
-                        Symbolized::Unknown(_) => None,
-                    })
-                    .collect()
-            });
-        let mut out = match live {
-            Some(v) if v.iter().any(Option::is_some) => v
-                .into_iter()
-                .zip(addrs)
-                .map(|(s, a)| s.unwrap_or_else(|| format!("{a:#x}")))
-                .collect(),
-            _ => self.syms_from_snapshot(pid, addrs).unwrap_or_else(hex),
-        };
-        self.name_go_frames(pid, addrs, &mut out);
-        out
+        for (pid, addrs) in by_pid {
+            self.absorb_copy(pid);
+            self.usyms.prefetch(pid, &addrs);
+        }
     }
 
     /// An aggregation key's values, per `AggDesc::keys`.
@@ -423,6 +338,7 @@ impl Decoder {
         // address inside one function is that function, as DTrace aggregates them.
         let mut groups: Vec<(Vec<Value>, Vec<&[u8]>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
+        self.prefetch_user(desc, raw);
         for (key, per_cpu) in raw {
             let keys = self.agg_key(desc, key);
             let id = format!("{keys:?}");
@@ -444,31 +360,6 @@ impl Decoder {
             entries,
             normal: 1,
         }
-    }
-}
-
-impl Decoder {
-    /// Name the frames left in hex that are in a stripped Go binary: blazesym cannot read
-    /// the pclntab that names its code. The mappings are the live ones, else the copy kept.
-    fn name_go_frames(&mut self, pid: u32, addrs: &[u64], out: &mut [String]) {
-        if !out.iter().any(|s| s.starts_with("0x")) {
-            return;
-        }
-        self.absorb_copy(pid);
-        // A zombie's maps read as empty.
-        let live: Vec<Mapping> = std::fs::read_to_string(format!("/proc/{pid}/maps"))
-            .map(|text| text.lines().filter_map(Mapping::parse).collect())
-            .unwrap_or_default();
-        let maps = if live.is_empty() {
-            self.maps.get(&pid).cloned().unwrap_or_default()
-        } else {
-            live
-        };
-        let maps: Vec<(u64, u64, u64, std::path::PathBuf)> = maps
-            .into_iter()
-            .map(|m| (m.start, m.end, m.offset, m.path))
-            .collect();
-        crate::probes::golang::name_stripped_frames(pid, &maps, addrs, out);
     }
 }
 

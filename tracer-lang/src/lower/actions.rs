@@ -245,7 +245,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 );
                 Ok(())
             }
-            "stack" | "ustack" => {
+            "stack" | "ustack" | "jstack" => {
                 let (user, depth) = self.stack_call(name, args, span)?;
                 let field = self.record_stack(user, depth, span)?;
                 let kind = if user {
@@ -429,7 +429,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                 format!("{name}( ) takes at most 2 arguments"),
             ));
         }
-        let user = name == "ustack";
+        // jstack( ) is ustack( ) (DTrace's runtime helpers are perf maps here, read by both).
+        let user = name != "stack";
         let depth = match args.first() {
             Some(e) => match &e.node {
                 ExprKind::Int { value, .. } => (*value as u32).clamp(1, 127),

@@ -156,7 +156,9 @@ impl<'g, 'a> Lower<'g, 'a> {
         let mut kvals = Vec::new();
         for k in keys {
             let kv = match &k.node {
-                ExprKind::Call { func, args } if func.node == "stack" || func.node == "ustack" => {
+                ExprKind::Call { func, args }
+                    if matches!(func.node.as_str(), "stack" | "ustack" | "jstack") =>
+                {
                     let (user, depth) = self.stack_call(&func.node, args, k.span)?;
                     KeyVal::Stack { user, depth }
                 }

@@ -40,7 +40,7 @@ pub fn call_type(name: &str) -> Option<Type> {
         "htonl" | "ntohl" => Type::UINT,
         "htonll" | "ntohll" => Type::ULONG,
         "stack" => Type::Stack { user: false },
-        "ustack" => Type::Stack { user: true },
+        "ustack" | "jstack" => Type::Stack { user: true },
         "copyin" => Type::Ptr(Box::new(Type::Void)),
         "func" | "sym" => Type::Sym { user: false },
         "ufunc" | "usym" => Type::Sym { user: true },

@@ -24,7 +24,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 match &e.node {
                     ExprKind::Call { func, args }
                         if super::builtins::call_type(&func.node).is_none()
-                            || matches!(func.node.as_str(), "stack" | "ustack") =>
+                            || matches!(func.node.as_str(), "stack" | "ustack" | "jstack") =>
                     {
                         self.action(&func.node, args, e.span)
                     }

@@ -402,7 +402,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let p = self.int_arg(&args[0])?;
                 self.inet_ntoa(p)
             }
-            "stack" | "ustack" => Err(CompileError::new(
+            "stack" | "ustack" | "jstack" => Err(CompileError::new(
                 span,
                 format!("{name}( ) can be used as an action or an aggregation key only"),
             )),
