@@ -7,7 +7,8 @@
  *
  * --perf-basic-prof makes V8 write /tmp/perf-PID.map, which names the JIT-compiled code in
  * the stacks (JS:~handler /srv/app.js:12); add --interpreted-frames-native-stack to see
- * interpreted functions too. Without it the JavaScript frames are hex addresses.
+ * interpreted functions too. Without it the JavaScript frames are hex addresses. Node also
+ * writes a V8 log into its working directory (--logfile=PATH --no-logfile-per-isolate moves it).
  */
 #pragma D option quiet
 

@@ -28,7 +28,12 @@ fn node_profile_names_javascript_functions() {
          console.log(x > 0 ? 'ok' : 'ok.');\n",
     )
     .unwrap();
-    let cmd = format!("node --perf-basic-prof {}", js.display());
+    // --perf-basic-prof also writes V8's log, to the working directory unless told.
+    let cmd = format!(
+        "node --perf-basic-prof --no-logfile-per-isolate --logfile={} {}",
+        scratch_file("v8.log").display(),
+        js.display()
+    );
     let t = spawn(&[
         "-q",
         "-n",

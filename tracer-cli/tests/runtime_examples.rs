@@ -110,13 +110,23 @@ fn node_profile_samples_the_program() {
     if !installed("node", "nodejs") {
         return;
     }
+    // --perf-basic-prof also writes V8's log, to the working directory unless told.
     let cmd = format!(
-        "node --perf-basic-prof {} 2",
+        "node --perf-basic-prof --no-logfile-per-isolate --logfile={} {} 2",
+        scratch().join("v8.log").display(),
         runtime_file("busy.js").display()
     );
     let out = run(&["-s", &example("node_profile.d"), "-c", &cmd]);
     assert_eq!(out.code(), 0, "{out}");
     assert!(out.stdout.contains("done"), "{out}");
+    // The hot JavaScript function is named from node's perf map (`JS:*hotLoop file:2:17`,
+    // `*` compiled, `~` interpreted).
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.trim().starts_with("JS:*hotLoop ") || l.trim().starts_with("JS:~hotLoop ")),
+        "{out}"
+    );
     // At 997 Hz for 2 s, the stacks hold well over 100 samples, most of them in node.
     let samples: i64 = out
         .stdout
