@@ -259,6 +259,18 @@ impl FrameTable {
 /// The frame table of the Go binary at `path`; None for any other file, or one with a
 /// symbol table (blazesym reads that).
 pub fn frame_table(path: &std::path::Path) -> Option<FrameTable> {
+    // Section headers first, read lazily: most files asked about are big C or C++ binaries
+    // (node's is 99 MB) that must not be read whole to learn they are not Go.
+    {
+        let cache = object::ReadCache::new(std::fs::File::open(path).ok()?);
+        let headers = object::File::parse(&cache).ok()?;
+        let go = [".go.buildinfo", ".note.go.buildid", ".gopclntab"]
+            .iter()
+            .any(|s| headers.section_by_name(s).is_some());
+        if !go || headers.section_by_name(".symtab").is_some() {
+            return None;
+        }
+    }
     let data = std::fs::read(path).ok()?;
     let file = object::File::parse(&*data).ok()?;
     // Only what blazesym cannot name: Go binaries without a symbol table.
