@@ -302,3 +302,60 @@ fn stripped_go_stacks_are_named_from_pclntab() {
         "{out}"
     );
 }
+
+/// tests/targets/go_cgo/cgo_handler.go built with cgo and `-ldflags=-s -w`, or None (and why)
+/// where Go or cgo's C compiler is missing (the VM matrix's Go targets are built without cgo).
+fn stripped_cgo_target() -> Option<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/targets/go_cgo/cgo_handler.go");
+    let out = scratch().join("cgo_handler-stripped");
+    let home = scratch().join("gohome-cgo");
+    let built = Command::new("go")
+        .args(["build", "-ldflags=-s -w", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .env("CGO_ENABLED", "1")
+        .env("GOCACHE", home.join("cache"))
+        .env("GOPATH", home.join("gopath"))
+        .env("HOME", &home)
+        .env("GOFLAGS", "")
+        .output();
+    match built {
+        Ok(r) if r.status.success() => Some(out),
+        Ok(r) => {
+            eprintln!(
+                "skipped: cannot build a cgo program here: {}",
+                String::from_utf8_lossy(&r.stderr).trim()
+            );
+            None
+        }
+        Err(_) => {
+            eprintln!("skipped: go is not installed (apt-get install golang-go)");
+            None
+        }
+    }
+}
+
+#[test]
+fn stripped_cgo_binary_probes_land_on_the_right_functions() {
+    let Some(bin) = stripped_cgo_target() else {
+        return;
+    };
+    // A probe placed from .text's address instead of runtime.text would sit 0x100 bytes
+    // early, in another function (or mid-instruction): counts and arguments would be wrong.
+    let cmd = format!("{} 7", bin.display());
+    let out = run(&[
+        "-q",
+        "-c",
+        &cmd,
+        "-n",
+        "pid$target::main.handle:entry { @e = count(); @a = sum(arg0); } \
+         pid$target::main.handle:return { @r = count(); @v = sum(arg1); } \
+         END { printa(\"entry %@d %@d\\n\", @e, @a); printa(\"return %@d %@d\\n\", @r, @v); }",
+    ])
+    .ok();
+    let lines = body(&out);
+    // handle(i) = 2i + 1 for i in 0..7: arguments sum to 21, results to 49.
+    assert!(lines.contains(&"49".to_string()), "{out}");
+    assert!(lines.contains(&"entry 7 21".to_string()), "{out}");
+    assert!(lines.contains(&"return 7 49".to_string()), "{out}");
+}

@@ -47,7 +47,8 @@ fn buildinfo_version(b: &[u8]) -> Option<String> {
         return None;
     }
     let (n, used) = uvarint(&b[32..])?;
-    let s = b.get(32 + used..32 + used + n as usize)?;
+    let start = 32 + used;
+    let s = b.get(start..start.checked_add(usize::try_from(n).ok()?)?)?;
     Some(String::from_utf8_lossy(s).into_owned())
 }
 
@@ -155,7 +156,7 @@ pub struct PcFunc {
 /// The functions of a Go 1.18+ binary's pclntab (src/debug/gosym/pclntab.go, go12 and
 /// later layouts).
 pub fn pclntab_functions(file: &object::File) -> Result<Vec<PcFunc>, String> {
-    let tab = pclntab(file).ok_or("it has no .gopclntab")?;
+    let (tab, tab_addr) = pclntab(file).ok_or("it has no .gopclntab")?;
     let magic = u32::from_le_bytes(
         tab.get(..4)
             .ok_or("its .gopclntab is empty")?
@@ -181,18 +182,18 @@ pub fn pclntab_functions(file: &object::File) -> Result<Vec<PcFunc>, String> {
             u32::from_le_bytes(b.try_into().unwrap()) as u64
         })
     };
-    let nfunc = word(0)? as usize;
-    // The header's text start may be unrelocated (PIE): the .text section is the truth.
-    let text = file
-        .section_by_name(".text")
-        .map(|s| s.address())
-        .map_or_else(|| word(2), Ok)?;
+    let text = text_start(file, word(2)?, tab_addr + 8 + 2 * ptr as u64)?;
     let tail = |k: usize| -> Result<&[u8], String> {
-        let off = word(k)? as usize;
+        let off = usize::try_from(word(k)?).map_err(|_| short())?;
         tab.get(off..).ok_or_else(short)
     };
     let funcnames = tail(3)?;
     let funcdata = tail(7)?;
+    // nfunc comes from the file: a table that cannot hold that many entries is damaged.
+    let nfunc = usize::try_from(word(0)?).map_err(|_| short())?;
+    if nfunc >= funcdata.len() / 8 {
+        return Err(short());
+    }
     let u32_at = |b: &[u8], at: usize| -> Result<u32, String> {
         b.get(at..at + 4)
             .map(|x| u32::from_le_bytes(x.try_into().unwrap()))
@@ -210,19 +211,56 @@ pub fn pclntab_functions(file: &object::File) -> Result<Vec<PcFunc>, String> {
         let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
         out.push(PcFunc {
             name: String::from_utf8_lossy(name).into_owned(),
-            addr: text + entry,
+            addr: text.checked_add(entry).ok_or_else(short)?,
             size: next.saturating_sub(entry),
         });
     }
     Ok(out)
 }
 
-/// The pclntab's bytes: its own section (`.data.rel.ro.gopclntab` in a PIE), or the span
-/// between the `runtime.pclntab` and `runtime.epclntab` symbols.
-fn pclntab<'a>(file: &object::File<'a>) -> Option<&'a [u8]> {
+/// Where the pclntab's entry offsets count from: `runtime.text`. With an external linker
+/// (every cgo build) C start-up code comes first in `.text`, so `.text`'s address is not it:
+/// the symbol when there is one, else the header's text start, which the linker relocated (in
+/// a PIE through a RELATIVE relocation whose addend holds it). `field` is that word's
+/// address. Only a binary Go's own linker wrote (no `.init` from crti.o) may fall back to
+/// `.text`; otherwise nothing is named, rather than every probe placed at a wrong address.
+fn text_start(file: &object::File, header: u64, field: u64) -> Result<u64, String> {
+    let text = file
+        .section_by_name(".text")
+        .map(|s| (s.address(), s.size()))
+        .ok_or("it has no .text section")?;
+    let inside = |a: u64| a.wrapping_sub(text.0) < text.1;
+    if let Some(sym) = file.symbols().find(|s| s.name() == Ok("runtime.text")) {
+        return Ok(sym.address());
+    }
+    if header != 0 && inside(header) {
+        return Ok(header);
+    }
+    let relocated = file
+        .dynamic_relocations()
+        .into_iter()
+        .flatten()
+        .find_map(|(at, r)| {
+            let addend = u64::try_from(r.addend()).ok()?;
+            (at == field && inside(addend)).then_some(addend)
+        });
+    if let Some(a) = relocated {
+        return Ok(a);
+    }
+    if file.section_by_name(".init").is_none() {
+        return Ok(text.0);
+    }
+    Err("where its Go code starts cannot be told (an external linker's binary whose .gopclntab text start is not set)".into())
+}
+
+/// The pclntab's bytes and address: its own section (`.data.rel.ro.gopclntab` in a PIE), or
+/// the span between the `runtime.pclntab` and `runtime.epclntab` symbols.
+fn pclntab<'a>(file: &object::File<'a>) -> Option<(&'a [u8], u64)> {
     for name in [".gopclntab", ".data.rel.ro.gopclntab"] {
-        if let Some(d) = file.section_by_name(name).and_then(|s| s.data().ok()) {
-            return Some(d);
+        if let Some(s) = file.section_by_name(name) {
+            if let Ok(d) = s.data() {
+                return Some((d, s.address()));
+            }
         }
     }
     let sym = |n: &str| {
@@ -231,11 +269,12 @@ fn pclntab<'a>(file: &object::File<'a>) -> Option<&'a [u8]> {
             .map(|s| s.address())
     };
     let (start, end) = (sym("runtime.pclntab")?, sym("runtime.epclntab")?);
+    let len = usize::try_from(end.checked_sub(start)?).ok()?;
     file.sections()
         .filter_map(|s| {
             let d = s.data().ok()?;
-            let off = start.checked_sub(s.address())? as usize;
-            d.get(off..off + end.checked_sub(start)? as usize)
+            let off = usize::try_from(start.checked_sub(s.address())?).ok()?;
+            Some((d.get(off..off.checked_add(len)?)?, start))
         })
         .next()
 }
@@ -252,7 +291,7 @@ impl FrameTable {
     pub fn lookup(&self, at: u64) -> Option<(&str, u64)> {
         let i = self.funcs.partition_point(|f| f.0 <= at);
         let (start, size, name) = &self.funcs[i.checked_sub(1)?];
-        (at < start + size).then(|| (name.as_str(), at - start))
+        (at - start < *size).then(|| (name.as_str(), at - start))
     }
 }
 
@@ -290,8 +329,8 @@ pub fn frame_table(path: &std::path::Path) -> Option<FrameTable> {
         .filter_map(|f| {
             let (va, _, off) = segs
                 .iter()
-                .find(|(va, size, _)| *va <= f.addr && f.addr < va + size)?;
-            Some((f.addr - va + off, f.size, f.name))
+                .find(|(va, size, _)| f.addr.wrapping_sub(*va) < *size)?;
+            Some(((f.addr - va).checked_add(*off)?, f.size, f.name))
         })
         .collect();
     funcs.sort_by_key(|f| f.0);
