@@ -5,7 +5,7 @@
 //! How the target is stopped: a uprobe on the dynamic linker's `r_brk` (the function ld.so
 //! calls before and after every change to its list of objects) runs a tiny program that, when
 //! `_r_debug.r_state` says the list is consistent again (the library mapped and relocated,
-//! its constructors not yet run), counts the hit and sends the thread SIGSTOP
+//! its constructors not yet run), sends the thread SIGSTOP and then counts the stop
 //! (`bpf_send_signal_thread`): the signal is taken before the thread returns to user space,
 //! so the whole process stops right there, whatever thread called dlopen() and whether or
 //! not it is ptraced. The runtime sees the count move, compiles and attaches the new probes,
@@ -91,19 +91,23 @@ fn stopper(r_state: u64, map_fd: i32) -> Vec<u8> {
     p.extend(insn(0x55, 0, 0, 2, 0));
     p.extend(insn(0x61, 1, R10, -8, 0));
     // Only RT_CONSISTENT (0): before a change nothing new is mapped yet.
-    p.extend(insn(0x55, 1, 0, 11, 0));
-    // counter[0] += 1
+    p.extend(insn(0x55, 1, 0, 13, 0));
+    // r6 = &counter[0]; no counter, no stop (nobody would end it).
     p.extend(insn(0x62, R10, 0, -16, 0));
     p.extend(ld64(1, 1, map_fd as u32 as u64));
     p.extend(insn(0xbf, 2, R10, 0, 0));
     p.extend(insn(0x07, 2, 0, 0, -16));
     p.extend(insn(0x85, 0, 0, 0, 1));
-    p.extend(insn(0x15, 0, 0, 2, 0));
-    p.extend(insn(0xb7, 1, 0, 0, 1));
-    p.extend(insn(0xdb, 0, 1, 0, 0));
-    // bpf_send_signal_thread(SIGSTOP)
+    p.extend(insn(0x15, 0, 0, 6, 0));
+    p.extend(insn(0xbf, 6, 0, 0, 0));
+    // bpf_send_signal_thread(SIGSTOP), then count only a stop that was sent: the runtime's
+    // SIGCONT must come after the SIGSTOP is queued (it then ends the stop, or discards the
+    // pending signal), never before it.
     p.extend(insn(0xb7, 1, 0, 0, libc::SIGSTOP));
     p.extend(insn(0x85, 0, 0, 0, 117));
+    p.extend(insn(0x55, 0, 0, 2, 0));
+    p.extend(insn(0xb7, 1, 0, 0, 1));
+    p.extend(insn(0xdb, 6, 1, 0, 0));
     p.extend(insn(0xb7, 0, 0, 0, 0));
     p.extend(insn(0x95, 0, 0, 0, 0));
     p
