@@ -32,14 +32,19 @@ impl Isa {
 pub struct Insns {
     /// The offset of every instruction, ascending.
     pub bounds: Vec<u64>,
-    /// Return sites: return instructions and jumps whose target is outside the function (a
-    /// tail call returns to our caller, so DTrace counts it as a return).
+    /// Return sites: return instructions and unconditional jumps whose target is outside the
+    /// function (a tail call returns to our caller, so DTrace counts it as a return).
     pub returns: Vec<u64>,
+    /// Conditional jumps out of the function (conditional tail calls): a probe on one would
+    /// fire whether or not it is taken, so such a function gets no return probes.
+    pub conditional_exits: Vec<u64>,
     /// Offsets of indirect jumps (`jmp *%rax`, `BR Xn`): a jump table or an indirect tail
     /// call, which cannot be told apart, so the function's returns are uncertain.
     pub indirect: Vec<u64>,
     /// Direct jumps that stay inside the function: (offset, target, unconditional).
     pub jumps: Vec<(u64, u64, bool)>,
+    /// Offsets of direct calls.
+    pub calls: Vec<u64>,
 }
 
 impl Insns {
@@ -62,17 +67,27 @@ impl Insns {
     /// the check reads no argument register (x86-64: SP or R12 against 16(R14); arm64: R16 or
     /// R17 against SP), so the arguments are where they were at the entry.
     pub fn after_stack_check(&self) -> Option<u64> {
-        let early = self.bounds.get(4).copied().unwrap_or(u64::MAX);
-        let &(at, target, _) = self
+        // A huge frame's prologue checks for wrap-around first and the guard next, both
+        // branching to the same block: the probe goes after the last of them.
+        let early = self.bounds.get(6).copied().unwrap_or(u64::MAX);
+        let at = self
             .jumps
             .iter()
-            .find(|&&(at, target, uncond)| !uncond && at < early && target > at)?;
-        let retries = self
-            .jumps
-            .iter()
-            .any(|&(from, to, uncond)| uncond && to == 0 && from >= target);
-        let next = self.bounds.get(self.bounds.binary_search(&at).ok()? + 1)?;
-        retries.then_some(*next)
+            .filter(|&&(at, target, uncond)| !uncond && at < early && target > at)
+            .filter(|&&(_, target, _)| self.grows_and_retries(target))
+            .map(|&(at, _, _)| at)
+            .max()?;
+        self.bounds
+            .get(self.bounds.binary_search(&at).ok()? + 1)
+            .copied()
+    }
+
+    /// Whether the code from `block` calls something (runtime.morestack) and then jumps
+    /// back to the function's first instruction.
+    fn grows_and_retries(&self, block: u64) -> bool {
+        self.jumps.iter().any(|&(from, to, uncond)| {
+            uncond && to == 0 && from > block && self.calls.iter().any(|&c| block <= c && c < from)
+        })
     }
 }
 
@@ -104,14 +119,25 @@ fn decode_x86(code: &[u8]) -> Result<Insns, String> {
             // C3, C2 iw, and F3 C3 (the prefix is part of the instruction, so the probe is
             // on the F3 as DTrace puts it).
             Mnemonic::Ret => out.returns.push(at),
-            Mnemonic::Call => {}
+            Mnemonic::Call => {
+                if matches!(
+                    i.op0_kind(),
+                    OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16
+                ) {
+                    out.calls.push(at)
+                }
+            }
             _ => match i.op0_kind() {
                 // A jmp or jcc leaving the function is a tail call; one to the entry (Go's
                 // morestack path jumps back to the start) stays inside.
                 OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16
                     if i.near_branch_target() >= len && is_jump(i.mnemonic()) =>
                 {
-                    out.returns.push(at)
+                    if i.mnemonic() == Mnemonic::Jmp {
+                        out.returns.push(at)
+                    } else {
+                        out.conditional_exits.push(at)
+                    }
                 }
                 OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16
                     if is_jump(i.mnemonic()) =>
@@ -195,12 +221,17 @@ fn decode_a64(code: &[u8]) -> Result<Insns, String> {
             out.returns.push(at);
         } else if insn & 0xFFFF_FC1F == 0xD61F_0000 {
             out.indirect.push(at);
+        } else if insn & 0xFC00_0000 == 0x9400_0000 {
+            // BL
+            out.calls.push(at);
         } else if let Some(t) = a64_target(insn, at) {
-            if !(0..len).contains(&t) {
+            let uncond = insn & 0xFC00_0000 == 0x1400_0000;
+            if (0..len).contains(&t) {
+                out.jumps.push((at, t as u64, uncond));
+            } else if uncond {
                 out.returns.push(at);
             } else {
-                out.jumps
-                    .push((at, t as u64, insn & 0xFC00_0000 == 0x1400_0000));
+                out.conditional_exits.push(at);
             }
         }
     }
@@ -235,7 +266,8 @@ mod tests {
         ];
         let d = decode(Isa::X86_64, &code).unwrap();
         assert_eq!(d.bounds, vec![0, 2, 4, 6, 11, 13]);
-        assert_eq!(d.returns, vec![4, 6]);
+        assert_eq!(d.returns, vec![6]);
+        assert_eq!(d.conditional_exits, vec![4]);
         assert_eq!(d.indirect, vec![11]);
     }
 
@@ -269,6 +301,7 @@ mod tests {
         let d = decode(Isa::Aarch64, &code).unwrap();
         assert_eq!(d.bounds, (0..9).map(|k| 4 * k).collect::<Vec<u64>>());
         assert_eq!(d.returns, vec![8, 12, 16]);
+        assert!(d.conditional_exits.is_empty());
         assert_eq!(d.indirect, vec![20]);
         assert!(decode(Isa::Aarch64, &[0xc0, 0x03, 0x5f]).is_err());
     }
@@ -283,6 +316,15 @@ mod tests {
         ];
         let d = decode(Isa::X86_64, &code).unwrap();
         assert_eq!(d.after_stack_check(), Some(6));
+        // A huge frame's wrap-around check (jb) before the guard check: after the last.
+        let huge = [
+            0x49, 0x89, 0xe4, 0x72, 0x09, 0x4d, 0x3b, 0x66, 0x10, 0x76, 0x03, 0x55, 0x5d, 0xc3,
+            0xe8, 0, 0, 0, 0, 0xeb, 0xeb,
+        ];
+        // 0: mov r12,rsp; 3: jb 14; 5: cmp r12,[r14+0x10]; 9: jbe 14; 11: push rbp; 12: pop rbp;
+        // 13: ret; 14: call; 19: jmp 0
+        let d = decode(Isa::X86_64, &huge).unwrap();
+        assert_eq!(d.after_stack_check(), Some(11));
         // Without the jump back to the entry, the branch is ordinary code.
         let mut plain = code;
         plain[18] = 0x00; // jmp +0 (to 19, the end)

@@ -291,7 +291,7 @@ fn probe(
 /// instruction again, and a probe there would count the call twice.
 fn go_entry(mut p: ResolvedProbe, f: &Function, m: &Module) -> ResolvedProbe {
     let entry = matches!(&p.attach, Attach::Uprobe { ret: false, .. }) && p.desc.name == "entry";
-    if m.go.is_none() || !entry {
+    if m.go.is_none() || !entry || f.abi == Abi::C {
         return p;
     }
     if let Some(skip) = m.insns(f).ok().and_then(|i| i.after_stack_check()) {
@@ -349,6 +349,12 @@ fn return_sites(
     };
     if let Some(at) = insns.indirect.first() {
         skipped.add(&f.name, format!("an indirect jump at 0x{at:x}"));
+        return Vec::new();
+    }
+    // A uprobe fires whether or not the branch is taken: a conditional tail call would count
+    // a return each time it is passed.
+    if let Some(at) = insns.conditional_exits.first() {
+        skipped.add(&f.name, format!("a conditional jump out of it at 0x{at:x}"));
         return Vec::new();
     }
     insns
