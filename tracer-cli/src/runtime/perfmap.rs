@@ -31,11 +31,18 @@ pub fn parse_line(line: &str) -> Option<(u64, u64, &str)> {
     let (size, name) = rest.trim_start().split_once(' ')?;
     let name = name.trim();
     let (start, size) = (hex(start)?, hex(size)?);
-    if name.is_empty() || size == 0 || start.checked_add(size).is_none() {
+    // No JIT emits a function of 16 MiB; a bigger size would make every lookup scan far.
+    if name.is_empty() || size == 0 || size > MAX_FUNCTION || start.checked_add(size).is_none() {
         return None;
     }
     Some((start, size, name))
 }
+
+/// The largest function size a line may give.
+const MAX_FUNCTION: u64 = 16 << 20;
+
+/// The most read from a map in one refresh (node writes tens of KiB; the rest comes later).
+const MAX_READ: u64 = 64 << 20;
 
 /// The functions of one process's perf map, re-read as it grows.
 #[derive(Debug, Default)]
@@ -49,6 +56,8 @@ pub struct PerfMap {
     ident: Option<(u64, u64)>,
     /// The longest function, which bounds the backward scan of `lookup`.
     max_size: u64,
+    /// The uid the file must belong to besides root (the process's), when known.
+    owner: Option<u32>,
 }
 
 impl PerfMap {
@@ -57,6 +66,12 @@ impl PerfMap {
             path,
             ..Default::default()
         }
+    }
+
+    /// Only a file owned by root or `uid` is read (perf's rule: /tmp is anyone's).
+    pub fn owned_by(mut self, uid: Option<u32>) -> PerfMap {
+        self.owner = uid;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -70,12 +85,22 @@ impl PerfMap {
     /// Read whatever was appended since the last call; a missing or unreadable file changes
     /// nothing (what was read stays). Returns whether new functions were added.
     pub fn refresh(&mut self) -> bool {
-        let Ok(mut file) = std::fs::File::open(&self.path) else {
+        use std::os::unix::fs::OpenOptionsExt;
+        // /tmp is writable by anyone and tracer runs as root: never follow a symlink, never
+        // block on a FIFO, read only a regular file of the process's owner or root.
+        let Ok(mut file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&self.path)
+        else {
             return false;
         };
         let Ok(meta) = file.metadata() else {
             return false;
         };
+        if !meta.is_file() || !(meta.uid() == 0 || self.owner.is_none_or(|u| u == meta.uid())) {
+            return false;
+        }
         let ident = (meta.dev(), meta.ino());
         if self.ident != Some(ident) || meta.len() < self.consumed {
             // Another file under that name (a new process with the same pid), or truncated.
@@ -88,7 +113,8 @@ impl PerfMap {
             return false;
         }
         let mut buf = Vec::new();
-        if file.seek(SeekFrom::Start(self.consumed)).is_err() || file.read_to_end(&mut buf).is_err()
+        if file.seek(SeekFrom::Start(self.consumed)).is_err()
+            || file.by_ref().take(MAX_READ).read_to_end(&mut buf).is_err()
         {
             return false;
         }

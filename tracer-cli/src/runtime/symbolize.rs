@@ -228,9 +228,13 @@ impl UserSymbolizer {
     }
 
     fn perf_map(&mut self, pid: u32) -> &mut PerfMap {
-        self.perf_maps
-            .entry(pid)
-            .or_insert_with(|| PerfMap::new(perf_map_path(pid)))
+        self.perf_maps.entry(pid).or_insert_with(|| {
+            // The process's owner: /proc/PID belongs to its effective uid.
+            let uid = std::fs::metadata(format!("/proc/{pid}"))
+                .ok()
+                .map(|m| m.uid());
+            PerfMap::new(perf_map_path(pid)).owned_by(uid)
+        })
     }
 
     /// Symbolize a batch: after this, `syms` answers these addresses from the cache.
