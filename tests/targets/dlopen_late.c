@@ -1,4 +1,4 @@
-/* dlopen()s the library named by argv[1] (after sleeping argv[3] seconds, if given) and calls
+/* dlopen()s the library named by argv[1] (once the file argv[3] exists, if given) and calls
  * its late_work() argv[2] times at once: a probe on late_work must be attached before
  * dlopen() returns to see every call. Exits 3 when the library cannot be loaded. */
 #include <dlfcn.h>
@@ -8,12 +8,16 @@
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: dlopen_late LIBRARY CALLS [DELAY]\n");
+        fprintf(stderr, "usage: dlopen_late LIBRARY CALLS [GO-FILE]\n");
         return 2;
     }
     int n = atoi(argv[2]);
-    if (argc > 3)
-        sleep(atoi(argv[3]));
+    /* A test creates the file once tracer has attached: no race with a fixed delay. */
+    for (int waited = 0; argc > 3 && access(argv[3], F_OK) != 0; waited++) {
+        if (waited == 6000)
+            return 6;
+        usleep(10000);
+    }
     void *h = dlopen(argv[1], RTLD_NOW);
     if (!h) {
         fprintf(stderr, "dlopen: %s\n", dlerror());

@@ -112,19 +112,26 @@ fn grabbed_process_gets_the_probes_of_a_library_it_loads_later() {
     };
     let n = 11;
     let lib_arg = lib.to_string_lossy().into_owned();
-    // The process sleeps 2 s before its dlopen(): tracer has attached by then.
+    // The process waits for a file before its dlopen(); the test creates it once tracer's
+    // BEGIN has run, so the probes on ld.so are attached.
+    let go = kernel_common::scratch_file("dlopen-go");
+    let go_arg = go.to_string_lossy().into_owned();
     let mut p =
-        kernel_common::Proc::start(&target("dlopen_late"), &[&lib_arg, &n.to_string(), "2"]);
+        kernel_common::Proc::start(&target("dlopen_late"), &[&lib_arg, &n.to_string(), &go_arg]);
     let pid = p.pid().to_string();
-    let out = run(&[
+    let t = kernel_common::spawn(&[
         "-Z",
         "-q",
         "-n",
-        "pid$target:liblate*.so:late_work:entry { @pid = count(); } END { printa(\"pid %@d\\n\", @pid); }",
+        "BEGIN { printf(\"ready\\n\"); } \
+         pid$target:liblate*.so:late_work:entry { @pid = count(); } \
+         END { printa(\"pid %@d\\n\", @pid); }",
         "-p",
         &pid,
-    ])
-    .ok();
+    ]);
+    t.wait_line("ready");
+    std::fs::write(&go, "").unwrap();
+    let out = t.finish(kernel_common::RUN_TIMEOUT).ok();
     assert!(
         p.wait(Duration::from_secs(20)).success(),
         "the target failed"

@@ -278,6 +278,25 @@ pub async fn run(
     run_with_late(script, target, handler, None).await
 }
 
+/// Stop `t` at each dlopen() so that the `pending` descriptions can be matched again.
+fn watch_dlopen(t: &mut Target, pending: &[String]) -> Option<pending::Watch> {
+    match pending::Watch::start(t.pid()) {
+        Ok(w) => {
+            t.set_stop_check(w.stop_check());
+            Some(w)
+        }
+        // Not quiet-able: probes the user asked for will not fire.
+        Err(e) => {
+            eprintln!(
+                "tracer: warning: {} cannot be enabled when pid {} loads a library: {e}",
+                pending.join(", "),
+                t.pid()
+            );
+            None
+        }
+    }
+}
+
 /// Whether the script has descriptions of the target that matched nothing yet (-Z).
 fn has_pending(script: &CompiledScript) -> bool {
     script
@@ -313,10 +332,21 @@ pub async fn run_with_late(
     };
     let mut status = 0;
 
+    let pending = match late.as_deref() {
+        Some(l) if has_pending(script) => l.pending(),
+        _ => Vec::new(),
+    };
+    let mut watch: Option<pending::Watch> = None;
+    // A grabbed (-p) process runs on: watch its dlopen()s before BEGIN, so that a library it
+    // loads once BEGIN has run is never missed.
+    if let Some(t) = target.as_deref_mut().filter(|t| !t.created()) {
+        if !pending.is_empty() {
+            watch = watch_dlopen(t, &pending);
+        }
+    }
     session.fire(Trigger::Begin);
     session.start_probes()?;
     let mut reason = None;
-    let mut watch: Option<pending::Watch> = None;
     if let Some(s) = dispatch(&mut session, handler, events.drain(), false)? {
         status = s;
         reason = Some(StopReason::Exit);
@@ -329,23 +359,9 @@ pub async fn run_with_late(
             }
             // The new image and its libraries are mapped now (held at its entry): remember them.
             session.decoder().remember_process(t.pid());
-            let pending = match late.as_deref() {
-                Some(l) if has_pending(script) => l.pending(),
-                _ => Vec::new(),
-            };
-            if !pending.is_empty() {
-                match pending::Watch::start(t.pid()) {
-                    Ok(w) => {
-                        t.set_stop_check(w.stop_check());
-                        watch = Some(w);
-                    }
-                    // Not quiet-able: probes the user asked for will not fire.
-                    Err(e) => eprintln!(
-                        "tracer: warning: {} cannot be enabled when pid {} loads a library: {e}",
-                        pending.join(", "),
-                        t.pid()
-                    ),
-                }
+            // A created (-c) one is held at its entry point: ld.so's r_debug is set up now.
+            if t.created() && !pending.is_empty() {
+                watch = watch_dlopen(t, &pending);
             }
             t.resume()?;
         }
