@@ -60,7 +60,38 @@ impl Drop for Watch {
         if self.take_hit() {
             self.resume();
         }
+        WATCHED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| *p != self.pid);
     }
+}
+
+/// Processes a stopper watches: if tracer panics (the release build aborts, and no Drop
+/// runs), the panic hook lets any of them that is stopped go on.
+static WATCHED: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn watch_for_panics(pid: u32) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let pids = WATCHED.lock().map(|w| w.clone()).unwrap_or_default();
+            for pid in pids {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                // The state follows the command name, which ends at the last ')'.
+                let stopped = stat
+                    .rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'));
+                if stopped {
+                    // SAFETY: kill(2) with a pid and a signal number.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+                }
+            }
+            previous(info);
+        }));
+    });
+    WATCHED.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
 }
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
@@ -160,6 +191,7 @@ impl Watch {
             0,
         )
         .map_err(|e| format!("a uprobe on r_brk ({path}+{:#x}): {e}", rtld.brk_offset))?;
+        watch_for_panics(pid);
         Ok(Watch {
             pid,
             counter: Arc::new(counter),
