@@ -5,9 +5,10 @@
 //! Debian's ld.so is stripped: `_r_debug` is in .dynsym but `_dl_debug_state` is not, so
 //! `r_brk` is read from the process once ld.so has set it up (at AT_ENTRY it has).
 
+use super::symbolize::{parse_maps, Backing, Mapping};
 use object::{Object, ObjectSymbol};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const AT_BASE: u64 = 7;
 const AT_ENTRY: u64 = 9;
@@ -42,33 +43,18 @@ fn read_u64(pid: u32, addr: u64) -> io::Result<u64> {
     Ok(u64::from_ne_bytes(b[..8].try_into().unwrap_or_default()))
 }
 
-/// One executable mapping of a file: where it is and which file offset it starts at.
-#[derive(Debug, Clone)]
-pub struct Mapping {
-    pub start: u64,
-    pub end: u64,
-    pub offset: u64,
-    /// The file as the process names it.
-    pub path: String,
-}
-
-/// Every file-backed mapping of the process (executable or not).
-pub fn mappings(pid: u32) -> io::Result<Vec<Mapping>> {
+/// Every file-backed mapping of the process (executable or not), with the file's path as
+/// the process names it.
+fn file_mappings(pid: u32) -> io::Result<Vec<(Mapping, PathBuf)>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
-    Ok(text
-        .lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 6 || !f[5].starts_with('/') {
-                return None;
+    Ok(parse_maps(&text)
+        .into_iter()
+        .filter_map(|m| match &m.backing {
+            Backing::File { path, .. } => {
+                let path = path.clone();
+                Some((m, path))
             }
-            let (s, e) = f[0].split_once('-')?;
-            Some(Mapping {
-                start: u64::from_str_radix(s, 16).ok()?,
-                end: u64::from_str_radix(e, 16).ok()?,
-                offset: u64::from_str_radix(f[2], 16).ok()?,
-                path: f[5..].join(" "),
-            })
+            _ => None,
         })
         .collect())
 }
@@ -90,20 +76,21 @@ const R_BRK_OFFSET: u64 = 16;
 /// Find `_r_debug` in the interpreter mapped at `base` and read its `r_brk`. Fails when ld.so
 /// has not set it up yet or names no `_r_debug` (not glibc's).
 pub fn find(pid: u32, base: u64) -> Result<Rtld, String> {
-    let maps = mappings(pid).map_err(|e| format!("cannot read /proc/{pid}/maps: {e}"))?;
-    let ld = maps
+    let maps = file_mappings(pid).map_err(|e| format!("cannot read /proc/{pid}/maps: {e}"))?;
+    let (_, ld) = maps
         .iter()
-        .find(|m| m.start == base)
+        .find(|(m, _)| m.start == base)
         .ok_or_else(|| format!("no mapping at the interpreter's base {base:#x}"))?;
     let root = PathBuf::from(format!("/proc/{pid}/root"));
-    let path = root.join(ld.path.trim_start_matches('/'));
-    let data = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", ld.path))?;
-    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", ld.path))?;
+    let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+    let shown = ld.display();
+    let data = std::fs::read(inside(ld)).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let file = object::File::parse(&*data).map_err(|e| format!("{shown}: {e}"))?;
     let sym = file
         .dynamic_symbols()
         .chain(file.symbols())
         .find(|s| s.name() == Ok("_r_debug"))
-        .ok_or_else(|| format!("{} has no _r_debug symbol", ld.path))?;
+        .ok_or_else(|| format!("{shown} has no _r_debug symbol"))?;
     // ld.so is linked at 0: its symbols are offsets from where it is mapped.
     let r_debug = base + sym.address();
     let brk = read_u64(pid, r_debug + R_BRK_OFFSET)
@@ -113,13 +100,13 @@ pub fn find(pid: u32, base: u64) -> Result<Rtld, String> {
             "the dynamic linker of pid {pid} has not set r_brk yet"
         ));
     }
-    let m = maps
+    let (m, path) = maps
         .iter()
-        .find(|m| m.start <= brk && brk < m.end)
+        .find(|(m, _)| m.start <= brk && brk < m.end)
         .ok_or_else(|| format!("r_brk {brk:#x} of pid {pid} is not in a mapped file"))?;
     Ok(Rtld {
         r_debug,
-        path: root.join(m.path.trim_start_matches('/')),
+        path: inside(path),
         brk_offset: brk - m.start + m.offset,
     })
 }
