@@ -312,14 +312,14 @@ impl UserSymbolizer {
         }
         for (i, offs) in by_file {
             let m = &maps[i];
-            let Backing::File { path, dev, inode } = &m.backing else {
+            let Backing::File { path, .. } = &m.backing else {
                 continue;
             };
             let module = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let names = self.file_syms(pid, live.is_some(), m, path, *dev, *inode, &offs);
+            let names = self.file_syms(pid, live.is_some(), m, &offs);
             for (off, name) in offs.iter().zip(names) {
                 if let Some((name, o)) = name {
                     answers.push((off - m.offset + m.start, format_sym(&module, &name, o)));
@@ -353,20 +353,19 @@ impl UserSymbolizer {
 
     /// The function names (and offsets) at file offsets `offs` of a mapped file: one
     /// blazesym batch against the file, opened once per run.
-    #[allow(clippy::too_many_arguments)]
     fn file_syms(
         &mut self,
         pid: u32,
         live: bool,
         m: &Mapping,
-        path: &Path,
-        dev: (u32, u32),
-        inode: u64,
         offs: &[u64],
     ) -> Vec<Option<(String, u64)>> {
+        let Backing::File { dev, inode, .. } = m.backing else {
+            return vec![None; offs.len()];
+        };
         let key = (dev, inode);
         if !self.files.contains_key(&key) || (self.files[&key].is_none() && live) {
-            let f = open_file(pid, live, m, path, dev, inode);
+            let f = open_file(pid, live, m);
             self.files.insert(key, f);
         }
         let Some(Some(file)) = self.files.get_mut(&key) else {
@@ -409,14 +408,11 @@ impl UserSymbolizer {
 /// /proc/PID/map_files entry (deleted or replaced files; needs CAP_SYS_ADMIN). An exited
 /// process's file is taken at its path if the inode still matches: another file there (an
 /// upgrade, or the host's libc for a container's) would give wrong names.
-fn open_file(
-    pid: u32,
-    live: bool,
-    m: &Mapping,
-    path: &Path,
-    dev: (u32, u32),
-    inode: u64,
-) -> Option<OpenFile> {
+fn open_file(pid: u32, live: bool, m: &Mapping) -> Option<OpenFile> {
+    let Backing::File { path, dev, inode } = &m.backing else {
+        return None;
+    };
+    let (path, dev, inode) = (path.as_path(), *dev, *inode);
     let plain = |p: PathBuf| OpenFile {
         path: p,
         _fd: None,
