@@ -11,7 +11,9 @@ use std::rc::Rc;
 use tracer_common::{CompiledScript, Options};
 use tracer_lang::btf::KernelTypes;
 use tracer_lang::diag::SourceMap;
-use tracer_lang::lower::{self, CompileError, CompileInput, Compiled, MapSpec, Scope};
+use tracer_lang::lower::{
+    self, names_process, CompileError, CompileInput, Compiled, MapSpec, Scope,
+};
 use tracer_lang::probes::{ProbeResolver, ResolvedProbe};
 use tracer_lang::syntax::ast;
 
@@ -94,14 +96,6 @@ impl Tracking {
         }
     }
 
-    /// Whether a description names a provider of process `pid` (`pid123`, `hotspot123`):
-    /// only those can match more when that process maps a library.
-    fn of_target(description: &str, pid: u32) -> bool {
-        let provider = description.split(':').next().unwrap_or("");
-        let head = provider.trim_end_matches(|c: char| c.is_ascii_digit());
-        !head.is_empty() && provider[head.len()..] == pid.to_string()
-    }
-
     /// Match the pending descriptions again. True when something new matched; the errors
     /// name their description.
     fn rematch(&mut self) -> (bool, Vec<String>) {
@@ -136,7 +130,7 @@ impl ProbeResolver for Tracking {
         if self.generation == 0 {
             let found = self.inner.resolve(description)?;
             let pid = self.inner.target;
-            if found.is_empty() && pid.is_some_and(|pid| Self::of_target(description, pid)) {
+            if found.is_empty() && pid.is_some_and(|pid| names_process(description, pid)) {
                 self.pending.push(description.to_string());
             }
             self.first.insert(description.to_string(), found.clone());

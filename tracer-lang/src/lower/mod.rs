@@ -31,7 +31,7 @@ use tracer_common::{AggDesc, ClauseDesc, CompiledScript, Options, ProgramDesc};
 use tracer_ebpf::insn::map_type;
 use tracer_ebpf::ir::{Function, Inst, Label, MapId, Operand, VReg};
 
-pub use pending::PENDING_SCRATCH_SLACK;
+pub use pending::{names_process, PENDING_SCRATCH_SLACK};
 pub use scope::{CgroupOffsets, NsOffsets, PidOffsets, Scope, SCOPE_CGROUP_MAP};
 pub use vars::VarTable;
 

@@ -56,13 +56,18 @@ pub(super) fn scratch_with_slack<'a>(
     }
 }
 
+/// Whether a description's provider names process `pid` (`pid123`, `hotspot123`).
+pub fn names_process(description: &str, pid: u32) -> bool {
+    let provider = description.split(':').next().unwrap_or("");
+    let head = provider.trim_end_matches(|c: char| c.is_ascii_digit());
+    !head.is_empty() && provider[head.len()..] == pid.to_string()
+}
+
 /// For a description of the target process that matched nothing: how to wait for a library
 /// that brings its probes.
 pub(crate) fn hint(text: &str, target: Option<u32>) -> &'static str {
-    let provider = text.split(':').next().unwrap_or("");
-    let head = provider.trim_end_matches(|c: char| c.is_ascii_digit());
     match target {
-        Some(t) if !head.is_empty() && provider[head.len()..] == t.to_string() => {
+        Some(t) if names_process(text, t) => {
             " (yet: with -Z it is enabled when the process loads a library that has it)"
         }
         _ => "",
