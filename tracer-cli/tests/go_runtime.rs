@@ -13,6 +13,14 @@ use object::{Object, ObjectSection, ObjectSymbol};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// `tracer -q OPTS -c CMD -n SCRIPT`, run to completion.
+fn trace(opts: &[&str], cmd: &str, script: &str) -> kernel_common::Output {
+    let mut args = vec!["-q"];
+    args.extend_from_slice(opts);
+    args.extend(["-c", cmd, "-n", script]);
+    run(&args)
+}
+
 /// A C target of tests/targets, built without CET's endbr64 so its first instructions are
 /// known (`push %rbp` 1 byte, `mov %rsp,%rbp` 3 bytes on x86-64).
 fn c_target(name: &str, opt: &str) -> PathBuf {
@@ -72,18 +80,16 @@ fn assert_go_finished(out: &kernel_common::Output, sum: &str) {
 fn go_entry_and_return_leave_the_program_running() {
     let Some(bin) = go_target(&[]) else { return };
     let cmd = format!("{} 10", bin.display());
-    let out = run(&[
-        "-q",
-        "-c",
+    let out = trace(
+        &[],
         &cmd,
-        "-n",
         "pid$target::main.handle:entry { @e = count(); } \
          pid$target::main.handle:return { @r = count(); } \
          pid$target::main.grow:entry { @ge = count(); } \
          pid$target::main.grow:return { @gr = count(); } \
          END { printa(\"entry %@d\\n\", @e); printa(\"return %@d\\n\", @r); \
                printa(\"grow entry %@d\\n\", @ge); printa(\"grow return %@d\\n\", @gr); }",
-    ])
+    )
     .ok();
     assert_go_finished(&out, "3045");
     let lines = body(&out);
@@ -100,14 +106,12 @@ fn go_entry_and_return_leave_the_program_running() {
 fn go_return_arg0_is_the_return_instruction_and_arg1_the_result() {
     let Some(bin) = go_target(&[]) else { return };
     let cmd = format!("{} 10", bin.display());
-    let out = run(&[
-        "-q",
-        "-c",
+    let out = trace(
+        &[],
         &cmd,
-        "-n",
         "pid$target::main.handle:return { @o[arg0] = count(); @s = sum(arg1); } \
          END { printa(\"off %d %@d\\n\", @o); printa(\"sum %@d\\n\", @s); }",
-    ])
+    )
     .ok();
     assert_go_finished(&out, "3045");
     let lines = body(&out);
@@ -133,13 +137,11 @@ fn go_return_arg0_is_the_return_instruction_and_arg1_the_result() {
 fn go_string_argument_is_two_words() {
     let Some(bin) = go_target(&[]) else { return };
     let cmd = format!("{} 3", bin.display());
-    let out = run(&[
-        "-q",
-        "-c",
+    let out = trace(
+        &[],
         &cmd,
-        "-n",
         "pid$target::main.handle:entry { printf(\"%d %s\\n\", arg0, copyinstr(arg1, arg2)); }",
-    ])
+    )
     .ok();
     assert_go_finished(&out, "603");
     for i in 0..3 {
@@ -159,15 +161,13 @@ fn stripped_go_binary_functions_come_from_pclntab() {
     let file = object::File::parse(&*data).unwrap();
     assert!(file.section_by_name(".symtab").is_none(), "not stripped");
     let cmd = format!("{} 4", bin.display());
-    let out = run(&[
-        "-q",
-        "-c",
+    let out = trace(
+        &[],
         &cmd,
-        "-n",
         "pid$target::main.*:entry { @[probefunc] = count(); } \
          pid$target::main.handle:return { @r = sum(arg1); } \
          END { printa(\"%s %@d\\n\", @); printa(\"ret %@d\\n\", @r); }",
-    ])
+    )
     .ok();
     assert_go_finished(&out, "1206");
     let lines = body(&out);
@@ -188,16 +188,12 @@ fn stripped_go_binary_functions_come_from_pclntab() {
 fn c_return_probes_on_return_instructions() {
     let bin = c_target("pid_calls", "-O0");
     let cmd = format!("{} 7", bin.display());
-    let out = run(&[
-        "-q",
-        "-x",
-        "pidreturn=ret",
-        "-c",
+    let out = trace(
+        &["-x", "pidreturn=ret"],
         &cmd,
-        "-n",
         "pid$target:a.out:work:return { @o[arg0] = count(); @s = sum(arg1); } \
          END { printa(\"off %d %@d\\n\", @o); printa(\"sum %@d\\n\", @s); }",
-    ])
+    )
     .ok();
     let lines = body(&out);
     // work(i) returns 2i+1 for i in 0..7.
@@ -216,13 +212,7 @@ fn c_return_probes_on_return_instructions() {
 fn offsets_inside_an_instruction_are_refused() {
     let bin = c_target("pid_calls", "-O0");
     let cmd = format!("{} 7", bin.display());
-    let out = run(&[
-        "-q",
-        "-c",
-        &cmd,
-        "-n",
-        "pid$target:a.out:work:3 { @ = count(); }",
-    ]);
+    let out = trace(&[], &cmd, "pid$target:a.out:work:3 { @ = count(); }");
     assert_ne!(out.code(), 0, "{out}");
     let nearest = if cfg!(target_arch = "aarch64") {
         "0x0 and 0x4"
@@ -236,13 +226,11 @@ fn offsets_inside_an_instruction_are_refused() {
         "{out}"
     );
     // The boundary after it works.
-    let out = run(&[
-        "-q",
-        "-c",
+    let out = trace(
+        &[],
         &cmd,
-        "-n",
         "pid$target:a.out:work:4 { @ = count(); } END { printa(\"n %@d\\n\", @); }",
-    ])
+    )
     .ok();
     assert!(body(&out).contains(&"n 7".to_string()), "{out}");
 }
@@ -251,16 +239,12 @@ fn offsets_inside_an_instruction_are_refused() {
 fn functions_with_an_indirect_jump_get_no_return_probes() {
     let bin = c_target("jump_table", "-O2");
     let cmd = format!("{} 3", bin.display());
-    let out = run(&[
-        "-q",
-        "-x",
-        "pidreturn=ret",
-        "-c",
+    let out = trace(
+        &["-x", "pidreturn=ret"],
         &cmd,
-        "-n",
         "pid$target:a.out:[mp][ai]*:return { @[probefunc] = count(); } \
          END { printa(\"%s %@d\\n\", @); }",
-    ])
+    )
     .ok();
     // pick(3, 2) = 8; only main's return fired.
     assert_eq!(body(&out), vec!["8", "main 1"], "{out}");
@@ -277,14 +261,7 @@ fn stripped_go_stacks_are_named_from_pclntab() {
         return;
     };
     let cmd = format!("{} 1", bin.display());
-    let out = run(&[
-        "-q",
-        "-c",
-        &cmd,
-        "-n",
-        "pid$target::main.handle:return { ustack(); }",
-    ])
-    .ok();
+    let out = trace(&[], &cmd, "pid$target::main.handle:return { ustack(); }").ok();
     let module = bin.file_name().unwrap().to_string_lossy().into_owned();
     let frames: Vec<&str> = out.stdout.lines().map(str::trim).collect();
     // The return probe is in handle; it was called by main's goroutine closure.
@@ -343,15 +320,13 @@ fn stripped_cgo_binary_probes_land_on_the_right_functions() {
     // A probe placed from .text's address instead of runtime.text would sit 0x100 bytes
     // early, in another function (or mid-instruction): counts and arguments would be wrong.
     let cmd = format!("{} 7", bin.display());
-    let out = run(&[
-        "-q",
-        "-c",
+    let out = trace(
+        &[],
         &cmd,
-        "-n",
         "pid$target::main.handle:entry { @e = count(); @a = sum(arg0); } \
          pid$target::main.handle:return { @r = count(); @v = sum(arg1); } \
          END { printa(\"entry %@d %@d\\n\", @e, @a); printa(\"return %@d %@d\\n\", @r, @v); }",
-    ])
+    )
     .ok();
     let lines = body(&out);
     // handle(i) = 2i + 1 for i in 0..7: arguments sum to 21, results to 49.
