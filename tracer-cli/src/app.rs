@@ -1,15 +1,13 @@
 //! From command line to exit status: gather the program text, compile, list or run, print.
 
 use crate::cli::Args;
-use crate::handler::Consumer;
-use crate::output::{OutputFormat, Printer};
-use crate::probes::{Pattern, Resolver};
-use crate::runtime::{self, RuntimeError, StopReason, Target};
 use std::io::Write;
 use tracer_common::Options;
-use tracer_lang::diag::{Diagnostic, SourceMap};
-use tracer_lang::lower::Compiled;
-use tracer_lang::syntax::{self, ast};
+use tracer_output::{OutputFormat, Printer};
+use tracer_runtime::consumer::Consumer;
+use tracer_runtime::prepare::{description_head, PrepareError, Prepared, Request, Source};
+use tracer_runtime::providers::{Pattern, Resolver};
+use tracer_runtime::{RuntimeError, StopReason, Target};
 
 /// A failure already worded for the user (without the `tracer: ` prefix).
 pub struct Failure {
@@ -50,13 +48,6 @@ impl<E: std::fmt::Display> From<E> for Failure {
     fn from(e: E) -> Failure {
         Failure::new(e.to_string())
     }
-}
-
-/// One piece of program text: a `-n` description/clause or a `-s` file.
-struct Source {
-    name: String,
-    text: String,
-    from_file: bool,
 }
 
 fn gather(args: &Args) -> Result<Vec<Source>, Failure> {
@@ -145,39 +136,9 @@ fn options(args: &Args) -> Result<Options, Failure> {
     Ok(o)
 }
 
-/// The message for a compile error: where, what, and the source line with a caret.
-fn compile_failure(sources: &SourceMap, src: &[Source], d: &Diagnostic) -> Failure {
-    let file = d.span.file as usize;
-    let what = match src.get(file) {
-        Some(s) if s.from_file => format!("failed to compile script {}", s.name),
-        Some(s) => format!("invalid probe specifier {}", s.name.trim()),
-        None => "failed to compile script".into(),
-    };
-    let (line, col) = sources.line_col(d.span);
-    let mut m = format!("{what}: line {line}:{col}: {}\n", d.message);
-    // The rendered snippet repeats the message first; keep only the location and caret.
-    let rendered = d.render(sources);
-    let snippet: Vec<&str> = rendered.lines().skip(d.message.lines().count()).collect();
-    m.push_str(snippet.join("\n").trim_end());
-    Failure::new(m)
-}
-
-pub struct Prepared {
-    pub compiled: Compiled,
-    /// What compiled the script (its sources too), kept to compile it again with probes of
-    /// libraries the target maps later.
-    pub compiler: crate::late::Compiler,
-    pub resolver: crate::late::Tracking,
-    pub notice_name: String,
-    /// What is traced, for the notice on stderr (None: everything).
-    pub scope_notice: Option<String>,
-    /// The cgroup directory a cgroup scope's map holds by descriptor: open until the end.
-    _scope_dir: Option<std::fs::File>,
-}
-
 /// `--scope` or `-x scope=` (the last one given wins, the long option over -x).
-fn scope_arg(args: &Args) -> Result<crate::scope::ScopeArg, Failure> {
-    use crate::scope::ScopeArg;
+fn scope_arg(args: &Args) -> Result<tracer_runtime::scope::ScopeArg, Failure> {
+    use tracer_runtime::scope::ScopeArg;
     if args.xopts.iter().any(|x| x == "scope") {
         return Err(Failure::usage(
             "failed to set -x scope: needs a value (host, pidns, cgroup or cgroup=PATH)",
@@ -195,147 +156,20 @@ fn scope_arg(args: &Args) -> Result<crate::scope::ScopeArg, Failure> {
     }
 }
 
-fn boot_to_wall_ns() -> i64 {
-    let mut mono = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    let mut real = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut mono);
-        libc::clock_gettime(libc::CLOCK_REALTIME, &mut real);
-    }
-    let ns = |t: libc::timespec| t.tv_sec * 1_000_000_000 + t.tv_nsec;
-    ns(real) - ns(mono)
-}
-
-/// The compiler's printf check, with the output code's DTrace rules and wording.
-pub(crate) fn check_format(
-    func: &str,
-    fmt: &str,
-    types: &[tracer_lang::types::Type],
-) -> Result<(), String> {
-    use crate::output::check::{validate, ArgType, CallInfo, TypeClass};
-    use tracer_lang::types::Type;
-    let args: Vec<ArgType> = types
-        .iter()
-        .map(|t| match t {
-            Type::Int { size, signed } => ArgType::int(*size, *signed),
-            Type::Str => ArgType::string(),
-            Type::Ptr(_) => ArgType::new(TypeClass::Pointer, &t.to_string()),
-            Type::Stack { .. } => ArgType::new(TypeClass::Stack, "stack"),
-            Type::Sym { user: false } => ArgType::new(TypeClass::KSym, "_symaddr"),
-            Type::Sym { user: true } => ArgType::new(TypeClass::USym, "_usymaddr"),
-            Type::Void => ArgType::new(TypeClass::Other, "void"),
-            Type::Struct { .. } | Type::Array { .. } => {
-                ArgType::new(TypeClass::Other, &t.to_string())
-            }
-        })
-        .collect();
-    let call = match func {
-        "printa" => CallInfo::printa(false),
-        "printa-count" => CallInfo::printa(true),
-        _ => CallInfo::printf(func),
-    };
-    validate(fmt, &args, &call).map(|_| ()).map_err(|e| e.0)
-}
-
 /// Parse and compile everything given on the command line.
 pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
-    let src = gather(args)?;
-    if src.is_empty() {
-        return Err(Failure::usage("no probes specified"));
-    }
-    let mut sources = SourceMap::new();
-    let mut script = ast::Script::default();
-    for s in &src {
-        let shown = if s.from_file {
-            s.name.clone()
-        } else {
-            "-n".to_string()
-        };
-        let file = sources.add(shown, s.text.clone());
-        match syntax::parse(file, &s.text) {
-            Ok(sc) => script.items.extend(sc.items),
-            Err(d) => return Err(compile_failure(&sources, &src, &d)),
-        }
-    }
-    let mut macro_args = vec![src.first().map(|s| s.name.clone()).unwrap_or_default()];
-    macro_args.extend(args.args.iter().cloned());
-    let opts = options(args)?;
-    // `-x zdefs` and `#pragma D option zdefs` are -Z: the resolver must know before the
-    // compiler applies the pragmas (a pragma's errors are reported by the compiler).
-    let zero_ok = args.zero_ok || {
-        let mut o = opts.clone();
-        tracer_lang::lower::apply_pragmas(&script, &mut o).is_ok() && o.zdefs
-    };
-    let kernel_types = std::rc::Rc::new(tracer_lang::btf::KernelTypes::system());
-    let fbt_method = opts.fbtmethod.clone();
-    let pid_return = crate::probes::ReturnMethod::parse(&opts.pidreturn);
-    let scope = crate::scope::resolve(&scope_arg(args)?, &kernel_types).map_err(Failure::new)?;
-    let compiler = crate::late::Compiler {
-        script,
-        sources,
-        options: opts,
-        macro_args,
+    let request = Request {
+        sources: gather(args)?,
+        options: options(args)?,
+        args: args.args.clone(),
         target,
-        zero_ok,
-        kernel_types: kernel_types.clone(),
-        scope: scope.scope,
-        boot_to_wall_ns: boot_to_wall_ns(),
+        zero_ok: args.zero_ok,
+        scope: scope_arg(args)?,
     };
-    let mut resolver = Resolver::with_kernel_types(kernel_types);
-    resolver.fbt_method = fbt_method;
-    resolver.pid_return = pid_return;
-    resolver.target = target;
-    resolver.zero_ok = zero_ok;
-    let mut resolver = crate::late::Tracking::new(resolver);
-    let compiled = match compiler.compile(&mut resolver) {
-        Ok(c) => c,
-        Err(e) => {
-            let d = Diagnostic::error(e.span, e.message);
-            return Err(compile_failure(&compiler.sources, &src, &d));
-        }
-    };
-    let notice_name = match src.as_slice() {
-        [s] if s.from_file => format!("script '{}'", s.name),
-        [s] => format!("description '{}'", description_head(&s.text)),
-        _ => "script".into(),
-    };
-    Ok(Prepared {
-        compiled,
-        compiler,
-        resolver,
-        notice_name,
-        scope_notice: scope.notice,
-        _scope_dir: scope.cgroup_dir,
+    tracer_runtime::prepare::prepare(request).map_err(|e| match e {
+        PrepareError::NoProbes => Failure::usage(e.to_string()),
+        _ => Failure::new(e.to_string()),
     })
-}
-
-/// A `-n` argument as DTrace names it in notices: cut at the first `{`, `/` or `;`.
-fn description_head(text: &str) -> String {
-    let end = text.find(['{', ';']).unwrap_or(text.len());
-    let head = &text[..end];
-    // A predicate starts with a `/` outside a path; a path starts with `:/` (uprobe:/bin/x:f)
-    // and runs to the next `:`.
-    let mut cut = head.len();
-    let b = head.as_bytes();
-    let mut in_path = false;
-    for i in 0..b.len() {
-        match b[i] {
-            b'/' if i > 0 && b[i - 1] == b':' => in_path = true,
-            b':' => in_path = false,
-            b'/' if !in_path => {
-                cut = i;
-                break;
-            }
-            _ => {}
-        }
-    }
-    head[..cut].to_string()
 }
 
 /// `SIGKILL` for 9, as dtrace(1) names signals.
@@ -602,23 +436,9 @@ fn verifier_failure(prepared: &Prepared, program: &str, probe: &str, log: &str) 
     Failure::new(m)
 }
 
-/// The running kernel's (major, minor) version.
-fn kernel_version() -> (u32, u32) {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release
-        .trim()
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|p| p.parse::<u32>().ok());
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
-}
-
-pub(crate) fn kernel_at_least(major: u32, minor: u32) -> bool {
-    kernel_version() >= (major, minor)
-}
-
 /// tracer needs the BPF ring buffer (Linux 5.8) and uses helpers from 5.10.
 fn check_kernel() -> Result<(), Failure> {
-    let (major, minor) = kernel_version();
+    let (major, minor) = tracer_runtime::host::kernel_version();
     if (major, minor) < (5, 8) && major != 0 {
         return Err(Failure::new(format!(
             "this kernel ({major}.{minor}) is too old: tracer needs Linux 5.8 or newer for the BPF ring buffer"
@@ -630,7 +450,7 @@ fn check_kernel() -> Result<(), Failure> {
 /// Loading eBPF programs needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_ADMIN for some
 /// program types and for mounting tracefs). Say so in one line instead of failing later.
 fn check_privileges() -> Result<(), Failure> {
-    crate::scope::check_privileges().map_err(Failure::new)
+    tracer_runtime::scope::check_privileges().map_err(Failure::new)
 }
 
 pub fn run(args: Args) -> Result<i32, Failure> {
@@ -662,7 +482,7 @@ pub fn run(args: Args) -> Result<i32, Failure> {
             let mut t = Target::spawn_stopped(cmd).map_err(|e| Failure::new(e.to_string()))?;
             // pid probes on $target resolve against the new image: let it exec now and hold
             // it at its entry point, its libraries mapped (dtrace(1)'s post-init point). It runs only after
-            // BEGIN (see runtime::run). Other scripts see its exec happen.
+            // BEGIN (see tracer_runtime::run). Other scripts see its exec happen.
             if !args.compile_only && probes_in_target(&args)? {
                 t.release().map_err(|e| Failure::new(e.to_string()))?;
             }
@@ -746,7 +566,7 @@ pub fn run(args: Args) -> Result<i32, Failure> {
     if shared("syscall") || shared("fbt") {
         let mut r = Resolver::new();
         let fbt = shared("fbt")
-            .then(|| crate::probes::Pattern::parse("fbt:::").ok())
+            .then(|| tracer_runtime::providers::Pattern::parse("fbt:::").ok())
             .flatten();
         let listed = r.list(None).unwrap_or_default().into_iter();
         let listed_fbt = fbt.and_then(|p| r.list(Some(&p)).ok()).unwrap_or_default();
@@ -758,12 +578,12 @@ pub fn run(args: Args) -> Result<i32, Failure> {
         .build()?;
     // -Z descriptions of the target that matched nothing are matched again when it maps a
     // library.
-    let mut late = crate::late::Late {
+    let mut late = tracer_runtime::late::Late {
         compiler: &prepared.compiler,
         resolver: &mut prepared.resolver,
         maps: compiled.maps.clone(),
     };
-    let outcome = rt.block_on(runtime::run_with_late(
+    let outcome = rt.block_on(tracer_runtime::run_with_late(
         &compiled.script,
         target.as_mut(),
         &mut consumer,
@@ -800,13 +620,13 @@ pub fn run(args: Args) -> Result<i32, Failure> {
             let pid = target.as_ref().map(|t| t.pid()).unwrap_or(0);
             // dtrace(1)'s wording.
             match info {
-                runtime::ExitInfo::Exited(0) | runtime::ExitInfo::Unknown => {
+                tracer_runtime::ExitInfo::Exited(0) | tracer_runtime::ExitInfo::Unknown => {
                     eprintln!("tracer: pid {pid} has exited")
                 }
-                runtime::ExitInfo::Exited(code) => {
+                tracer_runtime::ExitInfo::Exited(code) => {
                     eprintln!("tracer: pid {pid} exited with status {code}")
                 }
-                runtime::ExitInfo::Signaled(sig) => {
+                tracer_runtime::ExitInfo::Signaled(sig) => {
                     eprintln!("tracer: pid {pid} terminated by {}", signal_name(sig))
                 }
             }

@@ -3,14 +3,7 @@
 //! [`runtime`] loads, attaches and reads, [`output`] prints as DTrace prints.
 
 mod app;
-mod btf;
 mod cli;
-mod handler;
-mod late;
-mod output;
-mod probes;
-mod runtime;
-mod scope;
 
 use clap::Parser;
 

@@ -1,5 +1,5 @@
 //! `cargo xtask vm-test [--arch x86_64|aarch64|all] [--kernel VERSION…] [--keep] [--timeout SECS]
-//! [--test NAME…] [-- TEST-ARGS…]`: the tracer-cli test suite on Debian's cloud kernels, for
+//! [--test NAME…] [-- TEST-ARGS…]`: the kernel-facing test suites on Debian's cloud kernels, for
 //! x86_64 and aarch64, in qemu under TCG.
 //!
 //! 1. Kernels and busybox-static come from Debian with apt only, through private apt states
@@ -150,7 +150,7 @@ const USAGE: &str =
   --kernel    which kernels, by name (6.1, 6.12, sid) or release prefix (7.2); default: all
   --keep      keep each cell's initramfs and print the qemu command that boots it
   --timeout   seconds one boot may take, tests included (default 2400)
-  --test      which test executables of tracer-cli (kernel_syscall, scripts, tracer, …)
+  --test      which test executables (kernel_syscall, scripts, tracer_runtime, …)
   --shell     run this shell command in the guest (in /tmp, as root) instead of the tests
   -- ARGS     passed to every test executable (a name filter, --skip NAME, …)";
 

@@ -62,7 +62,13 @@ pub fn build(
     c.bytes("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n")?;
 
     // The workspace's test data, at its host path.
-    for sub in ["tests", "examples", "tracer-cli"] {
+    for sub in [
+        "tests",
+        "examples",
+        "tracer-cli",
+        "tracer-runtime",
+        "tracer-output",
+    ] {
         let src = root.join(sub);
         if src.is_dir() {
             c.tree(&src.to_string_lossy(), &src)?;

@@ -1,6 +1,7 @@
 //! What runs inside the VM, built for one architecture: the `tracer` binary and the test
-//! executables of tracer-cli (statically linked, musl), the integration tests and the binary's unit
-//! tests, and the C programs of `tests/targets` that the tests trace (glibc, as on the host).
+//! executables (statically linked, musl) of the packages that touch the kernel: tracer-cli's
+//! integration tests and the unit tests of the runtime and output libraries, and the C programs
+//! of `tests/targets` that the tests trace (glibc, as on the host).
 
 use super::Arch;
 use anyhow::{bail, Context, Result};
@@ -10,7 +11,7 @@ use std::process::{Command, Stdio};
 pub struct Payload {
     /// The `tracer` binary, at the path the tests were compiled with (`CARGO_BIN_EXE_tracer`).
     pub tracer: PathBuf,
-    /// (name, executable): `kernel_syscall`, …, and `tracer` for the binary's unit tests.
+    /// (name, executable): `kernel_syscall`, …, `tracer_runtime` for the runtime's unit tests.
     pub tests: Vec<(String, PathBuf)>,
     /// (name, executable) of each `tests/targets/NAME.c`; empty with `targets_skipped`.
     pub targets: Vec<(String, PathBuf)>,
@@ -25,15 +26,16 @@ pub struct Payload {
 /// The cargo profile of the payloads: optimised, see the workspace Cargo.toml.
 const PROFILE: &str = "vmtest";
 
-/// The package whose tests run in the VM.
-const PACKAGE: &str = "tracer-cli";
+/// The packages whose tests run in the VM.
+const PACKAGES: [&str; 3] = ["tracer-cli", "tracer-runtime", "tracer-output"];
 
 pub fn build(root: &Path, arch: Arch, out: &Path) -> Result<Payload> {
     ensure_rust_target(arch)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .args(["test", "--no-run", "-p", PACKAGE, "--profile", PROFILE])
+        .args(["test", "--no-run", "--profile", PROFILE])
+        .args(PACKAGES.iter().flat_map(|p| ["-p", p]))
         .args(["--target", arch.rust_target()])
         .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped());
@@ -48,7 +50,8 @@ pub fn build(root: &Path, arch: Arch, out: &Path) -> Result<Payload> {
         }
     }
     eprintln!(
-        "vm-test: building {PACKAGE} and its tests for {}",
+        "vm-test: building {} and their tests for {}",
+        PACKAGES.join(", "),
         arch.rust_target()
     );
     let output = cmd.output().context("cannot run cargo")?;

@@ -1,10 +1,10 @@
 //! The consumer: what each recorded action does in userspace, as DTrace's consumer does it
 //! (printing, printa, clear/trunc/normalize, exit, speculation buffers, system()).
 
-use crate::output::Printer;
-use crate::runtime::{Flow, Record, RecordHandler, Session};
+use crate::{Flow, Record, RecordHandler, Session};
 use std::collections::HashMap;
 use tracer_common::{ActionKind, AggSnapshot, Value};
+use tracer_output::Printer;
 
 pub struct Consumer {
     pub printer: Printer,
@@ -134,7 +134,7 @@ impl Consumer {
                     }
                 }
                 ActionKind::System { format } => {
-                    match crate::output::printf::format(format, &values) {
+                    match tracer_output::printf::format(format, &values) {
                         Ok(cmd) => {
                             self.printer.flush();
                             let _ = std::process::Command::new("/bin/sh")

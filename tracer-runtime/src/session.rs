@@ -462,7 +462,7 @@ impl Session {
         let n = keep.unwrap_or(0);
         let by_value = |a: &(tracer_common::AggValue, Vec<u8>),
                         b: &(tracer_common::AggValue, Vec<u8>)| {
-            crate::output::aggregate::cmp_values(func, &a.0, &b.0)
+            tracer_output::aggregate::cmp_values(func, &a.0, &b.0)
         };
         if n >= 0 {
             scored.sort_by(|a, b| by_value(b, a));

@@ -5,18 +5,25 @@
 //! Dropping the [`Session`] detaches and unloads everything (nothing is pinned, and no tracefs
 //! probe events are created: aya attaches uprobes through the perf PMU).
 
-// The CLI glue uses the runtime; until it does, not every item has a caller.
 #![allow(dead_code)]
 
 mod attach;
+pub mod consumer;
 pub mod decode;
+pub mod format_check;
+pub mod host;
+pub mod kernel_offsets;
 pub mod kprobe_multi;
+pub mod late;
 pub mod maps;
 pub mod pending;
 mod perfmap;
+pub mod prepare;
 mod proginfo;
+pub mod providers;
 pub mod ringbuf;
 pub mod rtld;
+pub mod scope;
 pub mod session;
 mod symbolize;
 pub mod target;

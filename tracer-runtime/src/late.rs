@@ -5,7 +5,7 @@
 //! programs already running keep their numbers (see `ProbeResolver::late`); the runtime
 //! attaches only the new programs, against the maps of the running session.
 
-use crate::probes::Resolver;
+use crate::providers::Resolver;
 use std::collections::HashMap;
 use std::rc::Rc;
 use tracer_common::{CompiledScript, Options};
@@ -34,8 +34,8 @@ impl Compiler {
     pub fn compile(&self, resolver: &mut dyn ProbeResolver) -> Result<Compiled, CompileError> {
         // The line table carries the file too: file << 20 | line.
         let line_of = |span: ast::Span| (span.file << 20) | self.sources.line_col(span).0 as u32;
-        let task_offsets = || crate::btf::task_offsets(&self.kernel_types);
-        let ns_offsets = || crate::btf::ns_offsets(&self.kernel_types);
+        let task_offsets = || crate::kernel_offsets::task_offsets(&self.kernel_types);
+        let ns_offsets = || crate::kernel_offsets::ns_offsets(&self.kernel_types);
         let input = CompileInput {
             script: &self.script,
             options: self.options.clone(),
@@ -46,7 +46,7 @@ impl Compiler {
             boot_to_wall_ns: self.boot_to_wall_ns,
             task_offsets: &task_offsets,
             kernel_types: &self.kernel_types,
-            check_format: &crate::app::check_format,
+            check_format: &crate::format_check::check_format,
             // Hash maps stay preallocated. Without preallocation every store to a dynamic
             // variable allocates a new element (and an aggregation key its per-CPU value)
             // from a per-CPU cache that the kernel refills asynchronously, so bursts of
@@ -54,8 +54,8 @@ impl Compiler {
             // 7.2) and aggregation keys went missing (6.1, 6.12). Faster start-up is not
             // worth wrong answers.
             no_prealloc: false,
-            attach_cookies: crate::app::kernel_at_least(5, 15),
-            preempt_guard: crate::app::kernel_at_least(5, 12),
+            attach_cookies: crate::host::kernel_at_least(5, 15),
+            preempt_guard: crate::host::kernel_at_least(5, 12),
             scope: self.scope,
             ns_offsets: &ns_offsets,
         };
@@ -162,7 +162,7 @@ fn fits(m: &MapSpec, running: &[MapSpec]) -> bool {
     })
 }
 
-/// The runtime's [`crate::runtime::LateProbes`]: compile again with what the pending
+/// The runtime's [`crate::LateProbes`]: compile again with what the pending
 /// descriptions match now.
 pub struct Late<'a> {
     pub compiler: &'a Compiler,
@@ -171,7 +171,7 @@ pub struct Late<'a> {
     pub maps: Vec<MapSpec>,
 }
 
-impl crate::runtime::LateProbes for Late<'_> {
+impl crate::LateProbes for Late<'_> {
     fn pending(&self) -> Vec<String> {
         self.resolver.pending.clone()
     }

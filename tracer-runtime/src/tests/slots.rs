@@ -5,9 +5,8 @@
 //! firing cannot be arranged on demand.
 
 use super::lock;
-use crate::runtime::maps::{nr_possible_cpus, RawMap};
-use crate::runtime::Session;
-use clap::Parser;
+use crate::maps::{nr_possible_cpus, RawMap};
+use crate::Session;
 use tracer_common::script::{Stat, SCRATCH_LEVELS};
 use tracer_common::{AggValue, MapNames, Value};
 
@@ -58,7 +57,7 @@ fn entry(map: &RawMap<'_>, key: u32) -> Vec<Vec<u8>> {
 #[test]
 fn runtime_preempted_scratch_entries_are_skipped_not_dropped() {
     let _g = lock();
-    if !crate::app::kernel_at_least(5, 12) {
+    if !crate::host::kernel_at_least(5, 12) {
         eprintln!("skipped: kernels before 5.12 have no preemption guard (one scratch entry)");
         return;
     }
@@ -66,13 +65,20 @@ fn runtime_preempted_scratch_entries_are_skipped_not_dropped() {
     let tid = unsafe { libc::gettid() } as i64;
     let comm = std::fs::read_to_string("/proc/thread-self/comm").expect("own comm");
     let comm = comm.trim_end().as_bytes();
-    let args = crate::cli::Args::try_parse_from([
-        "tracer",
-        "-n",
-        &format!("syscall::getsid:entry /tid == {tid}/ {{ @n[execname, tid] = count(); }}"),
-    ])
-    .expect("arguments");
-    let prepared = crate::app::prepare(&args, None).unwrap_or_else(|e| panic!("{}", e.message));
+    let clause = format!("syscall::getsid:entry /tid == {tid}/ {{ @n[execname, tid] = count(); }}");
+    let request = crate::prepare::Request {
+        sources: vec![crate::prepare::Source {
+            name: clause.clone(),
+            text: clause,
+            from_file: false,
+        }],
+        options: Default::default(),
+        args: Vec::new(),
+        target: None,
+        zero_ok: false,
+        scope: crate::scope::ScopeArg::Auto,
+    };
+    let prepared = crate::prepare::prepare(request).unwrap_or_else(|e| panic!("{e}"));
     let mut session = Session::open(&prepared.compiled.script).expect("load and attach");
     {
         let busy = session

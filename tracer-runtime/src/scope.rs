@@ -77,7 +77,7 @@ pub fn resolve(arg: &ScopeArg, kernel: &tracer_lang::btf::KernelTypes) -> Result
         ScopeArg::Auto if own_pidns()? == INIT_PIDNS_INO => Ok(host()),
         ScopeArg::Auto | ScopeArg::PidNs => {
             let inum = own_pidns()?;
-            let offsets = crate::btf::pid_offsets(kernel).ok_or(
+            let offsets = crate::kernel_offsets::pid_offsets(kernel).ok_or(
                 "the pid-namespace scope needs kernel BTF (/sys/kernel/btf/vmlinux) to find struct pid; \
                  use --scope host or --scope cgroup",
             )?;
@@ -238,7 +238,7 @@ fn calibrate_level(o: &PidOffsets, inum: u32) -> Result<u32, String> {
             privilege_hint()
         )
     })?;
-    let level = crate::runtime::session::test_run(prog.as_raw_fd())
+    let level = crate::session::test_run(prog.as_raw_fd())
         .map_err(|e| format!("cannot run the pid-namespace probe: {e}"))?;
     if level == u32::MAX {
         return Err(format!(

@@ -98,7 +98,7 @@ struct OpenFile {
     _fd: Option<std::fs::File>,
     /// A stripped Go binary's functions from .gopclntab, which blazesym does not read;
     /// loaded when blazesym first leaves one of its addresses unnamed.
-    go: Option<Option<crate::probes::golang::FrameTable>>,
+    go: Option<Option<crate::providers::golang::FrameTable>>,
 }
 
 /// A sorted symbol table (the vdso's dynamic symbols).
@@ -390,7 +390,7 @@ impl UserSymbolizer {
             let path = &file.path;
             let go = file
                 .go
-                .get_or_insert_with(|| crate::probes::golang::frame_table(path));
+                .get_or_insert_with(|| crate::providers::golang::frame_table(path));
             if let Some(table) = go {
                 for (name, off) in names.iter_mut().zip(offs) {
                     if name.is_none() {
@@ -511,7 +511,7 @@ bad line
     /// address outside every mapping stays hex.
     #[test]
     fn batches_are_cached_per_address_and_files_opened_once() {
-        let _g = crate::runtime::tests::lock();
+        let _g = crate::tests::lock();
         let mut u = UserSymbolizer::new();
         let me = std::process::id();
         let f = maps_lines_of_files_jit_code_and_the_vdso as *const () as u64;

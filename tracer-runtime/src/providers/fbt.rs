@@ -255,7 +255,7 @@ impl Fbt {
     /// Whether kprobe_multi links work here (5.18+ with fprobe), asked once.
     fn multi_works(&mut self) -> bool {
         *self.multi.get_or_insert_with(|| {
-            kprobes_available() && crate::runtime::kprobe_multi::works("vfs_read").is_ok()
+            kprobes_available() && crate::kprobe_multi::works("vfs_read").is_ok()
         })
     }
 

@@ -476,7 +476,7 @@ mod tests {
     #[test]
     fn exited_targets_symbolize_through_the_exit_copy() {
         let mut d = Decoder::new();
-        let mut t = crate::runtime::target::Target::spawn_stopped("sleep 0.5").unwrap();
+        let mut t = crate::target::Target::spawn_stopped("sleep 0.5").unwrap();
         t.release().unwrap();
         let at_exec = t
             .maps_copy()
@@ -548,7 +548,7 @@ mod tests {
             assert_eq!(s[0], "vmlinux`vfs_read+0x5");
         }
         // The current process symbolizes its own functions (unless stripped).
-        let _g = crate::runtime::tests::lock();
+        let _g = crate::tests::lock();
         let me = std::process::id();
         let addr = ints_strings_and_faults as *const () as u64;
         let f = d.user_syms(me, &[addr]);
@@ -562,7 +562,7 @@ mod tests {
         } else {
             assert!(f[0].contains("ints_strings_and_faults"), "{f:?}");
             assert!(
-                f[0].starts_with("tracer-"),
+                f[0].starts_with("tracer_runtime-"),
                 "module is the binary's name: {f:?}"
             );
         }
