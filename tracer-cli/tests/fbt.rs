@@ -4,9 +4,7 @@
 //! cannot run fbt at all: there the tests check the error and print why the rest is skipped;
 //! the VM matrix (`cargo xtask vm-test`) runs them on kernels that can.
 
-mod kernel_common;
-
-use kernel_common::*;
+use crate::kernel_common::*;
 use std::time::Duration;
 
 /// Which ways of attaching this kernel offers, asked of tracer itself.

@@ -1,9 +1,7 @@
 //! The profile provider's timing, `--format json`, `-l`, drop reports, stacks, `-o`, and the
 //! command line's error messages, against the real kernel. Root only.
 
-mod kernel_common;
-
-use kernel_common::*;
+use crate::kernel_common::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

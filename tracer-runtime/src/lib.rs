@@ -5,8 +5,6 @@
 //! Dropping the [`Session`] detaches and unloads everything (nothing is pinned, and no tracefs
 //! probe events are created: aya attaches uprobes through the perf PMU).
 
-#![allow(dead_code)]
-
 mod attach;
 pub mod consumer;
 pub mod decode;
@@ -169,13 +167,31 @@ pub struct RunOutcome {
     pub session: Session,
 }
 
+/// An eBPF program loaded on the system, whoever loaded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedProgram {
+    pub id: u32,
+    /// The name given at load (at most 15 bytes).
+    pub name: String,
+    /// `bpf_prog_type` (2 = kprobe, 26 = tracing: fentry/fexit).
+    pub prog_type: u32,
+}
+
+/// Every eBPF program loaded on the system. A program unloaded during the walk is left out.
+pub fn loaded_programs() -> Vec<LoadedProgram> {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .map(|p| LoadedProgram {
+            id: p.id(),
+            name: p.name_as_str().unwrap_or_default().to_string(),
+            prog_type: p.program_type() as u32,
+        })
+        .collect()
+}
+
 /// Kernel ids of every loaded eBPF program on the system.
-pub fn loaded_program_ids() -> anyhow::Result<Vec<u32>> {
-    let mut ids = Vec::new();
-    for p in aya::programs::loaded_programs() {
-        ids.push(p?.id());
-    }
-    Ok(ids)
+pub fn loaded_program_ids() -> Vec<u32> {
+    loaded_programs().into_iter().map(|p| p.id).collect()
 }
 
 /// Per-CPU counter totals not yet reported.

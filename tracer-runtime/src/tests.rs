@@ -440,7 +440,7 @@ fn runtime_profile_fires() {
 #[test]
 fn runtime_cleanup_unloads_everything() {
     let _g = lock();
-    let before: HashSet<u32> = loaded_program_ids().unwrap().into_iter().collect();
+    let before: HashSet<u32> = loaded_program_ids().into_iter().collect();
     let mut a = Asm::default();
     a.increment(3, Size::W, 0, "exit").exit();
     let attach = Attach::Perf {
@@ -460,12 +460,12 @@ fn runtime_cleanup_unloads_everything() {
     let session = Session::open(&s).unwrap();
     let ours = session.program_ids();
     assert_eq!(ours.len(), 3);
-    let during: HashSet<u32> = loaded_program_ids().unwrap().into_iter().collect();
+    let during: HashSet<u32> = loaded_program_ids().into_iter().collect();
     assert!(ours
         .iter()
         .all(|id| during.contains(id) && !before.contains(id)));
     drop(session);
-    let after: HashSet<u32> = loaded_program_ids().unwrap().into_iter().collect();
+    let after: HashSet<u32> = loaded_program_ids().into_iter().collect();
     assert!(
         ours.iter().all(|id| !after.contains(id)),
         "programs left loaded"
