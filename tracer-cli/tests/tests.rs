@@ -8,7 +8,7 @@ mod kernel_common;
 
 mod cli_errors;
 mod containers;
-mod examples;
+mod example_scripts;
 mod fbt;
 mod go_runtime;
 mod jit_frames;
@@ -22,4 +22,4 @@ mod runtime_examples;
 mod scripts;
 mod stable_providers;
 mod symbols;
-mod usdt;
+mod usdt_probes;

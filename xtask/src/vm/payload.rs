@@ -45,12 +45,19 @@ fn integration_modules(root: &Path) -> Result<Vec<String>> {
     let path = root.join("tracer-cli/tests/tests.rs");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(text
+    let modules: Vec<String> = text
         .lines()
         .filter_map(|l| l.trim().strip_prefix("mod ")?.strip_suffix(';'))
         .filter(|m| *m != "kernel_common")
         .map(str::to_string)
-        .collect())
+        .collect();
+    // libtest filters by substring: `usdt::` would also select `postgres_usdt::x`.
+    for m in &modules {
+        if let Some(n) = modules.iter().find(|n| *n != m && n.ends_with(m.as_str())) {
+            bail!("test module {m} is a suffix of {n}: rename one in {}", path.display());
+        }
+    }
+    Ok(modules)
 }
 
 /// The cargo profile of the payloads: optimised, see the workspace Cargo.toml.
