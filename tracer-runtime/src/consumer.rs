@@ -158,6 +158,12 @@ impl RecordHandler for Consumer {
         self.printer.flush();
     }
 
+    fn notice(&mut self, message: &str) {
+        // Records already printed come first, as they happened first.
+        self.printer.flush();
+        eprintln!("tracer: {message}");
+    }
+
     fn record(&mut self, session: &mut Session, record: Record) -> anyhow::Result<Flow> {
         if record.header.spec != 0 {
             let size = session

@@ -176,10 +176,10 @@ impl crate::LateProbes for Late<'_> {
         self.resolver.pending.clone()
     }
 
-    fn refresh(&mut self) -> Option<CompiledScript> {
+    fn refresh(&mut self, notice: &mut dyn FnMut(&str)) -> Option<CompiledScript> {
         let (new, errors) = self.resolver.rematch();
         for e in errors {
-            eprintln!("tracer: {e}");
+            notice(&e.to_string());
         }
         if !new {
             return None;
@@ -193,19 +193,19 @@ impl crate::LateProbes for Late<'_> {
                     .filter(|m| !fits(m, &self.maps))
                     .map(|m| m.name.as_str())
                     .collect();
-                eprintln!(
-                    "tracer: failed to enable {}: their programs need maps the running ones do not have ({})",
+                notice(&format!(
+                    "failed to enable {}: their programs need maps the running ones do not have ({})",
                     self.resolver.pending.join(", "),
                     differ.join(", ")
-                );
+                ));
                 None
             }
             Err(e) => {
-                eprintln!(
-                    "tracer: failed to enable {}: {}",
+                notice(&format!(
+                    "failed to enable {}: {}",
                     self.resolver.pending.join(", "),
                     e.message
-                );
+                ));
                 None
             }
         }

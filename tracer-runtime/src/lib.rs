@@ -108,7 +108,12 @@ pub trait RecordHandler {
     /// One clause record.
     fn record(&mut self, session: &mut Session, record: Record) -> anyhow::Result<Flow>;
 
-    /// A runtime fault in generated code. The default prints DTrace's message to stderr.
+    /// A message for the user that is not a record (a fault, a drop, a probe that could not
+    /// be enabled), worded as dtrace(1) words it without its `tracer: ` prefix. The library
+    /// prints nothing itself: a command-line consumer writes these to stderr.
+    fn notice(&mut self, message: &str);
+
+    /// A runtime fault in generated code. The default words DTrace's message as a notice.
     fn fault(&mut self, session: &mut Session, fault: FaultRecord) -> anyhow::Result<Flow> {
         let script = session.script();
         let probe = script
@@ -131,19 +136,19 @@ pub trait RecordHandler {
             }
             _ => String::new(),
         };
-        eprintln!(
-            "tracer: error on enabled probe ID {} (ID {id}: {name}): {what}{addr} in {place}",
+        self.notice(&format!(
+            "error on enabled probe ID {} (ID {id}: {name}): {what}{addr} in {place}",
             fault.epid + 1
-        );
+        ));
         Ok(Flow::Continue)
     }
 
     /// A batch of records has been handed over: a good moment to flush buffered output.
     fn batch_done(&mut self) {}
 
-    /// Lost data (`stats` counters). The default prints `tracer: <report>` to stderr.
+    /// Lost data (`stats` counters). The default words the report as a notice.
     fn drops(&mut self, report: DropReport) {
-        eprintln!("tracer: {report}");
+        self.notice(&report.to_string());
     }
 }
 
@@ -302,7 +307,11 @@ pub async fn run(
 }
 
 /// Stop `t` at each dlopen() so that the `pending` descriptions can be matched again.
-fn watch_dlopen(t: &mut Target, pending: &[String]) -> Option<pending::Watch> {
+fn watch_dlopen(
+    t: &mut Target,
+    pending: &[String],
+    handler: &mut dyn RecordHandler,
+) -> Option<pending::Watch> {
     match pending::Watch::start(t.pid()) {
         Ok(w) => {
             t.set_stop_check(w.stop_check());
@@ -310,11 +319,11 @@ fn watch_dlopen(t: &mut Target, pending: &[String]) -> Option<pending::Watch> {
         }
         // Not quiet-able: probes the user asked for will not fire.
         Err(e) => {
-            eprintln!(
-                "tracer: warning: {} cannot be enabled when pid {} loads a library: {e}",
+            handler.notice(&format!(
+                "warning: {} cannot be enabled when pid {} loads a library: {e}",
                 pending.join(", "),
                 t.pid()
-            );
+            ));
             None
         }
     }
@@ -342,11 +351,11 @@ pub async fn run_with_late(
     if let Some(first) = session.skipped.first() {
         // Not silent: say how many kernel functions refused a probe, and why the first did.
         let n = session.skipped.len();
-        eprintln!(
-            "tracer: {n} probe{} could not be enabled and {} skipped; the first: {first}",
+        handler.notice(&format!(
+            "{n} probe{} could not be enabled and {} skipped; the first: {first}",
             if n == 1 { "" } else { "s" },
             if n == 1 { "was" } else { "were" }
-        );
+        ));
     }
     let mut events = session.take_events()?;
     let mut drops = DropTracker {
@@ -364,7 +373,7 @@ pub async fn run_with_late(
     // loads once BEGIN has run is never missed.
     if let Some(t) = target.as_deref_mut().filter(|t| !t.created()) {
         if !pending.is_empty() {
-            watch = watch_dlopen(t, &pending);
+            watch = watch_dlopen(t, &pending, handler);
         }
     }
     session.fire(Trigger::Begin);
@@ -384,7 +393,7 @@ pub async fn run_with_late(
             session.decoder().remember_process(t.pid());
             // A created (-c) one is held at its entry point: ld.so's r_debug is set up now.
             if t.created() && !pending.is_empty() {
-                watch = watch_dlopen(t, &pending);
+                watch = watch_dlopen(t, &pending, handler);
             }
             t.resume()?;
         }
@@ -422,9 +431,10 @@ pub async fn run_with_late(
             _ = dlopen.tick(), if watch.is_some() => {
                 if let Some(w) = watch.as_ref().filter(|w| w.take_hit()) {
                     // Stopped at r_brk: the new library's probes go in before it runs.
-                    if let Some(new) = late.as_deref_mut().and_then(|l| l.refresh()) {
+                    let mut notice = |m: &str| handler.notice(m);
+                    if let Some(new) = late.as_deref_mut().and_then(|l| l.refresh(&mut notice)) {
                         if let Err(e) = session.add_late(new) {
-                            eprintln!("tracer: {e}");
+                            handler.notice(&e.to_string());
                         }
                     }
                     w.resume();

@@ -250,9 +250,14 @@ fn trigger_prog(name: &str, symbol: &str, key: i32, epid: i32) -> (ProgramCode, 
 struct Collect {
     records: Vec<Record>,
     exit_on: Option<(u32, i32)>,
+    notices: Vec<String>,
 }
 
 impl RecordHandler for Collect {
+    fn notice(&mut self, message: &str) {
+        self.notices.push(message.to_string());
+    }
+
     fn record(&mut self, _: &mut Session, record: Record) -> anyhow::Result<Flow> {
         let epid = record.header.epid;
         self.records.push(record);

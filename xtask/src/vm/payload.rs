@@ -54,7 +54,10 @@ fn integration_modules(root: &Path) -> Result<Vec<String>> {
     // libtest filters by substring: `usdt::` would also select `postgres_usdt::x`.
     for m in &modules {
         if let Some(n) = modules.iter().find(|n| *n != m && n.ends_with(m.as_str())) {
-            bail!("test module {m} is a suffix of {n}: rename one in {}", path.display());
+            bail!(
+                "test module {m} is a suffix of {n}: rename one in {}",
+                path.display()
+            );
         }
     }
     Ok(modules)
