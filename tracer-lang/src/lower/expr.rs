@@ -4,6 +4,9 @@
 
 use super::{CompileError, Lower, Result};
 use crate::syntax::ast::{self, BinOp, Expr, ExprKind, Span, UnOp};
+use crate::sema::literals::{self, int_literal_type, parse_int};
+use crate::sema::resolve::resolve_type;
+use crate::sema::signatures;
 use crate::types::Type;
 use tracer_common::record::Fault;
 use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
@@ -21,21 +24,6 @@ impl Val {
             Val::Int(_, t) => t.clone(),
             Val::Str(_) => Type::Str,
         }
-    }
-}
-
-/// The type C gives an integer literal.
-pub fn int_literal_type(value: u64, suffix: &str) -> Type {
-    let unsigned = suffix.contains('u');
-    let long = suffix.contains('l');
-    if !long && value <= i32::MAX as u64 && !unsigned {
-        Type::INT
-    } else if !long && unsigned && value <= u32::MAX as u64 {
-        Type::UINT
-    } else if value <= i64::MAX as u64 && !unsigned {
-        Type::LONG
-    } else {
-        Type::ULONG
     }
 }
 
@@ -147,12 +135,12 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let ty = int_literal_type(*value, suffix);
                 Ok(Val::Int(self.f.imm(*value as i64), ty))
             }
-            ExprKind::Char(c) => Ok(Val::Int(self.f.imm(*c as i8 as i64), Type::Int { size: 1, signed: true })),
+            ExprKind::Char(c) => Ok(Val::Int(self.f.imm(*c as i8 as i64), literals::CHAR)),
             ExprKind::Str(s) => Ok(self.string_literal(s)),
             ExprKind::Macro(name) => {
                 let text = super::builtins::macro_value(name, self.g.input).map_err(|m| CompileError::new(span, m))?;
                 match parse_int(&text) {
-                    Some(v) => Ok(Val::Int(self.f.imm(v), Type::LONG)),
+                    Some(v) => Ok(Val::Int(self.f.imm(v), literals::MACRO)),
                     None => Err(CompileError::new(
                         span,
                         format!("macro argument ${name} is \"{text}\", not a number; use $${name} for a string"),
@@ -217,7 +205,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 Ok(Val::Int(if *prefix { new } else { r }, ty))
             }
             ExprKind::Cast { ty, expr } => {
-                let t = super::kernel::resolve_type(self.g.input.kernel_types, ty)?;
+                let t = resolve_type(self.g.input.kernel_types, ty)?;
                 let v = self.expr(expr)?;
                 match (&v, &t) {
                     (_, Type::Struct { .. } | Type::Array { .. }) => {
@@ -234,7 +222,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 }
             }
             ExprKind::SizeofType(ty) => {
-                let t = super::kernel::resolve_type(self.g.input.kernel_types, ty)?;
+                let t = resolve_type(self.g.input.kernel_types, ty)?;
                 Ok(Val::Int(self.f.imm(self.type_size(&t) as i64), Type::ULONG))
             }
             ExprKind::SizeofExpr(x) => {
@@ -333,7 +321,7 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             return Ok(self.curthread());
         }
-        if super::builtins::is_builtin(name).is_some() {
+        if signatures::variable(name).is_some() {
             return self.builtin(name, span);
         }
         if let Some((value, ty)) = self.g.inlines.get(name).cloned() {
@@ -775,22 +763,6 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.f.push(Inst::Label(done));
         out
     }
-}
-
-pub fn parse_int(text: &str) -> Option<i64> {
-    let t = text.trim();
-    let (neg, t) = match t.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, t),
-    };
-    let v = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        u64::from_str_radix(h, 16).ok()?
-    } else if t.len() > 1 && t.starts_with('0') {
-        u64::from_str_radix(&t[1..], 8).ok()?
-    } else {
-        t.parse::<u64>().ok()?
-    } as i64;
-    Some(if neg { -v } else { v })
 }
 
 /// The jump condition that holds when `a op b`, for a comparison operator.

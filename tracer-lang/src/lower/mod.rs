@@ -35,23 +35,7 @@ pub use pending::{names_process, PENDING_SCRATCH_SLACK};
 pub use scope::{CgroupOffsets, NsOffsets, PidOffsets, Scope, SCOPE_CGROUP_MAP};
 pub use vars::VarTable;
 
-/// A compile error at a place in the script.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CompileError {
-    pub span: Span,
-    pub message: String,
-}
-
-impl CompileError {
-    pub fn new(span: Span, message: impl Into<String>) -> CompileError {
-        CompileError {
-            span,
-            message: message.into(),
-        }
-    }
-}
-
-pub type Result<T> = std::result::Result<T, CompileError>;
+pub use crate::diag::{CompileError, Result};
 
 /// A map the object declares.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,7 +23,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 self.line(e.span);
                 match &e.node {
                     ExprKind::Call { func, args }
-                        if super::builtins::call_type(&func.node).is_none()
+                        if crate::sema::signatures::subroutine(&func.node).is_none()
                             || matches!(func.node.as_str(), "stack" | "ustack" | "jstack") =>
                     {
                         self.action(&func.node, args, e.span)
@@ -136,7 +136,7 @@ impl<'g, 'a> Lower<'g, 'a> {
         match &e.node {
             ExprKind::Ident(n) => {
                 let s = self.g.vars.globals.get(n).cloned().ok_or_else(|| {
-                    if super::builtins::is_builtin(n).is_some() {
+                    if crate::sema::signatures::variable(n).is_some() {
                         CompileError::new(
                             span,
                             format!("{n} is a built-in variable and cannot be assigned"),

@@ -83,7 +83,7 @@ pub(crate) fn declare_all(
                 thread: &mut BTreeMap<String, (Vec<Type>, Type)>,
                 this: &mut BTreeMap<String, Type>|
      -> Result<()> {
-        let ty = super::kernel::resolve_type(kernel, &d.ty)?;
+        let ty = crate::sema::resolve::resolve_type(kernel, &d.ty)?;
         if ty.is_aggregate() {
             return Err(CompileError::new(
                 d.ty.span,
@@ -94,7 +94,7 @@ pub(crate) fn declare_all(
         let keys = match &d.keys {
             Some(ks) => ks
                 .iter()
-                .map(|k| super::kernel::resolve_type(kernel, k))
+                .map(|k| crate::sema::resolve::resolve_type(kernel, k))
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
@@ -172,7 +172,7 @@ pub(crate) fn declare_all(
                     match &lhs.node {
                         ExprKind::Ident(n)
                             if !g.inlines.contains_key(n)
-                                && super::builtins::is_builtin(n).is_none() =>
+                                && crate::sema::signatures::variable(n).is_none() =>
                         {
                             globals.entry(n.clone()).or_insert(ty);
                         }
@@ -349,7 +349,7 @@ pub(crate) fn static_type(
 ) -> Type {
     let st = |x: &ast::Expr| static_type(x, globals, this, thread, assocs);
     match &e.node {
-        ExprKind::Int { value, suffix } => super::expr::int_literal_type(*value, suffix),
+        ExprKind::Int { value, suffix } => crate::sema::literals::int_literal_type(*value, suffix),
         ExprKind::Char(_) => Type::Int {
             size: 1,
             signed: true,
@@ -357,7 +357,7 @@ pub(crate) fn static_type(
         ExprKind::Str(_) | ExprKind::MacroStr(_) | ExprKind::Stringof(_) => Type::Str,
         ExprKind::Macro(_) => Type::LONG,
         ExprKind::Ident(n) => {
-            if let Some(t) = super::builtins::is_builtin(n) {
+            if let Some(t) = crate::sema::signatures::variable(n) {
                 t
             } else {
                 globals.get(n).cloned().unwrap_or(Type::LONG)
@@ -371,7 +371,9 @@ pub(crate) fn static_type(
             ExprKind::SelfVar(n) => thread.get(n).map(|t| t.1.clone()).unwrap_or(Type::LONG),
             _ => Type::LONG,
         },
-        ExprKind::Call { func, .. } => super::builtins::call_type(&func.node).unwrap_or(Type::LONG),
+        ExprKind::Call { func, .. } => {
+            crate::sema::signatures::subroutine(&func.node).map_or(Type::LONG, |s| s.result())
+        }
         ExprKind::Unary {
             op: ast::UnOp::Not, ..
         } => Type::INT,

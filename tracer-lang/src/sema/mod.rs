@@ -1,0 +1,13 @@
+//! Semantic analysis: what the script's names and expressions mean, decided between syntax
+//! and lowering.
+//!
+//! - [`signatures`]: the one table of built-in variables and subroutines (name, arity,
+//!   argument classes, result type);
+//! - [`literals`]: the types C gives literals, and macro-argument numbers;
+//! - [`resolve`]: type names as written (`int`, `struct task_struct *`), kernel types from BTF.
+//!
+//! Lowering reads what this module decides and does not guess types of its own.
+
+pub mod literals;
+pub mod resolve;
+pub mod signatures;
