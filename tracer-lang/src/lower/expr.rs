@@ -3,10 +3,11 @@
 //! bytes in scratch, the globals value or a map value.
 
 use super::{CompileError, Lower, Result};
-use crate::syntax::ast::{self, BinOp, Expr, ExprKind, Span, UnOp};
 use crate::sema::literals::{self, int_literal_type, parse_int};
 use crate::sema::resolve::resolve_type;
 use crate::sema::signatures;
+use crate::sema::typeck::Typer;
+use crate::syntax::ast::{self, BinOp, Expr, ExprKind, Span, UnOp};
 use crate::types::Type;
 use tracer_common::record::Fault;
 use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
@@ -226,7 +227,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 Ok(Val::Int(self.f.imm(self.type_size(&t) as i64), Type::ULONG))
             }
             ExprKind::SizeofExpr(x) => {
-                let t = self.static_type_of(x);
+                let t = self.typer().ty(x);
                 Ok(Val::Int(self.f.imm(t.storage_size(self.g.opts.strsize) as i64), Type::ULONG))
             }
             ExprKind::Stringof(x) => {
@@ -286,29 +287,13 @@ impl<'g, 'a> Lower<'g, 'a> {
         }
     }
 
-    pub fn static_type_of(&self, e: &Expr) -> Type {
-        let v = &self.g.vars;
-        let globals = v
-            .globals
-            .iter()
-            .map(|(k, s)| (k.clone(), s.ty.clone()))
-            .collect();
-        let this = v
-            .this
-            .iter()
-            .map(|(k, s)| (k.clone(), s.ty.clone()))
-            .collect();
-        let thread = v
-            .thread
-            .iter()
-            .map(|(k, d)| (k.clone(), (d.keys.clone(), d.value.clone())))
-            .collect();
-        let assocs = v
-            .assocs
-            .iter()
-            .map(|(k, d)| (k.clone(), (d.keys.clone(), d.value.clone())))
-            .collect();
-        super::vars::static_type(e, &globals, &this, &thread, &assocs)
+    /// Sema's typing of expressions for the probe being lowered.
+    pub fn typer(&self) -> Typer<'_> {
+        Typer {
+            kernel: self.g.input.kernel_types,
+            vars: &self.g.types,
+            args: &self.probe.args,
+        }
     }
 
     fn ident(&mut self, name: &str, span: Span) -> Result<Val> {

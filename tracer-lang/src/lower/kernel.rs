@@ -257,15 +257,6 @@ impl Lower<'_, '_> {
     /// Whether `base[...]` indexes memory (a pointer or array) rather than an associative
     /// array or `args[]`.
     pub(crate) fn indexes_memory(&self, base: &Expr) -> bool {
-        match &base.node {
-            ExprKind::Ident(n) => {
-                n != "args"
-                    && n != "uregs"
-                    && !self.g.vars.assocs.contains_key(n)
-                    && self.g.vars.globals.contains_key(n)
-            }
-            ExprKind::SelfVar(n) => self.g.vars.thread.get(n).is_some_and(|d| d.keys.is_empty()),
-            _ => true,
-        }
+        self.typer().indexes_memory(base)
     }
 }

@@ -127,6 +127,8 @@ pub(crate) struct Globals<'a> {
     pub aggs: Vec<AggDesc>,
     pub clauses: Vec<ClauseDesc>,
     pub inlines: BTreeMap<String, (ast::Expr, Type)>,
+    /// The variable types sema decided (the layout is in `vars`).
+    pub types: crate::sema::vars::VarTypes,
     /// Largest scratch extent any program needs.
     pub scratch_size: u32,
     /// dtrace:::ERROR: its probe, its index in the probe list, and its clauses, which are
@@ -345,6 +347,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         aggs: Vec::new(),
         clauses: Vec::new(),
         inlines: BTreeMap::new(),
+        types: Default::default(),
         scratch_size: 0,
         agg_key_bounds: agg::key_bounds(&clauses),
         shared: Default::default(),
@@ -415,15 +418,34 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         value_size: 8,
         max_entries: opts.nspec + 1,
     });
-    vars::declare_all(&mut g, input.script, &clauses)?;
+    // Sema decides every variable's type, each clause typed against the first probe it is
+    // lowered for; lowering lays the variables out.
+    let lowering = lowering_order(&plans);
+    let clause_args: Vec<crate::probes::ArgSource> = (0..clauses.len())
+        .map(|ci| {
+            lowering
+                .iter()
+                .copied()
+                .chain(0..plans.len())
+                .find(|&pi| plans[pi].clauses.contains(&ci))
+                .map_or(crate::probes::ArgSource::None, |pi| {
+                    plans[pi].probe.args.clone()
+                })
+        })
+        .collect();
+    let typing: Vec<crate::sema::vars::ClauseTyping> = clauses
+        .iter()
+        .zip(&clause_args)
+        .map(|(clause, args)| crate::sema::vars::ClauseTyping { clause, args })
+        .collect();
+    let types = crate::sema::vars::decide(input.script, &typing, input.kernel_types)?;
+    vars::declare_all(&mut g, &types);
+    g.types = types;
     let dynamic_funcs = assign_function_slots(&mut g, &mut plans);
 
     // Lower in script order (by each probe's first clause), so that "defined before this
     // point" means what it says in the source; programs stay in probe-ID order.
-    let mut order: Vec<usize> = (0..plans.len())
-        .filter(|&i| !is_error_probe(&plans[i].probe))
-        .collect();
-    order.sort_by_key(|&i| (plans[i].late, plans[i].clauses.iter().min().copied()));
+    let order = lowering_order(&plans);
     let mut lowered: Vec<Option<Function>> = vec![None; plans.len()];
     let leaders = shared::plan(
         &mut g,
@@ -585,6 +607,15 @@ fn assign_function_slots(g: &mut Globals, plans: &mut [ProbePlan]) -> Vec<String
         });
     }
     all
+}
+
+/// The plans to lower, in script order (by each probe's first clause); ERROR has none.
+fn lowering_order(plans: &[ProbePlan]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..plans.len())
+        .filter(|&i| !is_error_probe(&plans[i].probe))
+        .collect();
+    order.sort_by_key(|&i| (plans[i].late, plans[i].clauses.iter().min().copied()));
+    order
 }
 
 fn is_error_probe(p: &ResolvedProbe) -> bool {

@@ -379,11 +379,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                 self.expr(&combined)?
             }
         };
-        if let Val::Int(_, t @ Type::Ptr(_)) = &v {
-            self.g.vars.refine_pointer(lhs, t);
-        }
         // Convert to the variable's type.
-        let target = self.static_type_of(lhs);
+        let target = self.typer().ty(lhs);
         let v = match (v, &target) {
             (Val::Int(r, _), t) if t.is_int() => {
                 let (size, signed) = t.int_parts();
