@@ -1,39 +1,12 @@
-//! Built-in variables (`pid`, `execname`, `arg0`, …) and macro variables (`$target`, `$1`).
+//! Built-in variables (`pid`, `execname`, `arg0`, …): their values. Their types are in
+//! `sema::signatures`.
 
-use super::{CompileError, CompileInput, Lower, Result};
+use super::{CompileError, Lower, Result};
 use crate::lower::expr::Val;
 use crate::probes::ArgSource;
 use crate::syntax::ast::Span;
 use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
 use tracer_ebpf::ir::{Inst, Operand, VReg};
-
-/// The text of a macro variable (`target`, `pid`, `1`, …).
-pub fn macro_value(name: &str, input: &CompileInput) -> std::result::Result<String, String> {
-    match name {
-        "target" => input.target.map(|t| t.to_string()).ok_or_else(|| {
-            "$target is used, but no target process was given: add -c 'command' or -p PID"
-                .to_string()
-        }),
-        "pid" => Ok(std::process::id().to_string()),
-        "ppid" => Ok(std::os::unix::process::parent_id().to_string()),
-        "uid" => Ok(unsafe { libc_getuid() }.to_string()),
-        "gid" => Ok(unsafe { libc_getgid() }.to_string()),
-        n if n.chars().all(|c| c.is_ascii_digit()) => {
-            let i: usize = n.parse().map_err(|_| format!("bad macro argument ${n}"))?;
-            input.macro_args.get(i).cloned().ok_or_else(|| {
-                format!("macro argument ${i} is not defined (pass it after the script)")
-            })
-        }
-        other => Err(format!("unknown macro variable ${other}")),
-    }
-}
-
-extern "C" {
-    #[link_name = "getuid"]
-    fn libc_getuid() -> u32;
-    #[link_name = "getgid"]
-    fn libc_getgid() -> u32;
-}
 
 impl<'g, 'a> Lower<'g, 'a> {
     pub(crate) fn builtin(&mut self, name: &str, span: Span) -> Result<Val> {

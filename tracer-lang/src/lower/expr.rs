@@ -139,7 +139,7 @@ impl<'g, 'a> Lower<'g, 'a> {
             ExprKind::Char(c) => Ok(Val::Int(self.f.imm(*c as i8 as i64), literals::CHAR)),
             ExprKind::Str(s) => Ok(self.string_literal(s)),
             ExprKind::Macro(name) => {
-                let text = super::builtins::macro_value(name, self.g.input).map_err(|m| CompileError::new(span, m))?;
+                let text = self.macro_value(name).map_err(|m| CompileError::new(span, m))?;
                 match parse_int(&text) {
                     Some(v) => Ok(Val::Int(self.f.imm(v), literals::MACRO)),
                     None => Err(CompileError::new(
@@ -149,7 +149,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 }
             }
             ExprKind::MacroStr(name) => {
-                let text = super::builtins::macro_value(name, self.g.input).map_err(|m| CompileError::new(span, m))?;
+                let text = self.macro_value(name).map_err(|m| CompileError::new(span, m))?;
                 Ok(self.string_literal(&text))
             }
             ExprKind::Ident(name) => self.ident(name, span),
@@ -285,6 +285,12 @@ impl<'g, 'a> Lower<'g, 'a> {
         match v {
             Val::Int(r, _) | Val::Str(r) => *r,
         }
+    }
+
+    /// The text of macro variable `name`.
+    fn macro_value(&self, name: &str) -> std::result::Result<String, String> {
+        let input = self.g.input;
+        crate::sema::macros::macro_value(name, input.target, &input.macro_args)
     }
 
     /// Sema's typing of expressions for the probe being lowered.

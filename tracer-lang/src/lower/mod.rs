@@ -227,7 +227,11 @@ fn expand_description(text: &str, input: &CompileInput) -> std::result::Result<S
             .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .unwrap_or(tail.len());
         let name = &tail[..n];
-        out.push_str(&builtins::macro_value(name, input)?);
+        out.push_str(&crate::sema::macros::macro_value(
+            name,
+            input.target,
+            &input.macro_args,
+        )?);
         rest = &tail[n..];
     }
     out.push_str(rest);
@@ -438,6 +442,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         .zip(&clause_args)
         .map(|(clause, args)| crate::sema::vars::ClauseTyping { clause, args })
         .collect();
+    crate::sema::check::script(input.script)?;
     let types = crate::sema::vars::decide(input.script, &typing, input.kernel_types)?;
     vars::declare_all(&mut g, &types);
     g.types = types;

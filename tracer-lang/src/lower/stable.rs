@@ -27,6 +27,12 @@ impl Lower<'_, '_> {
                 format!("internal: stable argument `{src}`: {}", d.message),
             )
         })?;
+        crate::sema::check::expr(&e).map_err(|d| {
+            CompileError::new(
+                span,
+                format!("internal: stable argument `{src}`: {}", d.message),
+            )
+        })?;
         let saved = std::mem::replace(&mut self.probe.args, s.base.clone());
         let r = self.expr(&e);
         self.probe.args = saved;
