@@ -668,6 +668,11 @@ pub(crate) struct Lower<'g, 'a> {
     pub fault_label: Option<Label>,
     /// Lowering an ERROR clause inline.
     pub in_error: bool,
+    /// Sema's type of every expression of the clause being lowered, for this probe.
+    pub types: crate::sema::typeck::ExprTypes,
+    /// Inside a stable provider's expression (parsed from the provider's text, so not in
+    /// `types`: its spans are not the script's).
+    pub provider_exprs: u32,
 }
 
 /// Bytes reserved for one clause's record.
@@ -731,6 +736,7 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.records = false;
         self.fault_label = None;
         self.clause_end = self.f.label();
+        self.types = self.clause_types(clause);
         self.line(clause.span);
         if let Some(pred) = &clause.predicate {
             self.line(pred.span);
@@ -776,9 +782,11 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.probe = probe;
         self.probe_index = index;
         self.in_error = true;
+        let types = std::mem::take(&mut self.types);
         for c in &clauses {
             self.lower_clause(c)?;
         }
+        self.types = types;
         self.in_error = false;
         (self.probe, self.probe_index, self.epid) = saved;
         Ok(())

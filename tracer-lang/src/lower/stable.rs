@@ -34,7 +34,9 @@ impl Lower<'_, '_> {
             )
         })?;
         let saved = std::mem::replace(&mut self.probe.args, s.base.clone());
+        self.provider_exprs += 1;
         let r = self.expr(&e);
+        self.provider_exprs -= 1;
         self.probe.args = saved;
         r.map_err(|e| {
             CompileError::new(

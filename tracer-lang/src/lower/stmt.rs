@@ -380,7 +380,7 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
         };
         // Convert to the variable's type.
-        let target = self.typer().ty(lhs);
+        let target = self.ty_of(lhs);
         let v = match (v, &target) {
             (Val::Int(r, _), t) if t.is_int() => {
                 let (size, signed) = t.int_parts();
