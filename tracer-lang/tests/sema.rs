@@ -215,3 +215,48 @@ fn existing_messages_keep_their_wording() {
         "cannot assign a string to a variable of type int"
     );
 }
+
+#[test]
+fn argument_classes_come_from_the_signature() {
+    let src = "BEGIN { n = strlen(1); }";
+    let e = compile_text(src).err().expect("a class error");
+    assert_eq!(e.message, "expected a string argument");
+    assert_eq!(&src[e.span.start as usize..e.span.end as usize], "1");
+    let src = "BEGIN { s = lltostr(execname); }";
+    let e = compile_text(src).err().expect("a class error");
+    assert_eq!(e.message, "operand must be an integer, not a string");
+    assert_eq!(&src[e.span.start as usize..e.span.end as usize], "execname");
+}
+
+#[test]
+fn conditional_branches_agree() {
+    let src = "BEGIN { x = pid ? execname : 1; }";
+    let e = compile_text(src).err().expect("a branch error");
+    assert_eq!(
+        e.message,
+        "both branches of ?: must be strings or both integers"
+    );
+    assert_eq!(
+        &src[e.span.start as usize..e.span.end as usize],
+        "pid ? execname : 1"
+    );
+}
+
+#[test]
+fn an_unknown_name_is_reported_before_a_type_error() {
+    let e = compile_text("BEGIN { n = strlen(y); }").err().unwrap();
+    assert_eq!(e.message, "failed to resolve y: Unknown variable name");
+}
+
+#[test]
+fn zero_frees_a_dynamic_string() {
+    compile_text("BEGIN { self->s = execname; self->s = 0; a[1] = execname; a[1] = 0; }")
+        .expect("0 frees a dynamic variable");
+    let e = compile_text("BEGIN { s = execname; s = 0; }")
+        .err()
+        .unwrap();
+    assert_eq!(
+        e.message,
+        "cannot assign a int to a variable of type string"
+    );
+}

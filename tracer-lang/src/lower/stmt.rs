@@ -21,6 +21,7 @@ impl<'g, 'a> Lower<'g, 'a> {
         match s {
             Stmt::Expr(e) => {
                 self.line(e.span);
+                crate::sema::check::typed(&self.typer(), e)?;
                 match &e.node {
                     ExprKind::Call { func, args }
                         if crate::sema::signatures::subroutine(&func.node).is_none()
@@ -36,6 +37,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 cond, then, els, ..
             } => {
                 self.line(cond.span);
+                crate::sema::check::typed(&self.typer(), cond)?;
                 let else_l = self.f.label();
                 let done = self.f.label();
                 self.cond_branch(cond, false, else_l)?;

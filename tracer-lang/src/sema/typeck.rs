@@ -305,6 +305,69 @@ impl Typer<'_> {
         }
     }
 
+    /// Whether every name in `e` means something sema can type for sure: variables that
+    /// exist, built-ins, inlines, kernel members BTF has, subroutines. Probe arguments, macro
+    /// variables and `uregs[]` are left to lowering, which knows their errors.
+    pub fn resolves(&self, e: &Expr) -> bool {
+        let mut ok = true;
+        crate::syntax::ast::walk(e, &mut |x| ok &= self.node_resolves(x));
+        ok
+    }
+
+    fn node_resolves(&self, x: &Expr) -> bool {
+        let v = self.vars;
+        match &x.node {
+            ExprKind::Ident(n) => {
+                n == "NULL"
+                    || n == "curthread"
+                    || signatures::variable(n).is_some()
+                    || v.inlines.contains_key(n)
+                    || v.globals.contains_key(n)
+            }
+            ExprKind::SelfVar(n) => v.thread.contains_key(n),
+            ExprKind::ThisVar(n) => v.this.contains_key(n),
+            ExprKind::Index { base, index } => match &base.node {
+                ExprKind::Ident(n) if n == "args" || n == "uregs" => false,
+                ExprKind::Ident(n) if !self.indexes_memory(base) => v.assocs.contains_key(n),
+                ExprKind::SelfVar(_) if !self.indexes_memory(base) => true,
+                _ => {
+                    index.len() == 1
+                        && matches!(self.ty(base), Type::Ptr(t) | Type::Array { elem: t, .. }
+                            if !matches!(*t, Type::Void | Type::Str))
+                }
+            },
+            ExprKind::Member {
+                base,
+                member,
+                arrow,
+            } => {
+                !matches!(&base.node, ExprKind::Ident(n) if n == "args")
+                    && !matches!(self.args, ArgSource::Stable(_))
+                    && self.member_raw(base, member, *arrow).is_some()
+            }
+            ExprKind::Call { func, .. } => signatures::subroutine(&func.node).is_some(),
+            ExprKind::Unary {
+                op: UnOp::Deref,
+                expr,
+            } => matches!(self.ty(expr), Type::Ptr(t) if !matches!(*t, Type::Void | Type::Str)),
+            ExprKind::Unary {
+                op: UnOp::AddrOf, ..
+            } => false,
+            ExprKind::Cast { ty, expr } => match resolve_type(self.kernel, ty) {
+                Ok(t) if t.is_aggregate() => false,
+                Ok(t) => self.ty(expr) != Type::Str || matches!(t, Type::Ptr(_) | Type::Str),
+                Err(_) => false,
+            },
+            ExprKind::SizeofType(ty) => resolve_type(self.kernel, ty).is_ok(),
+            ExprKind::Macro(_)
+            | ExprKind::MacroStr(_)
+            | ExprKind::AggRef(_)
+            | ExprKind::Aggregate { .. }
+            | ExprKind::Offsetof { .. } => false,
+            _ => true,
+        }
+    }
+
     /// The declared type of `base->member` / `base.member`, from BTF.
     fn member_raw(&self, base: &Expr, member: &str, arrow: bool) -> Option<Type> {
         let object = match (self.ty(base), arrow) {
