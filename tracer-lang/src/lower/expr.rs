@@ -4,7 +4,8 @@
 //!
 //! Every value's type is sema's ([`Lower::ty_of`]: the clause's side table, filled by
 //! `sema::typeck` for the probe being lowered); lowering does not work types out itself. A
-//! debug build checks that each value it builds has the type sema gave its expression.
+//! debug build checks that each value it builds has the type sema gave its expression (an
+//! internal compile error otherwise).
 
 use super::{CompileError, Lower, Result};
 use crate::sema::literals::parse_int;
@@ -179,7 +180,10 @@ impl<'g, 'a> Lower<'g, 'a> {
         if cfg!(debug_assertions) {
             let (got, sema) = (v.ty(), self.ty_of(e));
             if got != sema {
-                panic!("sema typed {:?} as {sema}, lowering made a {got}", e);
+                return Err(CompileError::new(
+                    e.span,
+                    format!("internal: sema typed this as {sema}, lowering made a {got}"),
+                ));
             }
         }
         Ok(v)
@@ -369,7 +373,7 @@ impl<'g, 'a> Lower<'g, 'a> {
         if signatures::variable(name).is_some() {
             return self.builtin(name, span);
         }
-        if let Some((value, ty)) = self.g.inlines.get(name).cloned() {
+        if let Some((value, ty)) = self.g.types.inlines.get(name).cloned() {
             let v = self.expr(&value)?;
             return Ok(match (v, &ty) {
                 (Val::Int(r, _), Type::Str) => Val::Str(r),

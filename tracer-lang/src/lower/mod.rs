@@ -1,5 +1,7 @@
 //! Lowering: a checked D script becomes one IR function per probe, plus the maps, clause
-//! records and aggregation descriptions the runtime needs.
+//! records and aggregation descriptions the runtime needs. Types are sema's: `compile` asks
+//! `sema` for every variable's type before lowering, and each clause's expressions are typed
+//! by `sema::typeck` for the probe being lowered (`Lower::types`).
 //!
 //! Per program the layout is fixed: r1 (ctx) is `Function::CTX`; the per-CPU scratch value
 //! holds `this->` variables first, then the record of the clause being run, then temporaries
@@ -126,7 +128,6 @@ pub(crate) struct Globals<'a> {
     pub maps: Vec<MapSpec>,
     pub aggs: Vec<AggDesc>,
     pub clauses: Vec<ClauseDesc>,
-    pub inlines: BTreeMap<String, (ast::Expr, Type)>,
     /// The variable types sema decided (the layout is in `vars`).
     pub types: crate::sema::vars::VarTypes,
     /// Largest scratch extent any program needs.
@@ -350,7 +351,6 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         maps: Vec::new(),
         aggs: Vec::new(),
         clauses: Vec::new(),
-        inlines: BTreeMap::new(),
         types: Default::default(),
         scratch_size: 0,
         agg_key_bounds: agg::key_bounds(&clauses),

@@ -1,5 +1,6 @@
 //! Subroutines that return values: string functions, copyin/copyinstr, byte order, rand,
-//! speculation().
+//! speculation(). Their arity, argument classes and result types are the signature table's
+//! (`sema::signatures`); sema checks calls before they get here.
 
 use super::expr::Val;
 use super::{CompileError, Lower, Result};

@@ -69,7 +69,6 @@ pub fn key_size(keys: &[Type], strsize: u32) -> u32 {
 /// per dynamic variable.
 pub(crate) fn declare_all(g: &mut Globals, types: &VarTypes) {
     let strsize = g.opts.strsize;
-    g.inlines = types.inlines.clone();
     // Lay out scalars after the exit flag (see `EXIT_FLAG`).
     let mut off = EXIT_FLAG + 8;
     for (name, ty) in &types.globals {
