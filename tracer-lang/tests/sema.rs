@@ -260,3 +260,17 @@ fn zero_frees_a_dynamic_string() {
         "cannot assign a int to a variable of type string"
     );
 }
+
+#[test]
+fn sizeof_a_member_is_its_declared_size() {
+    let e = syntax::parse_expr(0, "curthread->comm").unwrap();
+    let vars = VarTypes::default();
+    let k = kernel();
+    let typer = Typer {
+        kernel: &k,
+        vars: &vars,
+        args: &ArgSource::None,
+    };
+    assert_eq!(typer.ty(&e), Type::Str);
+    assert_eq!(typer.object(&e).storage_size(256), 16);
+}

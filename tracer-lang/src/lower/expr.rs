@@ -285,8 +285,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                 Ok(Val::Int(self.f.imm(self.type_size(&t) as i64), Type::ULONG))
             }
             ExprKind::SizeofExpr(x) => {
-                let t = self.ty_of(x);
-                Ok(Val::Int(self.f.imm(t.storage_size(self.g.opts.strsize) as i64), Type::ULONG))
+                let t = self.typer().object(x);
+                Ok(Val::Int(self.f.imm(t.storage_size(self.g.opts.strsize) as i64), self.ty_of(e)))
             }
             ExprKind::Stringof(x) => {
                 let v = self.expr(x)?;

@@ -123,6 +123,24 @@ impl Typer<'_> {
         }
     }
 
+    /// The type of the object `e` names, for `sizeof`: a kernel member's declared type (a
+    /// `char [16]` is 16 bytes, though its value is a string), else the value's type.
+    pub fn object(&self, e: &Expr) -> Type {
+        if let ExprKind::Member {
+            base,
+            member,
+            arrow,
+        } = &e.node
+        {
+            if !matches!(&base.node, ExprKind::Ident(n) if n == "args") {
+                if let Some(t) = self.member_raw(base, member, *arrow) {
+                    return t;
+                }
+            }
+        }
+        self.ty(e)
+    }
+
     /// The type of a variable `lhs` names, when it has one.
     pub fn declared(&self, lhs: &Expr) -> Option<Type> {
         let v = self.vars;
