@@ -101,6 +101,9 @@ pub const VARIABLES: &[(&str, Ret)] = &[
     ("curthread", Ret::VoidPtr),
 ];
 
+/// `uregs[R]`: a saved user register.
+pub const UREGS: Ret = ULONG;
+
 /// The type of built-in variable `name`, or None when it is not one.
 pub fn variable(name: &str) -> Option<Type> {
     VARIABLES

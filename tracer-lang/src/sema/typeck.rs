@@ -202,7 +202,7 @@ impl Typer<'_> {
                         _ => Type::LONG,
                     }
                 }
-                "uregs" => return Type::ULONG,
+                "uregs" => return signatures::UREGS.ty(),
                 _ => {}
             }
         }
