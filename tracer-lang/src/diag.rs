@@ -8,6 +8,24 @@ use codespan_reporting::files::{Files, SimpleFiles};
 use codespan_reporting::term::{self, termcolor::NoColor, Chars, Config};
 use std::fmt;
 
+/// A compile error at a place in the script (semantic analysis and lowering).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompileError {
+    pub span: Span,
+    pub message: String,
+}
+
+impl CompileError {
+    pub fn new(span: Span, message: impl Into<String>) -> CompileError {
+        CompileError {
+            span,
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, CompileError>;
+
 /// An error found in a D script.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {

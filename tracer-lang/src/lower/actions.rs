@@ -314,7 +314,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 "setopt( ) is not supported yet; use -x or #pragma D option",
             )),
             other => {
-                if super::builtins::call_type(other).is_some() {
+                if crate::sema::signatures::subroutine(other).is_some() {
                     self.call_value(other, args, span).map(|_| ())
                 } else {
                     Err(CompileError::new(
