@@ -2,6 +2,7 @@
 //! last lines of the kernel's log.
 
 use crate::failure::Failure;
+use tracer_lang::diag::SourceLine;
 use tracer_runtime::prepare::Prepared;
 
 /// Explain a verifier rejection with the D line that produced the failing instruction.
@@ -24,7 +25,7 @@ pub fn verifier_failure(prepared: &Prepared, program: &str, probe: &str, log: &s
     let mut m =
         format!("failed to enable {probe}: the kernel verifier rejected the generated program");
     if let Some(packed) = line {
-        let (file, l) = (packed >> 20, packed & 0xfffff);
+        let SourceLine { file, line: l } = SourceLine::unpack(packed);
         let name = prepared.compiler.sources.name(file);
         m.push_str(&format!(" for {name}:{l}"));
         if let Some(t) = prepared

@@ -213,8 +213,7 @@ fn compile_script(name: &str) -> (String, Compiled) {
     let file = sources.add(format!("{name}.d"), text.clone());
     let script = syntax::parse(file, &text)
         .unwrap_or_else(|d| panic!("syntax error:\n{}", d.render(&sources)));
-    // As the CLI packs it: file << 20 | line.
-    let line_of = |span: Span| (span.file << 20) | sources.line_col(span).0 as u32;
+    let line_of = |span: Span| tracer_lang::diag::SourceLine::of(&sources, span).pack();
     let check_format = |_: &str, _: &str, _: &[Type]| Ok(());
     // Fixed, made-up offsets: the golden output pins the code shape, not a kernel's layout.
     let pid_offsets = PidOffsets {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use tracer_common::{CompiledScript, Options};
 use tracer_lang::btf::KernelTypes;
-use tracer_lang::diag::SourceMap;
+use tracer_lang::diag::{SourceLine, SourceMap};
 use tracer_lang::lower::{
     self, names_process, CompileError, CompileInput, Compiled, MapSpec, Scope,
 };
@@ -32,8 +32,7 @@ pub struct Compiler {
 
 impl Compiler {
     pub fn compile(&self, resolver: &mut dyn ProbeResolver) -> Result<Compiled, CompileError> {
-        // The line table carries the file too: file << 20 | line.
-        let line_of = |span: ast::Span| (span.file << 20) | self.sources.line_col(span).0 as u32;
+        let line_of = |span: ast::Span| SourceLine::of(&self.sources, span).pack();
         let task_offsets = || crate::kernel_offsets::task_offsets(&self.kernel_types);
         let ns_offsets = || crate::kernel_offsets::ns_offsets(&self.kernel_types);
         let input = CompileInput {

@@ -59,7 +59,7 @@ pub struct CompileInput<'a> {
     pub target: Option<u32>,
     /// `-Z`: descriptions that match nothing are not an error.
     pub allow_zero_matches: bool,
-    /// Maps a span to its 1-based source line (for the verifier line table).
+    /// Maps a span to its packed [`crate::diag::SourceLine`] (for the verifier line table).
     pub line_of: &'a dyn Fn(Span) -> u32,
     /// ns to add to `bpf_ktime_get_ns()` for `walltimestamp`.
     pub boot_to_wall_ns: i64,
