@@ -261,16 +261,6 @@ fn kernel_stacks_in_fbt_probes() {
     );
 }
 
-/// Kernel version as (major, minor).
-fn kernel_version() -> (u32, u32) {
-    let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    let mut it = r
-        .trim()
-        .split(['.', '-'])
-        .map(|x| x.parse::<u32>().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
-}
-
 #[test]
 fn globs_attach_as_one_kprobe_multi_program() {
     let s = support();
@@ -283,7 +273,7 @@ fn globs_attach_as_one_kprobe_multi_program() {
         "-n",
         "fbt::vfs_*:entry { @[probefunc] = count(); }",
     ]);
-    if kernel_version() < (5, 18) {
+    if tracer_runtime::host::kernel_version() < (5, 18) {
         assert!(!code.stderr.contains("KprobeMulti"), "{code}");
         return skip(
             "globs_attach_as_one_kprobe_multi_program",
