@@ -15,7 +15,6 @@ pub mod kprobe_multi;
 pub mod late;
 pub mod maps;
 pub mod pending;
-mod perfmap;
 pub mod prepare;
 mod proginfo;
 pub mod providers;
@@ -387,10 +386,10 @@ pub async fn run_with_late(
         if let Some(t) = target.as_deref_mut() {
             t.release()?;
             if let Some(copy) = t.maps_copy() {
-                session.decoder().follow_copies(t.pid(), copy);
+                session.decoder().symbols.follow_copies(t.pid(), copy);
             }
             // The new image and its libraries are mapped now (held at its entry): remember them.
-            session.decoder().remember_process(t.pid());
+            session.decoder().symbols.remember_process(t.pid());
             // A created (-c) one is held at its entry point: ld.so's r_debug is set up now.
             if t.created() && !pending.is_empty() {
                 watch = watch_dlopen(t, &pending, handler);
@@ -426,7 +425,7 @@ pub async fn run_with_late(
             _ = sigterm.recv() => reason = Some(StopReason::Signal(libc::SIGTERM)),
             _ = tick.tick() => drops.report(&session, handler),
             _ = remember.tick(), if target_pid.is_some() => {
-                session.decoder().remember_process(target_pid.unwrap_or(0));
+                session.decoder().symbols.remember_process(target_pid.unwrap_or(0));
             }
             _ = dlopen.tick(), if watch.is_some() => {
                 if let Some(w) = watch.as_ref().filter(|w| w.take_hit()) {
