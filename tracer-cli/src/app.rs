@@ -3,7 +3,7 @@
 use crate::cli::Args;
 use std::io::Write;
 use tracer_common::Options;
-use tracer_output::{OutputFormat, Printer};
+use tracer_output::OutputFormat;
 use tracer_runtime::consumer::Consumer;
 use tracer_runtime::prepare::{description_head, PrepareError, Prepared, Request, Source};
 use tracer_runtime::providers::{Pattern, Resolver};
@@ -551,7 +551,7 @@ pub fn run(args: Args) -> Result<i32, Failure> {
             std::io::stdout().lock(),
         )),
     };
-    let printer = Printer::new(out, format, opts);
+    let printer = tracer_output::printer(out, format, opts);
     // Rows of `syscall:::entry` name each syscall's own probe and ID.
     // Probes that stand for many (syscall:::entry, an fbt glob on kprobe_multi) name each
     // firing's probe, with the ID `-l` gives it.
