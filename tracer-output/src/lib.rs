@@ -17,13 +17,13 @@
 //! Printers write only to the writer they are given.
 
 pub mod aggregate;
-pub mod cfmt;
-pub mod histogram;
+mod cfmt;
+mod histogram;
 pub mod json;
 mod output;
 pub mod printf;
 mod text;
-pub mod trace;
+mod trace;
 
 #[cfg(test)]
 mod aggregate_tests;
