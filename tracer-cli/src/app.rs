@@ -7,7 +7,7 @@ use crate::failure::Failure;
 use crate::list::{list, probes_in_target};
 use crate::request::prepare;
 use std::io::Write;
-use tracer_output::{OutputFormat, Printer};
+use tracer_output::OutputFormat;
 use tracer_runtime::consumer::Consumer;
 use tracer_runtime::providers::Resolver;
 use tracer_runtime::{RuntimeError, StopReason, Target};
@@ -170,7 +170,7 @@ pub fn run(args: Args) -> Result<i32, Failure> {
             std::io::stdout().lock(),
         )),
     };
-    let printer = Printer::new(out, format, opts);
+    let printer = tracer_output::printer(out, format, opts);
     // Rows of `syscall:::entry` name each syscall's own probe and ID.
     // Probes that stand for many (syscall:::entry, an fbt glob on kprobe_multi) name each
     // firing's probe, with the ID `-l` gives it.

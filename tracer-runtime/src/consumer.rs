@@ -7,7 +7,7 @@ use tracer_common::{ActionKind, AggSnapshot, Value};
 use tracer_output::Printer;
 
 pub struct Consumer {
-    pub printer: Printer,
+    pub printer: Box<dyn Printer>,
     /// normalize() factors by aggregation index.
     normals: HashMap<u32, u64>,
     /// Records held by speculation id until commit or discard, with their size in bytes.
@@ -21,7 +21,7 @@ pub struct Consumer {
 
 impl Consumer {
     /// `ids` maps probe names to IDs, for probes that stand for many (`syscall:::entry`).
-    pub fn new(printer: Printer, specsize: u64, ids: HashMap<String, u32>) -> Consumer {
+    pub fn new(printer: Box<dyn Printer>, specsize: u64, ids: HashMap<String, u32>) -> Consumer {
         Consumer {
             printer,
             normals: HashMap::new(),
@@ -92,7 +92,7 @@ impl Consumer {
                         .map(|a| self.snapshot(session, *a))
                         .collect::<anyhow::Result<Vec<_>>>()?;
                     let refs: Vec<&AggSnapshot> = snaps.iter().collect();
-                    if let Err(e) = self.printer.printa(format.as_deref(), &refs) {
+                    if let Err(e) = self.printer.printa(format.as_ref(), &refs) {
                         eprintln!("tracer: printa( ) failed: {e}");
                     }
                 }

@@ -301,7 +301,7 @@ mod tests {
         ];
         let action = ActionDesc {
             kind: ActionKind::Printf {
-                format: "%d".into(),
+                format: tracer_common::Format::parse("%d").unwrap(),
             },
             fields,
         };

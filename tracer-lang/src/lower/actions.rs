@@ -151,6 +151,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let types: Vec<Type> = vals.iter().map(|(v, _)| v.ty()).collect();
                 (self.g.input.check_format)(name, &fmt, &types)
                     .map_err(|m| CompileError::new(span, m))?;
+                let fmt =
+                    tracer_common::Format::parse(&fmt).map_err(|e| CompileError::new(span, e.0))?;
                 let kind = if name == "printf" {
                     ActionKind::Printf { format: fmt }
                 } else {
@@ -188,6 +190,11 @@ impl<'g, 'a> Lower<'g, 'a> {
                     (self.g.input.check_format)(call, fmt, &keys)
                         .map_err(|m| CompileError::new(args[0].span, m))?;
                 }
+                let format = format
+                    .as_deref()
+                    .map(tracer_common::Format::parse)
+                    .transpose();
+                let format = format.map_err(|e| CompileError::new(args[0].span, e.0))?;
                 self.actions.push(ActionDesc {
                     kind: ActionKind::Printa { format, aggs },
                     fields: vec![],
