@@ -274,3 +274,77 @@ fn sizeof_a_member_is_its_declared_size() {
     assert_eq!(typer.ty(&e), Type::Str);
     assert_eq!(typer.object(&e).storage_size(256), 16);
 }
+
+/// The text `e` names in `src`.
+fn at(src: &str, e: &CompileError) -> String {
+    src[e.span.start as usize..e.span.end as usize].to_string()
+}
+
+#[test]
+fn action_arity_is_reported_by_sema() {
+    // Sema's own check, before lowering: the script is not lowered.
+    let script = syntax::parse(0, "BEGIN { x = 1; trace(1, 2); }").unwrap();
+    let e = tracer_lang::sema::check::script(&script).unwrap_err();
+    assert_eq!(
+        e.message,
+        "trace( ) prototype mismatch: 2 arguments passed, 1 expected"
+    );
+    for (src, message, place) in [
+        (
+            "BEGIN { trace(1, 2); }",
+            "trace( ) prototype mismatch: 2 arguments passed, 1 expected",
+            "trace(1, 2)",
+        ),
+        (
+            "BEGIN { exit(); }",
+            "exit( ) prototype mismatch: 0 arguments passed, 1 expected",
+            "exit()",
+        ),
+        (
+            "BEGIN { @a = count(); trunc(@a, 1, 2); }",
+            "trunc( ) prototype mismatch: 3 arguments passed, 1 to 2 expected",
+            "trunc(@a, 1, 2)",
+        ),
+        (
+            "BEGIN { @a = count(); normalize(@a); }",
+            "normalize( ) prototype mismatch: 1 arguments passed, 2 expected",
+            "normalize(@a)",
+        ),
+        (
+            "BEGIN { printf(); }",
+            "printf( ) requires a format string",
+            "printf()",
+        ),
+        (
+            "BEGIN { printa(\"%d\"); }",
+            "printa( ) requires an aggregation after the format",
+            "printa(\"%d\")",
+        ),
+        (
+            "BEGIN { stack(1, 2, 3); }",
+            "stack( ) takes at most 2 arguments",
+            "stack(1, 2, 3)",
+        ),
+        (
+            "BEGIN { stop(1); }",
+            "stop( ) prototype mismatch: 1 arguments passed, 0 expected",
+            "stop(1)",
+        ),
+    ] {
+        let e = compile_text(src).err().expect(src);
+        assert_eq!(e.message, message, "{src}");
+        assert_eq!(at(src, &e), place, "{src}");
+    }
+}
+
+#[test]
+fn an_action_argument_class_is_checked_by_sema() {
+    let src = "BEGIN { exit(execname); }";
+    let e = compile_text(src).err().unwrap();
+    assert_eq!(
+        e.message,
+        "exit( ) argument #1 is incompatible with prototype: it must be an integer"
+    );
+    assert_eq!(at(src, &e), "execname");
+    compile_text("BEGIN { exit(pid > 0); }").expect("an integer");
+}

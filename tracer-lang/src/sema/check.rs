@@ -1,5 +1,6 @@
 //! Errors sema reports before lowering, at the place of the mistake:
-//! - every call of a subroutine has as many arguments as its signature allows ([`script`]);
+//! - every call of a subroutine or action has as many arguments as its signature allows
+//!   ([`script`]);
 //! - typed, per statement and probe ([`typed`]): subroutine arguments of the class the
 //!   signature asks for, `?:` branches both strings or both integers, no string stored into
 //!   an integer variable or the reverse.
@@ -30,7 +31,10 @@ pub fn script(script: &ast::Script) -> Result<()> {
 fn stmts(body: &[Stmt]) -> Result<()> {
     for s in body {
         match s {
-            Stmt::Expr(e) => expr(e)?,
+            Stmt::Expr(e) => {
+                action_arity(e)?;
+                expr(e)?
+            }
             Stmt::If {
                 cond, then, els, ..
             } => {
@@ -42,6 +46,21 @@ fn stmts(body: &[Stmt]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// An action statement's arity, checked before its arguments (as lowering evaluates them).
+fn action_arity(e: &Expr) -> Result<()> {
+    let ExprKind::Call { func, args } = &e.node else {
+        return Ok(());
+    };
+    let Some(a) = signatures::action(&func.node) else {
+        return Ok(());
+    };
+    let format_first = matches!(args.first().map(|a| &a.node), Some(ExprKind::Str(_)));
+    match a.arity_error(args.len(), format_first) {
+        Some(m) => Err(CompileError::new(e.span, m)),
+        None => Ok(()),
+    }
 }
 
 /// The first mistake in `e`, pre-order.
@@ -66,6 +85,25 @@ pub fn expr(e: &Expr) -> Result<()> {
 /// the order lowering evaluates it. A statement with a name sema cannot resolve is left to
 /// lowering, which reports that name first, as it always did.
 pub fn typed(typer: &Typer, e: &Expr) -> Result<()> {
+    if let ExprKind::Call { func, args } = &e.node {
+        if let Some(action) = signatures::action(&func.node).filter(|a| !a.args.is_empty()) {
+            // An action with argument classes: its arguments in order, up to the first that
+            // lowering must resolve. (Others check their own conditions before evaluating
+            // their arguments, and are left to lowering.)
+            for (i, a) in args.iter().enumerate() {
+                if !typer.resolves(a) {
+                    return Ok(());
+                }
+                check_typed(typer, a)?;
+                if typer.ty(a) == Type::Str {
+                    if let Some(m) = action.class_error(i) {
+                        return Err(CompileError::new(a.span, m));
+                    }
+                }
+            }
+            return Ok(());
+        }
+    }
     if !typer.resolves(e) {
         return Ok(());
     }
