@@ -348,3 +348,65 @@ fn an_action_argument_class_is_checked_by_sema() {
     assert_eq!(at(src, &e), "execname");
     compile_text("BEGIN { exit(pid > 0); }").expect("an integer");
 }
+
+#[test]
+fn member_and_cast_errors_are_reported_by_sema_at_their_place() {
+    for (src, start, place) in [
+        (
+            "BEGIN { x = 1; trace(curthread->nosuch); }",
+            "struct task_struct has no member named nosuch; it has: ",
+            "curthread->nosuch",
+        ),
+        (
+            "BEGIN { y = curthread->real_parent->bogus + 1; }",
+            "struct task_struct has no member named bogus",
+            "curthread->real_parent->bogus",
+        ),
+        (
+            "BEGIN { x = (struct task_struct)curthread; }",
+            "cannot cast to struct task_struct; cast to a pointer (struct task_struct *) instead",
+            "(struct task_struct)curthread",
+        ),
+        (
+            "BEGIN { x = (int)execname; }",
+            "cannot cast a string to int",
+            "(int)execname",
+        ),
+    ] {
+        // Sema's own check, against the probe's typer: lowering is not reached.
+        let script = syntax::parse(0, src).unwrap();
+        let vars = var_types(src, &ArgSource::None);
+        let k = kernel();
+        let typer = Typer {
+            kernel: &k,
+            vars: &vars,
+            args: &ArgSource::None,
+        };
+        let body = &clauses(&script)[0].body;
+        let ast::Stmt::Expr(stmt) = &body[1.min(body.len() - 1)] else {
+            panic!("{src}")
+        };
+        let e = tracer_lang::sema::check::typed(&typer, stmt).expect_err(src);
+        assert!(e.message.starts_with(start), "{src}: {}", e.message);
+        assert_eq!(at(src, &e), place, "{src}");
+        // And through the compiler, the same.
+        let e = compile_text(src).err().expect(src);
+        assert!(e.message.starts_with(start), "{src}: {}", e.message);
+        assert_eq!(at(src, &e), place, "{src}");
+    }
+}
+
+#[test]
+fn a_cast_pointer_thread_local_member_is_a_string() {
+    let src = "BEGIN { self->p = (struct task_struct *)curthread; trace(self->p->comm); }";
+    let vars = var_types(src, &ArgSource::None);
+    let k = kernel();
+    let typer = Typer {
+        kernel: &k,
+        vars: &vars,
+        args: &ArgSource::None,
+    };
+    let e = syntax::parse_expr(0, "self->p->comm").unwrap();
+    assert_eq!(typer.ty(&e), Type::Str);
+    compile_text(src).expect("traces a string");
+}

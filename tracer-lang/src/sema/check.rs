@@ -5,10 +5,11 @@
 //!   signature asks for, `?:` branches both strings or both integers, no string stored into
 //!   an integer variable or the reverse.
 
+use super::resolve::resolve_type;
 use super::signatures::{self, Arg};
 use super::typeck::Typer;
 use crate::diag::{CompileError, Result};
-use crate::syntax::ast::{self, Expr, ExprKind, Item, Stmt};
+use crate::syntax::ast::{self, Expr, ExprKind, Item, Stmt, UnOp};
 use crate::types::Type;
 
 /// Check every expression of `script`: clause predicates and bodies, and inline values.
@@ -86,6 +87,16 @@ pub fn expr(e: &Expr) -> Result<()> {
 /// lowering, which reports that name first, as it always did.
 pub fn typed(typer: &Typer, e: &Expr) -> Result<()> {
     if let ExprKind::Call { func, args } = &e.node {
+        if let Some(args) = evaluated_action_args(&func.node, args) {
+            // An action that evaluates its arguments first, in order.
+            for a in args {
+                match first_problem(typer, a) {
+                    Some(Problem::Error(err)) => return Err(err),
+                    Some(Problem::Unresolved) => return Ok(()),
+                    None => {}
+                }
+            }
+        }
         if let Some(action) = signatures::action(&func.node).filter(|a| !a.args.is_empty()) {
             // An action with argument classes: its arguments in order, up to the first that
             // lowering must resolve. (Others check their own conditions before evaluating
@@ -104,10 +115,98 @@ pub fn typed(typer: &Typer, e: &Expr) -> Result<()> {
             return Ok(());
         }
     }
+    match first_problem(typer, e) {
+        Some(Problem::Error(err)) => return Err(err),
+        Some(Problem::Unresolved) => return Ok(()),
+        None => {}
+    }
     if !typer.resolves(e) {
         return Ok(());
     }
     check_typed(typer, e)
+}
+
+/// The arguments of action `name` that lowering evaluates before checking anything else.
+fn evaluated_action_args<'e>(name: &str, args: &'e [Expr]) -> Option<&'e [Expr]> {
+    match name {
+        "trace" | "exit" | "commit" | "discard" => Some(args),
+        "printf" if matches!(args.first().map(|a| &a.node), Some(ExprKind::Str(_))) => {
+            Some(&args[1..])
+        }
+        _ => None,
+    }
+}
+
+/// What stops sema in an expression: an error it reports, or a name it leaves to lowering.
+enum Problem {
+    Error(CompileError),
+    Unresolved,
+}
+
+/// The first problem in `e`, in the order lowering evaluates it: a member a kernel struct
+/// does not have, a cast to an unknown type, to a struct or array, or of a string to an
+/// integer; or the first name sema cannot type.
+fn first_problem(t: &Typer, e: &Expr) -> Option<Problem> {
+    // Nodes lowering checks before evaluating their children.
+    match &e.node {
+        // sizeof does not evaluate its operand.
+        ExprKind::SizeofExpr(_) => return None,
+        ExprKind::Cast { ty, .. } => {
+            if let Err(err) = resolve_type(t.kernel, ty) {
+                return Some(Problem::Error(err));
+            }
+        }
+        ExprKind::Call { .. }
+        | ExprKind::Aggregate { .. }
+        | ExprKind::AggRef(_)
+        | ExprKind::Offsetof { .. }
+        | ExprKind::SizeofType(_)
+        | ExprKind::Unary {
+            op: UnOp::AddrOf, ..
+        } if !t.node_resolves(e) => return Some(Problem::Unresolved),
+        _ => {}
+    }
+    let order: Vec<&Expr> = match &e.node {
+        ExprKind::Assign { op: None, lhs, rhs } => match &lhs.node {
+            ExprKind::Index { index, .. } => std::iter::once(rhs).chain(index).collect(),
+            _ => vec![rhs],
+        },
+        _ => children(e),
+    };
+    for c in order {
+        if let Some(p) = first_problem(t, c) {
+            return Some(p);
+        }
+    }
+    match &e.node {
+        ExprKind::Member {
+            base,
+            member,
+            arrow,
+        } => {
+            if let Some(m) = t.member_error(base, member, *arrow) {
+                return Some(Problem::Error(CompileError::new(e.span, m)));
+            }
+        }
+        ExprKind::Cast { ty, expr } => {
+            let to = resolve_type(t.kernel, ty).ok()?;
+            if to.is_aggregate() {
+                return Some(Problem::Error(CompileError::new(
+                    e.span,
+                    format!("cannot cast to {to}; cast to a pointer ({to} *) instead"),
+                )));
+            }
+            if t.ty(expr) == Type::Str && !matches!(to, Type::Ptr(_) | Type::Str) {
+                return Some(Problem::Error(CompileError::new(
+                    e.span,
+                    format!("cannot cast a string to {to}"),
+                )));
+            }
+            return None;
+        }
+        _ => {}
+    }
+    (!t.node_resolves(e)).then_some(Problem::Unresolved)
 }
 
 fn check_typed(t: &Typer, e: &Expr) -> Result<()> {

@@ -6,7 +6,7 @@
 //! memory is a `string` (`curthread->comm`), a struct or array stays an object (its address),
 //! `args[i]` has the probe's argument type. Where an expression is wrong (an unknown name, a
 //! member a struct does not have) its type is `long long` and lowering reports the error at
-//! its place, in script order.
+//! its place, in script order (`check::typed` reports unknown members and bad casts).
 
 use super::literals::{self, int_literal_type};
 use super::resolve::{curthread_type, resolve_type};
@@ -332,7 +332,8 @@ impl Typer<'_> {
         ok
     }
 
-    fn node_resolves(&self, x: &Expr) -> bool {
+    /// Whether sema can type node `x` for sure, its children aside (see [`Typer::resolves`]).
+    pub fn node_resolves(&self, x: &Expr) -> bool {
         let v = self.vars;
         match &x.node {
             ExprKind::Ident(n) => {
@@ -384,6 +385,39 @@ impl Typer<'_> {
             | ExprKind::Offsetof { .. } => false,
             _ => true,
         }
+    }
+
+    /// The error of `base->member` / `base.member` when `base` is a kernel struct (or pointer
+    /// to one) that BTF describes and that has no such member, in lowering's words.
+    pub fn member_error(&self, base: &Expr, member: &str, arrow: bool) -> Option<String> {
+        if matches!(&base.node, ExprKind::Ident(n) if n == "args")
+            || matches!(self.args, ArgSource::Stable(_))
+        {
+            return None;
+        }
+        let object = match (self.ty(base), arrow) {
+            (Type::Ptr(t), true) => *t,
+            (t @ Type::Struct { .. }, false) => t,
+            _ => return None,
+        };
+        let Type::Struct { id, size, .. } = &object else {
+            return None;
+        };
+        let btf = self.kernel.get()?;
+        if *size == 0 || btf.member(*id, member).is_some() {
+            return None;
+        }
+        let names = btf.member_names(*id);
+        let shown = names
+            .iter()
+            .take(12)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = if names.len() > 12 { ", ..." } else { "" };
+        Some(format!(
+            "{object} has no member named {member}; it has: {shown}{more}"
+        ))
     }
 
     /// The declared type of `base->member` / `base.member`, from BTF.
