@@ -410,3 +410,36 @@ fn a_cast_pointer_thread_local_member_is_a_string() {
     assert_eq!(typer.ty(&e), Type::Str);
     compile_text(src).expect("traces a string");
 }
+
+#[test]
+fn a_string_tested_for_truth_is_reported_by_sema() {
+    let message = "a predicate must be a scalar, not a string (compare it with == or use strlen())";
+    for (src, place) in [
+        ("BEGIN /execname/ { exit(0); }", "execname"),
+        ("BEGIN /pid && !execname/ { exit(0); }", "execname"),
+        (
+            "BEGIN { if (curthread->comm) { exit(0); } }",
+            "curthread->comm",
+        ),
+        ("BEGIN { x = execname ? 1 : 2; }", "execname"),
+        ("BEGIN { x = pid || execname; }", "execname"),
+    ] {
+        let e = compile_text(src).err().expect(src);
+        assert_eq!(e.message, message, "{src}");
+        assert_eq!(at(src, &e), place, "{src}");
+    }
+    // Sema's own check of a predicate.
+    let src = "BEGIN /execname/ { exit(0); }";
+    let script = syntax::parse(0, src).unwrap();
+    let vars = var_types(src, &ArgSource::None);
+    let k = kernel();
+    let typer = Typer {
+        kernel: &k,
+        vars: &vars,
+        args: &ArgSource::None,
+    };
+    let pred = clauses(&script)[0].predicate.as_ref().unwrap();
+    let e = tracer_lang::sema::check::condition(&typer, pred).unwrap_err();
+    assert_eq!(e.message, message);
+    compile_text("BEGIN /execname == \"init\" && pid/ { exit(0); }").expect("a comparison");
+}

@@ -3,13 +3,14 @@
 //!   ([`script`]);
 //! - typed, per statement and probe ([`typed`]): subroutine arguments of the class the
 //!   signature asks for, `?:` branches both strings or both integers, no string stored into
-//!   an integer variable or the reverse.
+//!   an integer variable or the reverse, no string tested for truth ([`condition`] for
+//!   predicates and `if` conditions); kernel struct members that exist, casts that can be.
 
 use super::resolve::resolve_type;
 use super::signatures::{self, Arg};
 use super::typeck::Typer;
 use crate::diag::{CompileError, Result};
-use crate::syntax::ast::{self, Expr, ExprKind, Item, Stmt, UnOp};
+use crate::syntax::ast::{self, BinOp, Expr, ExprKind, Item, Stmt, UnOp};
 use crate::types::Type;
 
 /// Check every expression of `script`: clause predicates and bodies, and inline values.
@@ -126,6 +127,62 @@ pub fn typed(typer: &Typer, e: &Expr) -> Result<()> {
     check_typed(typer, e)
 }
 
+/// The type errors of a predicate or an `if` condition, as [`typed`], and a string tested
+/// for truth where lowering branches on the condition.
+pub fn condition(typer: &Typer, e: &Expr) -> Result<()> {
+    match first_problem(typer, e) {
+        Some(Problem::Error(err)) => return Err(err),
+        Some(Problem::Unresolved) => return Ok(()),
+        None => {}
+    }
+    if !typer.resolves(e) {
+        return Ok(());
+    }
+    check_condition(typer, e)
+}
+
+/// A condition in the shape lowering branches on it: `!`, `&&` and `||` become branches,
+/// comparisons compare (strings too), anything else is tested for truth.
+fn check_condition(t: &Typer, e: &Expr) -> Result<()> {
+    match &e.node {
+        ExprKind::Unary {
+            op: UnOp::Not,
+            expr,
+        } => check_condition(t, expr),
+        ExprKind::Binary {
+            op: BinOp::LogAnd | BinOp::LogOr,
+            lhs,
+            rhs,
+        } => {
+            check_condition(t, lhs)?;
+            check_condition(t, rhs)
+        }
+        ExprKind::Binary {
+            op: BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge,
+            lhs,
+            rhs,
+        } => {
+            check_typed(t, lhs)?;
+            check_typed(t, rhs)
+        }
+        _ => {
+            check_typed(t, e)?;
+            scalar(t, e)
+        }
+    }
+}
+
+/// A value tested for truth must not be a string.
+fn scalar(t: &Typer, e: &Expr) -> Result<()> {
+    if t.ty(e) == Type::Str {
+        return Err(CompileError::new(
+            e.span,
+            "a predicate must be a scalar, not a string (compare it with == or use strlen())",
+        ));
+    }
+    Ok(())
+}
+
 /// The arguments of action `name` that lowering evaluates before checking anything else.
 fn evaluated_action_args<'e>(name: &str, args: &'e [Expr]) -> Option<&'e [Expr]> {
     match name {
@@ -231,8 +288,26 @@ fn check_typed(t: &Typer, e: &Expr) -> Result<()> {
             }
             Ok(())
         }
+        ExprKind::Unary {
+            op: UnOp::Not,
+            expr,
+        } => {
+            check_typed(t, expr)?;
+            scalar(t, expr)
+        }
+        ExprKind::Binary {
+            op: BinOp::LogAnd | BinOp::LogOr,
+            lhs,
+            rhs,
+        } => {
+            check_typed(t, lhs)?;
+            scalar(t, lhs)?;
+            check_typed(t, rhs)?;
+            scalar(t, rhs)
+        }
         ExprKind::Cond { cond, then, els } => {
             check_typed(t, cond)?;
+            scalar(t, cond)?;
             check_typed(t, then)?;
             check_typed(t, els)?;
             if (t.ty(then) == Type::Str) != (t.ty(els) == Type::Str) {
