@@ -113,6 +113,7 @@ fn every_subexpression_is_recorded() {
         kernel: &k,
         vars: &vars,
         args: &ArgSource::None,
+        probe: None,
     };
     let mut types = ExprTypes::default();
     assert_eq!(typer.record(&e, &mut types), Type::ULONG);
@@ -270,6 +271,7 @@ fn sizeof_a_member_is_its_declared_size() {
         kernel: &k,
         vars: &vars,
         args: &ArgSource::None,
+        probe: None,
     };
     assert_eq!(typer.ty(&e), Type::Str);
     assert_eq!(typer.object(&e).storage_size(256), 16);
@@ -381,6 +383,7 @@ fn member_and_cast_errors_are_reported_by_sema_at_their_place() {
             kernel: &k,
             vars: &vars,
             args: &ArgSource::None,
+            probe: None,
         };
         let body = &clauses(&script)[0].body;
         let ast::Stmt::Expr(stmt) = &body[1.min(body.len() - 1)] else {
@@ -405,6 +408,7 @@ fn a_cast_pointer_thread_local_member_is_a_string() {
         kernel: &k,
         vars: &vars,
         args: &ArgSource::None,
+        probe: None,
     };
     let e = syntax::parse_expr(0, "self->p->comm").unwrap();
     assert_eq!(typer.ty(&e), Type::Str);
@@ -437,9 +441,51 @@ fn a_string_tested_for_truth_is_reported_by_sema() {
         kernel: &k,
         vars: &vars,
         args: &ArgSource::None,
+        probe: None,
     };
     let pred = clauses(&script)[0].predicate.as_ref().unwrap();
     let e = tracer_lang::sema::check::condition(&typer, pred).unwrap_err();
     assert_eq!(e.message, message);
     compile_text("BEGIN /execname == \"init\" && pid/ { exit(0); }").expect("a comparison");
+}
+
+#[test]
+fn args_index_errors_are_reported_by_sema() {
+    let fbt = ArgSource::Fbt {
+        params: vec![("p".into(), task_ptr())],
+        ret_type: Type::INT,
+        ret: false,
+        fentry: true,
+    };
+    let desc = ProbeDesc {
+        id: 1,
+        provider: "fbt".into(),
+        module: "vmlinux".into(),
+        function: "wake_up_new_task".into(),
+        name: "entry".into(),
+    };
+    let k = kernel();
+    let vars = VarTypes::default();
+    let typer = Typer {
+        kernel: &k,
+        vars: &vars,
+        args: &fbt,
+        probe: Some(&desc),
+    };
+    for (src, message, place) in [
+        (
+            "trace(args[1])",
+            "index 1 is out of range for fbt:vmlinux:wake_up_new_task:entry args[ ]",
+            "args[1]",
+        ),
+        ("x = args[pid]", "args[] needs a constant index", "pid"),
+        ("x = 1 + args[0, 1]", "args[] takes one index", "args[0, 1]"),
+    ] {
+        let e = syntax::parse_expr(0, src).unwrap();
+        let err = tracer_lang::sema::check::typed(&typer, &e).expect_err(src);
+        assert_eq!(err.message, message, "{src}");
+        assert_eq!(at(src, &err), place, "{src}");
+    }
+    let e = syntax::parse_expr(0, "trace(args[0])").unwrap();
+    tracer_lang::sema::check::typed(&typer, &e).expect("in range");
 }

@@ -357,6 +357,7 @@ impl<'g, 'a> Lower<'g, 'a> {
             kernel: self.g.input.kernel_types,
             vars: &self.g.types,
             args: &self.probe.args,
+            probe: Some(&self.probe.desc),
         }
     }
 

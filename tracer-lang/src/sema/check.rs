@@ -4,7 +4,8 @@
 //! - typed, per statement and probe ([`typed`]): subroutine arguments of the class the
 //!   signature asks for, `?:` branches both strings or both integers, no string stored into
 //!   an integer variable or the reverse, no string tested for truth ([`condition`] for
-//!   predicates and `if` conditions); kernel struct members that exist, casts that can be.
+//!   predicates and `if` conditions); kernel struct members that exist, casts that can be,
+//!   `args[i]` with one constant index the probe has.
 
 use super::resolve::resolve_type;
 use super::signatures::{self, Arg};
@@ -206,6 +207,24 @@ enum Problem {
 fn first_problem(t: &Typer, e: &Expr) -> Option<Problem> {
     // Nodes lowering checks before evaluating their children.
     match &e.node {
+        ExprKind::Index { base, index } if matches!(&base.node, ExprKind::Ident(n) if n == "args") =>
+        {
+            let err = |span, m: String| Some(Problem::Error(CompileError::new(span, m)));
+            return match index.as_slice() {
+                [i] => match (&i.node, t.probe) {
+                    (ExprKind::Int { value, .. }, Some(p)) if t.arg_out_of_range(*value as u32) => {
+                        let n = *value as u32;
+                        err(
+                            e.span,
+                            format!("index {n} is out of range for {} args[ ]", p.full_name()),
+                        )
+                    }
+                    (ExprKind::Int { .. }, _) => Some(Problem::Unresolved),
+                    _ => err(i.span, "args[] needs a constant index".into()),
+                },
+                _ => err(e.span, "args[] takes one index".into()),
+            };
+        }
         // sizeof does not evaluate its operand.
         ExprKind::SizeofExpr(_) => return None,
         ExprKind::Cast { ty, .. } => {

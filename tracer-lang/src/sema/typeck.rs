@@ -41,6 +41,8 @@ pub struct Typer<'a> {
     pub vars: &'a VarTypes,
     /// The arguments of the probe the clause is typed for (`ArgSource::None` without one).
     pub args: &'a ArgSource,
+    /// The probe, for messages that name it (None when sema types without one).
+    pub probe: Option<&'a tracer_common::ProbeDesc>,
 }
 
 /// The value a `ty` at a kernel address has once read: char arrays are strings; structs,
@@ -225,6 +227,23 @@ impl Typer<'_> {
             ExprKind::Ident(n) => self.vars.assocs.get(n).map_or(Type::LONG, |d| d.1.clone()),
             ExprKind::SelfVar(n) => self.vars.thread.get(n).map_or(Type::LONG, |d| d.1.clone()),
             _ => Type::LONG,
+        }
+    }
+
+    /// Whether the probe is known to have no `args[i]`: a stable provider's, a tracepoint's or
+    /// an fbt probe's arguments are listed; others are not.
+    pub fn arg_out_of_range(&self, i: u32) -> bool {
+        match self.args {
+            ArgSource::Stable(s) => i as usize >= s.args.len(),
+            ArgSource::Tracepoint { fields } => i as usize >= fields.len(),
+            ArgSource::Fbt { params, ret, .. } => {
+                if *ret {
+                    i > 1
+                } else {
+                    i as usize >= params.len()
+                }
+            }
+            _ => false,
         }
     }
 
