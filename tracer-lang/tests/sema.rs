@@ -489,3 +489,43 @@ fn args_index_errors_are_reported_by_sema() {
     let e = syntax::parse_expr(0, "trace(args[0])").unwrap();
     tracer_lang::sema::check::typed(&typer, &e).expect("in range");
 }
+
+#[test]
+fn assoc_key_errors_are_reported_by_sema() {
+    for (src, message, place) in [
+        (
+            "BEGIN { a[1, 2] = 1; x = a[3]; }",
+            "expected 2 key(s), found 1",
+            "a[3]",
+        ),
+        (
+            "BEGIN { a[1] = 1; x = a[execname]; }",
+            "key has the wrong type: expected int",
+            "execname",
+        ),
+        (
+            "BEGIN { self->t[execname] = 1; self->t[pid] = 2; }",
+            "key has the wrong type: expected string",
+            "pid",
+        ),
+    ] {
+        let script = syntax::parse(0, src).unwrap();
+        let vars = var_types(src, &ArgSource::None);
+        let k = kernel();
+        let typer = Typer {
+            kernel: &k,
+            vars: &vars,
+            args: &ArgSource::None,
+            probe: None,
+        };
+        let ast::Stmt::Expr(stmt) = &clauses(&script)[0].body[1] else {
+            panic!("{src}")
+        };
+        let e = tracer_lang::sema::check::typed(&typer, stmt).expect_err(src);
+        assert_eq!(e.message, message, "{src}");
+        assert_eq!(at(src, &e), place, "{src}");
+        let e = compile_text(src).err().expect(src);
+        assert_eq!(e.message, message, "{src}");
+        assert_eq!(at(src, &e), place, "{src}");
+    }
+}

@@ -5,7 +5,8 @@
 //!   signature asks for, `?:` branches both strings or both integers, no string stored into
 //!   an integer variable or the reverse, no string tested for truth ([`condition`] for
 //!   predicates and `if` conditions); kernel struct members that exist, casts that can be,
-//!   `args[i]` with one constant index the probe has.
+//!   `args[i]` with one constant index the probe has, associative array keys of the number
+//!   and class the array was declared with.
 
 use super::resolve::resolve_type;
 use super::signatures::{self, Arg};
@@ -324,6 +325,7 @@ fn check_typed(t: &Typer, e: &Expr) -> Result<()> {
             check_typed(t, rhs)?;
             scalar(t, rhs)
         }
+        ExprKind::Index { base, index } if dynamic_keys(t, e, base, index)? => Ok(()),
         ExprKind::Cond { cond, then, els } => {
             check_typed(t, cond)?;
             scalar(t, cond)?;
@@ -339,9 +341,11 @@ fn check_typed(t: &Typer, e: &Expr) -> Result<()> {
         }
         ExprKind::Assign { op: None, lhs, rhs } => {
             check_typed(t, rhs)?;
-            if let ExprKind::Index { index, .. } = &lhs.node {
-                for k in index {
-                    check_typed(t, k)?;
+            if let ExprKind::Index { base, index } = &lhs.node {
+                if !dynamic_keys(t, lhs, base, index)? {
+                    for k in index {
+                        check_typed(t, k)?;
+                    }
                 }
             }
             let value = t.ty(rhs);
@@ -369,6 +373,45 @@ fn check_typed(t: &Typer, e: &Expr) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The keys of an associative array or thread-local array `base[index]`: as many as it has,
+/// each checked, then each of its key's class. False when `base` is no such variable.
+fn dynamic_keys(t: &Typer, e: &Expr, base: &Expr, index: &[Expr]) -> Result<bool> {
+    if t.indexes_memory(base) {
+        return Ok(false);
+    }
+    let types = match &base.node {
+        ExprKind::Ident(n) if n != "args" && n != "uregs" => t.vars.assocs.get(n).map(|d| &d.0),
+        ExprKind::SelfVar(n) => t.vars.thread.get(n).map(|d| &d.0),
+        _ => None,
+    };
+    let Some(types) = types else {
+        return Ok(false);
+    };
+    if types.len() != index.len() {
+        return Err(CompileError::new(
+            e.span,
+            format!("expected {} key(s), found {}", types.len(), index.len()),
+        ));
+    }
+    for k in index {
+        check_typed(t, k)?;
+    }
+    for (k, ty) in index.iter().zip(types) {
+        let ok = if t.ty(k) == Type::Str {
+            *ty == Type::Str
+        } else {
+            ty.is_int()
+        };
+        if !ok {
+            return Err(CompileError::new(
+                k.span,
+                format!("key has the wrong type: expected {ty}"),
+            ));
+        }
+    }
+    Ok(true)
 }
 
 /// The direct subexpressions of `e`, in the order lowering evaluates them.

@@ -361,6 +361,8 @@ impl Typer<'_> {
                     || signatures::variable(n).is_some()
                     || v.inlines.contains_key(n)
                     || v.globals.contains_key(n)
+                    // The base of `a[k]` (alone, lowering says to index it).
+                    || v.assocs.contains_key(n)
             }
             ExprKind::SelfVar(n) => v.thread.contains_key(n),
             ExprKind::ThisVar(n) => v.this.contains_key(n),
