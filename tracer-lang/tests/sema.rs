@@ -529,3 +529,32 @@ fn assoc_key_errors_are_reported_by_sema() {
         assert_eq!(at(src, &e), place, "{src}");
     }
 }
+
+#[test]
+fn aggregation_arity_is_reported_by_sema() {
+    for (src, message, place) in [
+        (
+            "BEGIN { @a = count(1); }",
+            "count( ) prototype mismatch: 1 arguments passed",
+            "count",
+        ),
+        (
+            "BEGIN { @a[execname] = lquantize(pid, 0); }",
+            "lquantize( ) prototype mismatch: 2 arguments passed",
+            "lquantize",
+        ),
+        (
+            "BEGIN { @a = frob(); }",
+            "frob( ) is not an aggregating function",
+            "frob",
+        ),
+    ] {
+        let script = syntax::parse(0, src).unwrap();
+        let e = tracer_lang::sema::check::script(&script).expect_err(src);
+        assert_eq!(e.message, message, "{src}");
+        assert_eq!(at(src, &e), place, "{src}");
+        let e = compile_text(src).err().expect(src);
+        assert_eq!(e.message, message, "{src}");
+        assert_eq!(at(src, &e), place, "{src}");
+    }
+}

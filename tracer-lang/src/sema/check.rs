@@ -1,6 +1,6 @@
 //! Errors sema reports before lowering, at the place of the mistake:
-//! - every call of a subroutine or action has as many arguments as its signature allows
-//!   ([`script`]);
+//! - every call of a subroutine, action or aggregating function has as many arguments as its
+//!   signature allows ([`script`]);
 //! - typed, per statement and probe ([`typed`]): subroutine arguments of the class the
 //!   signature asks for, `?:` branches both strings or both integers, no string stored into
 //!   an integer variable or the reverse, no string tested for truth ([`condition`] for
@@ -79,6 +79,12 @@ pub fn expr(e: &Expr) -> Result<()> {
                 signatures::subroutine(&func.node).and_then(|s| s.arity_error(args.len()))
             {
                 first = Some(CompileError::new(x.span, m));
+            }
+        }
+        // An aggregation's function is checked before its keys are evaluated.
+        if let ExprKind::Aggregate { func, args, .. } = &x.node {
+            if let Some(m) = signatures::aggregation_error(&func.node, args.len()) {
+                first = Some(CompileError::new(func.span, m));
             }
         }
     });

@@ -293,6 +293,32 @@ pub fn action(name: &str) -> Option<&'static Action> {
     ACTIONS.iter().find(|a| a.name == name)
 }
 
+/// Aggregating functions (`@a = count()`): name and arity `min..=max`. Their constant
+/// arguments (`lquantize`'s bounds) are checked by lowering, which reads them.
+pub const AGGREGATIONS: &[(&str, usize, usize)] = &[
+    ("count", 0, 0),
+    ("sum", 1, 1),
+    ("avg", 1, 1),
+    ("min", 1, 1),
+    ("max", 1, 1),
+    ("stddev", 1, 1),
+    ("quantize", 1, 2),
+    ("lquantize", 3, 5),
+    ("llquantize", 5, 6),
+];
+
+/// The error of `@a = name(...)` with `n` arguments, in lowering's words: an unknown
+/// function, or another number of arguments.
+pub fn aggregation_error(name: &str, n: usize) -> Option<String> {
+    match AGGREGATIONS.iter().find(|a| a.0 == name) {
+        None => Some(format!("{name}( ) is not an aggregating function")),
+        Some(&(_, min, max)) if !(min..=max).contains(&n) => Some(format!(
+            "{name}( ) prototype mismatch: {n} arguments passed"
+        )),
+        Some(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +390,15 @@ mod tests {
             Some("printf( ) requires a format string")
         );
         assert_eq!(a("printf", 5), None);
+        assert_eq!(
+            aggregation_error("count", 1).as_deref(),
+            Some("count( ) prototype mismatch: 1 arguments passed")
+        );
+        assert_eq!(
+            aggregation_error("frob", 0).as_deref(),
+            Some("frob( ) is not an aggregating function")
+        );
+        assert_eq!(aggregation_error("quantize", 2), None);
         assert_eq!(
             action("printa").unwrap().arity_error(1, true).as_deref(),
             Some("printa( ) requires an aggregation after the format")
