@@ -113,6 +113,7 @@ fn every_subexpression_is_recorded() {
         kernel: &k,
         vars: &vars,
         args: &ArgSource::None,
+        probe: None,
     };
     let mut types = ExprTypes::default();
     assert_eq!(typer.record(&e, &mut types), Type::ULONG);
@@ -270,7 +271,290 @@ fn sizeof_a_member_is_its_declared_size() {
         kernel: &k,
         vars: &vars,
         args: &ArgSource::None,
+        probe: None,
     };
     assert_eq!(typer.ty(&e), Type::Str);
     assert_eq!(typer.object(&e).storage_size(256), 16);
+}
+
+/// The text `e` names in `src`.
+fn at(src: &str, e: &CompileError) -> String {
+    src[e.span.start as usize..e.span.end as usize].to_string()
+}
+
+#[test]
+fn action_arity_is_reported_by_sema() {
+    // Sema's own check, before lowering: the script is not lowered.
+    let script = syntax::parse(0, "BEGIN { x = 1; trace(1, 2); }").unwrap();
+    let e = tracer_lang::sema::check::script(&script).unwrap_err();
+    assert_eq!(
+        e.message,
+        "trace( ) prototype mismatch: 2 arguments passed, 1 expected"
+    );
+    for (src, message, place) in [
+        (
+            "BEGIN { trace(1, 2); }",
+            "trace( ) prototype mismatch: 2 arguments passed, 1 expected",
+            "trace(1, 2)",
+        ),
+        (
+            "BEGIN { exit(); }",
+            "exit( ) prototype mismatch: 0 arguments passed, 1 expected",
+            "exit()",
+        ),
+        (
+            "BEGIN { @a = count(); trunc(@a, 1, 2); }",
+            "trunc( ) prototype mismatch: 3 arguments passed, 1 to 2 expected",
+            "trunc(@a, 1, 2)",
+        ),
+        (
+            "BEGIN { @a = count(); normalize(@a); }",
+            "normalize( ) prototype mismatch: 1 arguments passed, 2 expected",
+            "normalize(@a)",
+        ),
+        (
+            "BEGIN { printf(); }",
+            "printf( ) requires a format string",
+            "printf()",
+        ),
+        (
+            "BEGIN { printa(\"%d\"); }",
+            "printa( ) requires an aggregation after the format",
+            "printa(\"%d\")",
+        ),
+        (
+            "BEGIN { stack(1, 2, 3); }",
+            "stack( ) takes at most 2 arguments",
+            "stack(1, 2, 3)",
+        ),
+        (
+            "BEGIN { stop(1); }",
+            "stop( ) prototype mismatch: 1 arguments passed, 0 expected",
+            "stop(1)",
+        ),
+    ] {
+        let e = compile_text(src).err().expect(src);
+        assert_eq!(e.message, message, "{src}");
+        assert_eq!(at(src, &e), place, "{src}");
+    }
+}
+
+#[test]
+fn an_action_argument_class_is_checked_by_sema() {
+    let src = "BEGIN { exit(execname); }";
+    let e = compile_text(src).err().unwrap();
+    assert_eq!(
+        e.message,
+        "exit( ) argument #1 is incompatible with prototype: it must be an integer"
+    );
+    assert_eq!(at(src, &e), "execname");
+    compile_text("BEGIN { exit(pid > 0); }").expect("an integer");
+}
+
+#[test]
+fn member_and_cast_errors_are_reported_by_sema_at_their_place() {
+    for (src, start, place) in [
+        (
+            "BEGIN { x = 1; trace(curthread->nosuch); }",
+            "struct task_struct has no member named nosuch; it has: ",
+            "curthread->nosuch",
+        ),
+        (
+            "BEGIN { y = curthread->real_parent->bogus + 1; }",
+            "struct task_struct has no member named bogus",
+            "curthread->real_parent->bogus",
+        ),
+        (
+            "BEGIN { x = (struct task_struct)curthread; }",
+            "cannot cast to struct task_struct; cast to a pointer (struct task_struct *) instead",
+            "(struct task_struct)curthread",
+        ),
+        (
+            "BEGIN { x = (int)execname; }",
+            "cannot cast a string to int",
+            "(int)execname",
+        ),
+    ] {
+        // Sema's own check, against the probe's typer: lowering is not reached.
+        let script = syntax::parse(0, src).unwrap();
+        let vars = var_types(src, &ArgSource::None);
+        let k = kernel();
+        let typer = Typer {
+            kernel: &k,
+            vars: &vars,
+            args: &ArgSource::None,
+            probe: None,
+        };
+        let body = &clauses(&script)[0].body;
+        let ast::Stmt::Expr(stmt) = &body[1.min(body.len() - 1)] else {
+            panic!("{src}")
+        };
+        let e = tracer_lang::sema::check::typed(&typer, stmt).expect_err(src);
+        assert!(e.message.starts_with(start), "{src}: {}", e.message);
+        assert_eq!(at(src, &e), place, "{src}");
+        // And through the compiler, the same.
+        let e = compile_text(src).err().expect(src);
+        assert!(e.message.starts_with(start), "{src}: {}", e.message);
+        assert_eq!(at(src, &e), place, "{src}");
+    }
+}
+
+#[test]
+fn a_cast_pointer_thread_local_member_is_a_string() {
+    let src = "BEGIN { self->p = (struct task_struct *)curthread; trace(self->p->comm); }";
+    let vars = var_types(src, &ArgSource::None);
+    let k = kernel();
+    let typer = Typer {
+        kernel: &k,
+        vars: &vars,
+        args: &ArgSource::None,
+        probe: None,
+    };
+    let e = syntax::parse_expr(0, "self->p->comm").unwrap();
+    assert_eq!(typer.ty(&e), Type::Str);
+    compile_text(src).expect("traces a string");
+}
+
+#[test]
+fn a_string_tested_for_truth_is_reported_by_sema() {
+    let message = "a predicate must be a scalar, not a string (compare it with == or use strlen())";
+    for (src, place) in [
+        ("BEGIN /execname/ { exit(0); }", "execname"),
+        ("BEGIN /pid && !execname/ { exit(0); }", "execname"),
+        (
+            "BEGIN { if (curthread->comm) { exit(0); } }",
+            "curthread->comm",
+        ),
+        ("BEGIN { x = execname ? 1 : 2; }", "execname"),
+        ("BEGIN { x = pid || execname; }", "execname"),
+    ] {
+        let e = compile_text(src).err().expect(src);
+        assert_eq!(e.message, message, "{src}");
+        assert_eq!(at(src, &e), place, "{src}");
+    }
+    // Sema's own check of a predicate.
+    let src = "BEGIN /execname/ { exit(0); }";
+    let script = syntax::parse(0, src).unwrap();
+    let vars = var_types(src, &ArgSource::None);
+    let k = kernel();
+    let typer = Typer {
+        kernel: &k,
+        vars: &vars,
+        args: &ArgSource::None,
+        probe: None,
+    };
+    let pred = clauses(&script)[0].predicate.as_ref().unwrap();
+    let e = tracer_lang::sema::check::condition(&typer, pred).unwrap_err();
+    assert_eq!(e.message, message);
+    compile_text("BEGIN /execname == \"init\" && pid/ { exit(0); }").expect("a comparison");
+}
+
+#[test]
+fn args_index_errors_are_reported_by_sema() {
+    let fbt = ArgSource::Fbt {
+        params: vec![("p".into(), task_ptr())],
+        ret_type: Type::INT,
+        ret: false,
+        fentry: true,
+    };
+    let desc = ProbeDesc {
+        id: 1,
+        provider: "fbt".into(),
+        module: "vmlinux".into(),
+        function: "wake_up_new_task".into(),
+        name: "entry".into(),
+    };
+    let k = kernel();
+    let vars = VarTypes::default();
+    let typer = Typer {
+        kernel: &k,
+        vars: &vars,
+        args: &fbt,
+        probe: Some(&desc),
+    };
+    for (src, message, place) in [
+        (
+            "trace(args[1])",
+            "index 1 is out of range for fbt:vmlinux:wake_up_new_task:entry args[ ]",
+            "args[1]",
+        ),
+        ("x = args[pid]", "args[] needs a constant index", "pid"),
+        ("x = 1 + args[0, 1]", "args[] takes one index", "args[0, 1]"),
+    ] {
+        let e = syntax::parse_expr(0, src).unwrap();
+        let err = tracer_lang::sema::check::typed(&typer, &e).expect_err(src);
+        assert_eq!(err.message, message, "{src}");
+        assert_eq!(at(src, &err), place, "{src}");
+    }
+    let e = syntax::parse_expr(0, "trace(args[0])").unwrap();
+    tracer_lang::sema::check::typed(&typer, &e).expect("in range");
+}
+
+#[test]
+fn assoc_key_errors_are_reported_by_sema() {
+    for (src, message, place) in [
+        (
+            "BEGIN { a[1, 2] = 1; x = a[3]; }",
+            "expected 2 key(s), found 1",
+            "a[3]",
+        ),
+        (
+            "BEGIN { a[1] = 1; x = a[execname]; }",
+            "key has the wrong type: expected int",
+            "execname",
+        ),
+        (
+            "BEGIN { self->t[execname] = 1; self->t[pid] = 2; }",
+            "key has the wrong type: expected string",
+            "pid",
+        ),
+    ] {
+        let script = syntax::parse(0, src).unwrap();
+        let vars = var_types(src, &ArgSource::None);
+        let k = kernel();
+        let typer = Typer {
+            kernel: &k,
+            vars: &vars,
+            args: &ArgSource::None,
+            probe: None,
+        };
+        let ast::Stmt::Expr(stmt) = &clauses(&script)[0].body[1] else {
+            panic!("{src}")
+        };
+        let e = tracer_lang::sema::check::typed(&typer, stmt).expect_err(src);
+        assert_eq!(e.message, message, "{src}");
+        assert_eq!(at(src, &e), place, "{src}");
+        let e = compile_text(src).err().expect(src);
+        assert_eq!(e.message, message, "{src}");
+        assert_eq!(at(src, &e), place, "{src}");
+    }
+}
+
+#[test]
+fn aggregation_arity_is_reported_by_sema() {
+    for (src, message, place) in [
+        (
+            "BEGIN { @a = count(1); }",
+            "count( ) prototype mismatch: 1 arguments passed",
+            "count",
+        ),
+        (
+            "BEGIN { @a[execname] = lquantize(pid, 0); }",
+            "lquantize( ) prototype mismatch: 2 arguments passed",
+            "lquantize",
+        ),
+        (
+            "BEGIN { @a = frob(); }",
+            "frob( ) is not an aggregating function",
+            "frob",
+        ),
+    ] {
+        let script = syntax::parse(0, src).unwrap();
+        let e = tracer_lang::sema::check::script(&script).expect_err(src);
+        assert_eq!(e.message, message, "{src}");
+        assert_eq!(at(src, &e), place, "{src}");
+        let e = compile_text(src).err().expect(src);
+        assert_eq!(e.message, message, "{src}");
+        assert_eq!(at(src, &e), place, "{src}");
+    }
 }

@@ -98,21 +98,15 @@ impl<'g, 'a> Lower<'g, 'a> {
     }
 
     pub(super) fn action(&mut self, name: &str, args: &[Expr], span: Span) -> Result<()> {
+        // Sema checked the arity (`sema::signatures::ACTIONS`); a call that slipped past it
+        // is an internal error, not an out-of-range index.
         let argc = |n: std::ops::RangeInclusive<usize>| -> Result<()> {
             if n.contains(&args.len()) {
                 Ok(())
             } else {
                 Err(CompileError::new(
                     span,
-                    format!(
-                        "{name}( ) prototype mismatch: {} arguments passed, {} expected",
-                        args.len(),
-                        if n.start() == n.end() {
-                            n.start().to_string()
-                        } else {
-                            format!("{} to {}", n.start(), n.end())
-                        }
-                    ),
+                    format!("internal: {name}( ) with {} arguments", args.len()),
                 ))
             }
         };
@@ -123,12 +117,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 self.record_values(ActionKind::Trace, &[(v, args[0].span)])
             }
             "printf" | "system" => {
-                if args.is_empty() {
-                    return Err(CompileError::new(
-                        span,
-                        format!("{name}( ) requires a format string"),
-                    ));
-                }
+                argc(1..=usize::MAX)?;
                 let fmt = match &args[0].node {
                     ExprKind::Str(s) => s.clone(),
                     _ => {
@@ -161,19 +150,12 @@ impl<'g, 'a> Lower<'g, 'a> {
                 self.record_values(kind, &vals)
             }
             "printa" => {
-                if args.is_empty() {
-                    return Err(CompileError::new(span, "printa( ) requires an aggregation"));
-                }
+                argc(1..=usize::MAX)?;
                 let (format, rest) = match &args[0].node {
                     ExprKind::Str(s) => (Some(s.clone()), &args[1..]),
                     _ => (None, args),
                 };
-                if rest.is_empty() {
-                    return Err(CompileError::new(
-                        span,
-                        "printa( ) requires an aggregation after the format",
-                    ));
-                }
+                argc(usize::from(format.is_some()) + 1..=usize::MAX)?;
                 let aggs = rest
                     .iter()
                     .map(|a| self.agg_index(a))
@@ -235,12 +217,13 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             "exit" => {
                 argc(1..=1)?;
+                // Sema reports a string argument it can type; this is for those it leaves to
+                // lowering (a macro argument).
                 let v = self.expr(&args[0])?;
                 if let Val::Str(_) = v {
-                    return Err(CompileError::new(
-                        args[0].span,
-                        "exit( ) argument #1 is incompatible with prototype: it must be an integer",
-                    ));
+                    let action = crate::sema::signatures::action(name);
+                    let m = action.and_then(|a| a.class_error(0)).unwrap_or_default();
+                    return Err(CompileError::new(args[0].span, m));
                 }
                 self.record_values(ActionKind::Exit, &[(v, args[0].span)])?;
                 let flag = super::vars::EXIT_FLAG as i16;

@@ -189,6 +189,23 @@ impl<'g, 'a> Lower<'g, 'a> {
         Ok(v)
     }
 
+    /// A value read from memory (a kernel member or element, a tracepoint field), typed by
+    /// sema: its layout (`read`) says how many bytes were read, sema says what type the value
+    /// has. In debug builds a disagreement is an internal error.
+    fn sema_typed(&self, e: &Expr, read: Val) -> Result<Val> {
+        let Val::Int(r, layout) = read else {
+            return Ok(read);
+        };
+        let ty = self.ty_of(e);
+        if cfg!(debug_assertions) && ty != layout {
+            return Err(CompileError::new(
+                e.span,
+                format!("internal: sema typed this as {ty}, memory holds a {layout}"),
+            ));
+        }
+        Ok(Val::Int(r, ty))
+    }
+
     fn expr_untyped(&mut self, e: &Expr) -> Result<Val> {
         let span = e.span;
         match &e.node {
@@ -214,7 +231,7 @@ impl<'g, 'a> Lower<'g, 'a> {
             ExprKind::Index { base, index } => {
                 if let ExprKind::Ident(n) = &base.node {
                     if n == "args" {
-                        return self.args_index(index, span);
+                        return self.args_index(index, span).and_then(|v| self.sema_typed(e, v));
                     }
                     if n == "uregs" {
                         return self.uregs(index, span);
@@ -224,7 +241,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                     let [i] = index.as_slice() else {
                         return Err(CompileError::new(span, "a pointer or array takes one index"));
                     };
-                    return self.index_memory(base, i, span);
+                    return self.index_memory(base, i, span).and_then(|v| self.sema_typed(e, v));
                 }
                 self.load_var(e)
             }
@@ -315,7 +332,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                     _ => return Err(CompileError::new(span, format!("{} has no named arguments; use args[N] or argN", self.probe.desc.full_name()))),
                 };
                 match fields.iter().position(|f| &f.name == member) {
-                    Some(i) => self.tp_field(i as u32),
+                    Some(i) => self.tp_field(i as u32).and_then(|v| self.sema_typed(e, v)),
                     None => {
                         let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
                         Err(CompileError::new(span, format!("{} has no argument named {member}; it has: {}", self.probe.desc.full_name(), names.join(", "))))
@@ -333,7 +350,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                         }
                     }
                 }
-                self.member(base, member, *arrow, span)
+                self.member(base, member, *arrow, span).and_then(|v| self.sema_typed(e, v))
             }
             ExprKind::Offsetof { ty, member } => self.offset_of(ty, member, span),
         }
@@ -357,6 +374,7 @@ impl<'g, 'a> Lower<'g, 'a> {
             kernel: self.g.input.kernel_types,
             vars: &self.g.types,
             args: &self.probe.args,
+            probe: Some(&self.probe.desc),
         }
     }
 

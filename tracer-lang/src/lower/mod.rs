@@ -740,7 +740,7 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.line(clause.span);
         if let Some(pred) = &clause.predicate {
             self.line(pred.span);
-            crate::sema::check::typed(&self.typer(), pred)?;
+            crate::sema::check::condition(&self.typer(), pred)?;
             let end = self.clause_end;
             self.cond_branch(pred, false, end)?;
         }

@@ -37,7 +37,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 cond, then, els, ..
             } => {
                 self.line(cond.span);
-                crate::sema::check::typed(&self.typer(), cond)?;
+                crate::sema::check::condition(&self.typer(), cond)?;
                 let else_l = self.f.label();
                 let done = self.f.label();
                 self.cond_branch(cond, false, else_l)?;

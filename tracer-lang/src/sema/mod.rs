@@ -6,7 +6,8 @@
 //! - [`literals`]: the types C gives literals, and macro-argument numbers;
 //! - [`macros`]: what `$target`, `$pid`, `$1` stand for;
 //! - [`resolve`]: type names as written (`int`, `struct task_struct *`), kernel types from BTF;
-//! - [`check`]: errors sema reports before lowering (subroutine arity);
+//! - [`check`]: errors sema reports before lowering (arity of subroutines, actions and
+//!   aggregating functions; type errors of statements);
 //! - [`typeck`]: the type of every expression, for the probe a clause is lowered for;
 //! - [`vars`]: the type of every variable, decided before lowering.
 //!

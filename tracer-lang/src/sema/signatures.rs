@@ -1,7 +1,8 @@
 //! The signatures of D's built-in variables (`pid`, `execname`, `arg0`, …) and subroutines
 //! (`strlen`, `copyinstr`, `stack`, …): one table each. Adding a built-in is one row here plus
 //! one arm in lowering (`lower/builtins.rs` for variables, `lower/strings.rs` for
-//! subroutines). Actions (`printf`, `exit`, …) return nothing and are not listed.
+//! subroutines), and of actions (`printf`, `exit`, …), which return nothing: [`ACTIONS`],
+//! lowered in `lower/actions.rs`.
 
 use crate::types::Type;
 
@@ -204,6 +205,120 @@ pub fn subroutine(name: &str) -> Option<&'static Subroutine> {
     SUBROUTINES.iter().find(|s| s.name == name)
 }
 
+/// An action: a call that is a statement of its own and records or does something. Its
+/// arity (`min..=max` arguments) and argument classes are checked by sema at the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Action {
+    pub name: &'static str,
+    pub min: usize,
+    pub max: usize,
+    /// The class of each argument, where sema checks one (`Int`: not a string).
+    pub args: &'static [Option<Arg>],
+}
+
+impl Action {
+    /// The message for `args` when the action takes another number of arguments, in the
+    /// words lowering always used. `format_first` is whether the first argument is a string
+    /// literal (`printa`'s optional format).
+    pub fn arity_error(&self, n: usize, format_first: bool) -> Option<String> {
+        let name = self.name;
+        match name {
+            "printf" | "system" if n == 0 => {
+                return Some(format!("{name}( ) requires a format string"))
+            }
+            "printa" if n == 0 => return Some("printa( ) requires an aggregation".into()),
+            "printa" if n == 1 && format_first => {
+                return Some("printa( ) requires an aggregation after the format".into())
+            }
+            _ => {}
+        }
+        if (self.min..=self.max).contains(&n) {
+            return None;
+        }
+        let expected = if self.min == self.max {
+            self.min.to_string()
+        } else {
+            format!("{} to {}", self.min, self.max)
+        };
+        Some(format!(
+            "{name}( ) prototype mismatch: {n} arguments passed, {expected} expected"
+        ))
+    }
+
+    /// The message when argument `i` is a string and the action wants an integer.
+    pub fn class_error(&self, i: usize) -> Option<String> {
+        match self.args.get(i) {
+            Some(Some(Arg::Int)) => Some(format!(
+                "{}( ) argument #{} is incompatible with prototype: it must be an integer",
+                self.name,
+                i + 1
+            )),
+            _ => None,
+        }
+    }
+}
+
+const fn act(name: &'static str, min: usize, max: usize, args: &'static [Option<Arg>]) -> Action {
+    Action {
+        name,
+        min,
+        max,
+        args,
+    }
+}
+
+/// Actions. `stack()`, `ustack()` and `jstack()` are actions too, but their arity is that of
+/// the subroutines of the same name. `printf`, `system` and `printa` take any number of
+/// arguments after their first.
+pub const ACTIONS: &[Action] = &[
+    act("trace", 1, 1, &[]),
+    act("printf", 1, usize::MAX, &[]),
+    act("system", 1, usize::MAX, &[]),
+    act("printa", 1, usize::MAX, &[]),
+    act("clear", 1, 1, &[]),
+    act("denormalize", 1, 1, &[]),
+    act("trunc", 1, 2, &[]),
+    act("normalize", 2, 2, &[]),
+    act("exit", 1, 1, &[Some(Int)]),
+    act("speculate", 1, 1, &[]),
+    act("commit", 1, 1, &[]),
+    act("discard", 1, 1, &[]),
+    act("raise", 1, 1, &[]),
+    act("stop", 0, 0, &[]),
+    act("setopt", 0, usize::MAX, &[]),
+];
+
+/// The action called `name`, or None for subroutines and unknown names.
+pub fn action(name: &str) -> Option<&'static Action> {
+    ACTIONS.iter().find(|a| a.name == name)
+}
+
+/// Aggregating functions (`@a = count()`): name and arity `min..=max`. Their constant
+/// arguments (`lquantize`'s bounds) are checked by lowering, which reads them.
+pub const AGGREGATIONS: &[(&str, usize, usize)] = &[
+    ("count", 0, 0),
+    ("sum", 1, 1),
+    ("avg", 1, 1),
+    ("min", 1, 1),
+    ("max", 1, 1),
+    ("stddev", 1, 1),
+    ("quantize", 1, 2),
+    ("lquantize", 3, 5),
+    ("llquantize", 5, 6),
+];
+
+/// The error of `@a = name(...)` with `n` arguments, in lowering's words: an unknown
+/// function, or another number of arguments.
+pub fn aggregation_error(name: &str, n: usize) -> Option<String> {
+    match AGGREGATIONS.iter().find(|a| a.0 == name) {
+        None => Some(format!("{name}( ) is not an aggregating function")),
+        Some(&(_, min, max)) if !(min..=max).contains(&n) => Some(format!(
+            "{name}( ) prototype mismatch: {n} arguments passed"
+        )),
+        Some(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +332,10 @@ mod tests {
         for s in SUBROUTINES {
             assert!(seen.insert(s.name), "{} twice", s.name);
             assert!(s.min <= s.args.len(), "{}", s.name);
+        }
+        for a in ACTIONS {
+            assert!(seen.insert(a.name), "{} twice", a.name);
+            assert!(a.min <= a.max && a.args.len() <= a.max, "{}", a.name);
         }
     }
 
@@ -257,5 +376,32 @@ mod tests {
             Some("stack( ) takes at most 2 arguments")
         );
         assert_eq!(m("substr", 3), None);
+        let a = |n, k| action(n).unwrap().arity_error(k, false);
+        assert_eq!(
+            a("trace", 2).as_deref(),
+            Some("trace( ) prototype mismatch: 2 arguments passed, 1 expected")
+        );
+        assert_eq!(
+            a("trunc", 3).as_deref(),
+            Some("trunc( ) prototype mismatch: 3 arguments passed, 1 to 2 expected")
+        );
+        assert_eq!(
+            a("printf", 0).as_deref(),
+            Some("printf( ) requires a format string")
+        );
+        assert_eq!(a("printf", 5), None);
+        assert_eq!(
+            aggregation_error("count", 1).as_deref(),
+            Some("count( ) prototype mismatch: 1 arguments passed")
+        );
+        assert_eq!(
+            aggregation_error("frob", 0).as_deref(),
+            Some("frob( ) is not an aggregating function")
+        );
+        assert_eq!(aggregation_error("quantize", 2), None);
+        assert_eq!(
+            action("printa").unwrap().arity_error(1, true).as_deref(),
+            Some("printa( ) requires an aggregation after the format")
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! memory is a `string` (`curthread->comm`), a struct or array stays an object (its address),
 //! `args[i]` has the probe's argument type. Where an expression is wrong (an unknown name, a
 //! member a struct does not have) its type is `long long` and lowering reports the error at
-//! its place, in script order.
+//! its place, in script order (`check::typed` reports unknown members and bad casts).
 
 use super::literals::{self, int_literal_type};
 use super::resolve::{curthread_type, resolve_type};
@@ -41,6 +41,8 @@ pub struct Typer<'a> {
     pub vars: &'a VarTypes,
     /// The arguments of the probe the clause is typed for (`ArgSource::None` without one).
     pub args: &'a ArgSource,
+    /// The probe, for messages that name it (None when sema types without one).
+    pub probe: Option<&'a tracer_common::ProbeDesc>,
 }
 
 /// The value a `ty` at a kernel address has once read: char arrays are strings; structs,
@@ -228,6 +230,23 @@ impl Typer<'_> {
         }
     }
 
+    /// Whether the probe is known to have no `args[i]`: a stable provider's, a tracepoint's or
+    /// an fbt probe's arguments are listed; others are not.
+    pub fn arg_out_of_range(&self, i: u32) -> bool {
+        match self.args {
+            ArgSource::Stable(s) => i as usize >= s.args.len(),
+            ArgSource::Tracepoint { fields } => i as usize >= fields.len(),
+            ArgSource::Fbt { params, ret, .. } => {
+                if *ret {
+                    i > 1
+                } else {
+                    i as usize >= params.len()
+                }
+            }
+            _ => false,
+        }
+    }
+
     /// `args[i]` of the probe.
     pub fn arg(&self, i: u32) -> Type {
         match self.args {
@@ -332,7 +351,8 @@ impl Typer<'_> {
         ok
     }
 
-    fn node_resolves(&self, x: &Expr) -> bool {
+    /// Whether sema can type node `x` for sure, its children aside (see [`Typer::resolves`]).
+    pub fn node_resolves(&self, x: &Expr) -> bool {
         let v = self.vars;
         match &x.node {
             ExprKind::Ident(n) => {
@@ -341,6 +361,8 @@ impl Typer<'_> {
                     || signatures::variable(n).is_some()
                     || v.inlines.contains_key(n)
                     || v.globals.contains_key(n)
+                    // The base of `a[k]` (alone, lowering says to index it).
+                    || v.assocs.contains_key(n)
             }
             ExprKind::SelfVar(n) => v.thread.contains_key(n),
             ExprKind::ThisVar(n) => v.this.contains_key(n),
@@ -384,6 +406,39 @@ impl Typer<'_> {
             | ExprKind::Offsetof { .. } => false,
             _ => true,
         }
+    }
+
+    /// The error of `base->member` / `base.member` when `base` is a kernel struct (or pointer
+    /// to one) that BTF describes and that has no such member, in lowering's words.
+    pub fn member_error(&self, base: &Expr, member: &str, arrow: bool) -> Option<String> {
+        if matches!(&base.node, ExprKind::Ident(n) if n == "args")
+            || matches!(self.args, ArgSource::Stable(_))
+        {
+            return None;
+        }
+        let object = match (self.ty(base), arrow) {
+            (Type::Ptr(t), true) => *t,
+            (t @ Type::Struct { .. }, false) => t,
+            _ => return None,
+        };
+        let Type::Struct { id, size, .. } = &object else {
+            return None;
+        };
+        let btf = self.kernel.get()?;
+        if *size == 0 || btf.member(*id, member).is_some() {
+            return None;
+        }
+        let names = btf.member_names(*id);
+        let shown = names
+            .iter()
+            .take(12)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = if names.len() > 12 { ", ..." } else { "" };
+        Some(format!(
+            "{object} has no member named {member}; it has: {shown}{more}"
+        ))
     }
 
     /// The declared type of `base->member` / `base.member`, from BTF.

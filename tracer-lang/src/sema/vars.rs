@@ -81,6 +81,7 @@ pub fn decide(
                     kernel,
                     vars: &v,
                     args: c.args,
+                    probe: None,
                 };
                 let found = assignments(&typer, e);
                 for (lhs, ty, keys) in found {
