@@ -92,7 +92,7 @@ fn profile(name: &str) -> Option<ResolvedProbe> {
         desc: desc("profile", "", "", name),
         attach,
         args: ArgSource::Profile,
-        covers: 1,
+        sites: Vec::new(),
     })
 }
 
@@ -113,10 +113,12 @@ fn syscall(func: &str, kind: &str) -> ResolvedProbe {
             name: tp,
         },
         args,
-        covers: 1,
+        sites: Vec::new(),
     }
 }
 
+/// `syscall:::entry` as the product resolves it: one program on the raw_syscalls tracepoint
+/// standing for every syscall probe of its kind.
 fn raw_syscall(kind: &str) -> ResolvedProbe {
     let (tp, args) = match kind {
         "entry" => ("sys_enter", ArgSource::RawSyscallEntry),
@@ -124,9 +126,15 @@ fn raw_syscall(kind: &str) -> ResolvedProbe {
     };
     ResolvedProbe {
         desc: desc("syscall", "vmlinux", "", kind),
-        attach: Attach::RawTracepoint { name: tp.into() },
+        attach: Attach::Tracepoint {
+            category: "raw_syscalls".into(),
+            name: tp.into(),
+        },
         args,
-        covers: 2,
+        sites: SYSCALLS
+            .iter()
+            .map(|f| desc("syscall", "vmlinux", f, kind))
+            .collect(),
     }
 }
 
@@ -145,7 +153,7 @@ impl ProbeResolver for FakeResolver {
                 } else {
                     ArgSource::None
                 },
-                covers: 1,
+                sites: Vec::new(),
             },
             [n] | ["profile", "", "", n] if profile(n).is_some() => profile(n).unwrap(),
             ["syscall", "", "", kind @ ("entry" | "return")] => raw_syscall(kind),
@@ -161,7 +169,7 @@ impl ProbeResolver for FakeResolver {
                 args: ArgSource::Tracepoint {
                     fields: sched_switch_fields(),
                 },
-                covers: 1,
+                sites: Vec::new(),
             },
             // fbt: entry through fentry, return through a kretprobe, to pin both contexts.
             ["fbt", "", "wake_up_process", kind @ ("entry" | "return")] => {
@@ -186,7 +194,7 @@ impl ProbeResolver for FakeResolver {
                         ret,
                         fentry: !ret,
                     },
-                    covers: 1,
+                    sites: Vec::new(),
                 }
             }
             _ => return Ok(Vec::new()),
@@ -489,5 +497,60 @@ fn deterministic() {
             a.script.elf, b.script.elf,
             "{name}: ELF differs between two compilations"
         );
+    }
+}
+
+/// `syscall:::entry` and `syscall:::return` stand for every syscall probe: each program
+/// carries its sites, every site is a probe of the script with its own ID, and the maps
+/// behind `id`/`probefunc` name it by site (syscall number → site + 1, site → id and name).
+#[test]
+fn raw_syscall_programs_carry_their_sites() {
+    let (_, c) = compile_script("raw_syscall_args");
+    let s = &c.script;
+    let table = tracer_common::syscalls::table();
+    let map = |name: &str| {
+        s.map_init
+            .iter()
+            .find(|m| m.map == name)
+            .unwrap_or_else(|| panic!("no map_init for {name}"))
+    };
+    let word = |b: &[u8]| u32::from_ne_bytes(b[..4].try_into().unwrap());
+    let mut seen_ids = std::collections::HashSet::new();
+    for (k, (prog, kind)) in s.programs.iter().zip(["entry", "return"]).enumerate() {
+        assert!(prog.shared());
+        assert_eq!(s.probes[prog.probe as usize].function, "");
+        let names: Vec<String> = prog
+            .sites
+            .iter()
+            .map(|&i| s.probes[i as usize].full_name())
+            .collect();
+        let want: Vec<String> = SYSCALLS
+            .iter()
+            .map(|f| format!("syscall:vmlinux:{f}:{kind}"))
+            .collect();
+        assert_eq!(names, want);
+        for (&site, f) in prog.sites.iter().zip(SYSCALLS) {
+            let id = s.probes[site as usize].id;
+            assert!(seen_ids.insert(id), "site {site} reuses id {id}");
+            assert_ne!(id, s.probes[prog.probe as usize].id);
+            // syscall number → site + 1, in this program's block of the table.
+            if let Some(nr) = table.iter().position(|n| n == f) {
+                let key = (k * table.len() + nr) as u32;
+                let (_, v) = map("syscall_sites")
+                    .entries
+                    .iter()
+                    .find(|(kb, _)| word(kb) == key)
+                    .unwrap_or_else(|| panic!("no syscall_sites entry for {f} {kind}"));
+                assert_eq!(word(v), site + 1);
+            }
+            // site → id, return offset, name.
+            let (_, v) = map("sites")
+                .entries
+                .iter()
+                .find(|(kb, _)| word(kb) == site)
+                .unwrap_or_else(|| panic!("no sites entry for {site}"));
+            assert_eq!(word(&v[..4]), id);
+            assert!(v[8..].starts_with(f.as_bytes()) && v[8 + f.len()] == 0);
+        }
     }
 }
