@@ -197,6 +197,24 @@ impl ProbeResolver for FakeResolver {
                     sites: Vec::new(),
                 }
             }
+            // An fbt glob on kprobe_multi: one program, a site per function.
+            ["fbt", "", "vfs_*", kind @ ("entry" | "return")] => {
+                let functions = ["vfs_read", "vfs_write"];
+                ResolvedProbe {
+                    desc: desc("fbt", "vmlinux", "", kind),
+                    attach: Attach::KprobeMulti {
+                        functions: functions.iter().map(|f| f.to_string()).collect(),
+                        ret: *kind == "return",
+                    },
+                    args: ArgSource::PtRegs {
+                        ret: *kind == "return",
+                    },
+                    sites: functions
+                        .iter()
+                        .map(|f| desc("fbt", "vmlinux", f, kind))
+                        .collect(),
+                }
+            }
             _ => return Ok(Vec::new()),
         };
         Ok(vec![probe])
@@ -274,6 +292,11 @@ fn corpus_dir() -> PathBuf {
 fn compile_script(name: &str) -> (String, Compiled) {
     let path = corpus_dir().join(format!("{name}.d"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    compile_text(name, text)
+}
+
+/// Compile `text` as `compile_script` compiles the corpus script `name`.
+fn compile_text(name: &str, text: String) -> (String, Compiled) {
     let mut sources = SourceMap::new();
     let file = sources.add(format!("{name}.d"), text.clone());
     let script = syntax::parse(file, &text)
@@ -553,4 +576,41 @@ fn raw_syscall_programs_carry_their_sites() {
             assert!(v[8..].starts_with(f.as_bytes()) && v[8 + f.len()] == 0);
         }
     }
+}
+
+/// An fbt glob on kprobe_multi: function `i`'s site is `sites[i]` (its attach cookie), a
+/// probe of the script with its own ID, and the sites map names it for `id`/`probefunc`.
+#[test]
+fn kprobe_multi_programs_carry_their_sites() {
+    let (_, c) = compile_text(
+        "fbt_glob",
+        "fbt::vfs_*:entry { printf(\"%s %d\\n\", probefunc, id); }\n".into(),
+    );
+    let s = &c.script;
+    let prog = &s.programs[0];
+    let Attach::KprobeMulti { functions, .. } = &prog.attach else {
+        panic!("{:?}", prog.attach)
+    };
+    assert_eq!(prog.sites.len(), functions.len());
+    let sites = &s
+        .map_init
+        .iter()
+        .find(|m| m.map == "sites")
+        .expect("sites map")
+        .entries;
+    let word = |b: &[u8]| u32::from_ne_bytes(b[..4].try_into().unwrap());
+    for (&site, f) in prog.sites.iter().zip(functions) {
+        let p = &s.probes[site as usize];
+        assert_eq!(p.full_name(), format!("fbt:vmlinux:{f}:entry"));
+        assert_ne!(p.id, s.probes[prog.probe as usize].id);
+        let (_, v) = sites.iter().find(|(k, _)| word(k) == site).unwrap();
+        assert_eq!(word(v), p.id);
+        assert!(v[8..].starts_with(f.as_bytes()));
+    }
+    // No name tables beside the sites map.
+    assert!(
+        c.maps.iter().all(|m| m.name != "syscall_sites"),
+        "{:?}",
+        c.maps
+    );
 }
