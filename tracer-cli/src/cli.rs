@@ -66,10 +66,10 @@ pub struct Args {
     /// Probes of PROVIDER (list them with -l, or enable them with the default action)
     #[arg(short = 'P', value_name = "PROVIDER")]
     pub providers: Vec<String>,
-    /// Probes in [[PROVIDER:]MODULE]
+    /// Probes in this module
     #[arg(short = 'm', value_name = "[[PROVIDER:]MODULE]")]
     pub modules: Vec<String>,
-    /// Probes of [[PROVIDER:]MODULE:]FUNCTION
+    /// Probes of this function
     #[arg(short = 'f', value_name = "[[PROVIDER:]MODULE:]FUNCTION")]
     pub functions: Vec<String>,
     /// The probe with this ID (as -l shows it)

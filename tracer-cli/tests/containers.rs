@@ -7,8 +7,6 @@
 //! Markers are `cat /nonexistent/MARK_…` runs, which tracer reports from `openat`.
 //! Needs root in the initial user namespace, unshare(1) and cgroup2; skips say why.
 
-mod kernel_common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -710,7 +708,7 @@ fn threads_in_a_namespace_have_their_own_tids() {
             String::from_utf8_lossy(&o.stderr).into_owned(),
         );
         assert!(o.status.success(), "{out}\n{err}");
-        let lossy = kernel_common::reported_loss(&err);
+        let lossy = crate::kernel_common::reported_loss(&err);
         if !lossy || attempt == 5 {
             break (out, err);
         }

@@ -4,9 +4,7 @@
 //! cannot run fbt at all: there the tests check the error and print why the rest is skipped;
 //! the VM matrix (`cargo xtask vm-test`) runs them on kernels that can.
 
-mod kernel_common;
-
-use kernel_common::*;
+use crate::kernel_common::*;
 use std::time::Duration;
 
 /// Which ways of attaching this kernel offers, asked of tracer itself.
@@ -263,16 +261,6 @@ fn kernel_stacks_in_fbt_probes() {
     );
 }
 
-/// Kernel version as (major, minor).
-fn kernel_version() -> (u32, u32) {
-    let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    let mut it = r
-        .trim()
-        .split(['.', '-'])
-        .map(|x| x.parse::<u32>().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
-}
-
 #[test]
 fn globs_attach_as_one_kprobe_multi_program() {
     let s = support();
@@ -285,7 +273,7 @@ fn globs_attach_as_one_kprobe_multi_program() {
         "-n",
         "fbt::vfs_*:entry { @[probefunc] = count(); }",
     ]);
-    if kernel_version() < (5, 18) {
+    if tracer_runtime::host::kernel_version() < (5, 18) {
         assert!(!code.stderr.contains("KprobeMulti"), "{code}");
         return skip(
             "globs_attach_as_one_kprobe_multi_program",

@@ -6,15 +6,13 @@
 //! The Go target (tests/targets/go/handler.go) is built with `go build` into the scratch
 //! directory; without Go the Go tests print why and pass.
 
-mod kernel_common;
-
-use kernel_common::{body, go_target, run, scratch};
+use crate::kernel_common::{body, go_target, run, scratch};
 use object::{Object, ObjectSection, ObjectSymbol};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `tracer -q OPTS -c CMD -n SCRIPT`, run to completion.
-fn trace(opts: &[&str], cmd: &str, script: &str) -> kernel_common::Output {
+fn trace(opts: &[&str], cmd: &str, script: &str) -> crate::kernel_common::Output {
     let mut args = vec!["-q"];
     args.extend_from_slice(opts);
     args.extend(["-c", cmd, "-n", script]);
@@ -61,7 +59,7 @@ fn is_return_insn(bin: &Path, func: &str, off: u64) -> bool {
 }
 
 /// The Go program ran to its end: its output, and none of the runtime's fatal errors.
-fn assert_go_finished(out: &kernel_common::Output, sum: &str) {
+fn assert_go_finished(out: &crate::kernel_common::Output, sum: &str) {
     // Its lines and tracer's share stdout, in either order.
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(

@@ -1,9 +1,7 @@
 //! JIT-compiled code and the vdso in user stacks: frames named from perf maps
 //! (/tmp/perf-PID.map) and from the vdso image, printed promptly after END.
 
-mod kernel_common;
-
-use kernel_common::*;
+use crate::kernel_common::*;
 use std::time::{Duration, Instant};
 
 /// A Node.js CPU profile names the hot JavaScript function, and the stacks print within a

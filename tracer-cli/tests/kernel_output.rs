@@ -1,9 +1,7 @@
 //! The profile provider's timing, `--format json`, `-l`, drop reports, stacks, `-o`, and the
 //! command line's error messages, against the real kernel. Root only.
 
-mod kernel_common;
-
-use kernel_common::*;
+use crate::kernel_common::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -168,16 +166,10 @@ fn json_printf_trace_and_typed_aggregation_keys() {
 /// registers of the system call, and bpf_get_stack finds no kernel stack from user
 /// registers; newer kernels hand the program kernel registers instead.
 fn no_syscall_kernel_stacks() -> Option<String> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut v = release
-        .trim()
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|p| p.parse::<u32>().ok());
-    let version = (v.next().unwrap_or(0), v.next().unwrap_or(0));
-    (version < (6, 12)).then(|| {
+    let (major, minor) = tracer_runtime::host::kernel_version();
+    ((major, minor) < (6, 12)).then(|| {
         format!(
-            "kernel {}: syscall tracepoints give BPF programs user registers, so there is no kernel stack to take (kernel stacks from syscall probes need 6.12 or newer)",
-            release.trim()
+            "kernel {major}.{minor}: syscall tracepoints give BPF programs user registers, so there is no kernel stack to take (kernel stacks from syscall probes need 6.12 or newer)"
         )
     })
 }

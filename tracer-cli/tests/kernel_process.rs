@@ -1,9 +1,7 @@
 //! `-p PID`, `-c CMD`, how a run ends (exit(), the target's end, signals) with its exit
 //! status, and that nothing tracer loaded or created in the kernel outlives it. Root only.
 
-mod kernel_common;
-
-use kernel_common::*;
+use crate::kernel_common::*;
 use std::collections::BTreeSet;
 use std::time::Duration;
 

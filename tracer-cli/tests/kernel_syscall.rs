@@ -1,9 +1,7 @@
 //! The syscall and tracepoint providers, built-in variables and thread-locals, checked against
 //! what the traced C programs (tests/targets) know about themselves. Root only.
 
-mod kernel_common;
-
-use kernel_common::*;
+use crate::kernel_common::*;
 use std::collections::BTreeMap;
 
 fn t(name: &str) -> String {

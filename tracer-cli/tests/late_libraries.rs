@@ -4,9 +4,7 @@
 //! brings their probes, before any of its code runs; a Java program's hotspot probes (in
 //! libjvm.so, which the `java` launcher dlopen()s) fire.
 
-mod kernel_common;
-
-use kernel_common::{run, scratch_file, target, Output};
+use crate::kernel_common::{run, scratch_file, target, Output};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -114,12 +112,14 @@ fn grabbed_process_gets_the_probes_of_a_library_it_loads_later() {
     let lib_arg = lib.to_string_lossy().into_owned();
     // The process waits for a file before its dlopen(); the test creates it once tracer's
     // BEGIN has run, so the probes on ld.so are attached.
-    let go = kernel_common::scratch_file("dlopen-go");
+    let go = crate::kernel_common::scratch_file("dlopen-go");
     let go_arg = go.to_string_lossy().into_owned();
-    let mut p =
-        kernel_common::Proc::start(&target("dlopen_late"), &[&lib_arg, &n.to_string(), &go_arg]);
+    let mut p = crate::kernel_common::Proc::start(
+        &target("dlopen_late"),
+        &[&lib_arg, &n.to_string(), &go_arg],
+    );
     let pid = p.pid().to_string();
-    let t = kernel_common::spawn(&[
+    let t = crate::kernel_common::spawn(&[
         "-Z",
         "-q",
         "-n",
@@ -131,7 +131,7 @@ fn grabbed_process_gets_the_probes_of_a_library_it_loads_later() {
     ]);
     t.wait_line("ready");
     std::fs::write(&go, "").unwrap();
-    let out = t.finish(kernel_common::RUN_TIMEOUT).ok();
+    let out = t.finish(crate::kernel_common::RUN_TIMEOUT).ok();
     assert!(
         p.wait(Duration::from_secs(20)).success(),
         "the target failed"
@@ -207,7 +207,7 @@ fn a_library_that_never_loads_leaves_its_probes_unfired() {
     ])
     .ok();
     // The aggregations exist (printa compiles) and are empty.
-    assert_eq!(kernel_common::body(&out), ["end"], "{out}");
+    assert_eq!(crate::kernel_common::body(&out), ["end"], "{out}");
     assert!(!out.stderr.contains("failed"), "{out}");
     // Without -Z it is an error naming the description.
     let out = run(&[

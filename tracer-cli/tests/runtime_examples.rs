@@ -2,9 +2,7 @@
 //! JVM, Node.js and CPython 3.11. A runtime that is not installed (the VM matrix has none)
 //! makes its test print why and pass; CI installs them all (`.ci/run`).
 
-mod kernel_common;
-
-use kernel_common::{go_target, run, scratch};
+use crate::kernel_common::{go_target, run, scratch};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -37,7 +37,8 @@ fn run_one(path: &Path) -> Result<(), String> {
     if !extra.contains("$SCRIPT") {
         args.extend(["-s".to_string(), script.to_string()]);
     }
-    for a in shell_words(&extra) {
+    for a in tracer_runtime::target::split_command(&extra).expect("the tracer: header's arguments")
+    {
         args.push(a.replace("$SCRIPT", script));
     }
     // Pinned to CPU 0 so that the CPU column of BEGIN/END rows is stable.
@@ -75,35 +76,6 @@ fn run_one(path: &Path) -> Result<(), String> {
     } else {
         Err(problems.join("\n"))
     }
-}
-
-/// Split on spaces, honouring single and double quotes.
-fn shell_words(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut any = false;
-    for c in s.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                any = true;
-            }
-            (None, ' ') => {
-                if !cur.is_empty() || any {
-                    out.push(std::mem::take(&mut cur));
-                    any = false;
-                }
-            }
-            (None, c) => cur.push(c),
-        }
-    }
-    if !cur.is_empty() || any {
-        out.push(cur);
-    }
-    out
 }
 
 #[test]

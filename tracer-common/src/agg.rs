@@ -342,7 +342,7 @@ impl AggValue {
     }
 }
 
-/// DTrace's integer standard deviation: sqrt(E[x²] − E[x]²).
+/// DTrace's integer standard deviation: `sqrt(E[x²] − E[x]²)`.
 pub fn stddev(count: u64, sum: i64, sumsq: u128) -> u64 {
     if count == 0 {
         return 0;

@@ -12,5 +12,6 @@ pub mod value;
 pub use agg::{AggDesc, AggEntry, AggFunc, AggSnapshot, AggValue};
 pub use record::{ActionDesc, ActionKind, ClauseDesc, Field, FieldType, RecordHeader};
 pub use script::{Attach, CompiledScript, MapInit, MapNames, Options, ProbeDesc, ProgramDesc};
+pub use tracer_format::Format;
 pub use value::Value;
 pub mod syscalls;

@@ -6,6 +6,7 @@
 //! records too, with `epid == FAULT_EPID`.
 
 use serde::{Deserialize, Serialize};
+use tracer_format::Format;
 
 /// Size of [`RecordHeader`] in bytes; action data starts at this offset.
 pub const HEADER_SIZE: u32 = 16;
@@ -106,10 +107,10 @@ pub enum ActionKind {
     /// `trace(expr)`: one field.
     Trace,
     /// `printf(fmt, ...)`: one field per argument.
-    Printf { format: String },
+    Printf { format: Format },
     /// `printa([fmt,] @a, ...)`: aggregation indexes into `CompiledScript::aggs`. No fields.
     Printa {
-        format: Option<String>,
+        format: Option<Format>,
         aggs: Vec<u32>,
     },
     /// `clear(@a)`.
@@ -131,7 +132,7 @@ pub enum ActionKind {
     /// `discard(id)`: one field, the speculation id.
     Discard,
     /// `system(fmt, ...)`: like printf, the result runs through `/bin/sh -c`.
-    System { format: String },
+    System { format: Format },
     /// `stop()`: send SIGSTOP to the traced process (done in userspace). One field: pid.
     Stop,
     /// `setopt(name[, value])` at run time.

@@ -1,6 +1,6 @@
 //! The in-memory ELF object that aya loads.
 //!
-//! Layout (what `aya-obj` 0.3 parses; see the research notes on aya):
+//! Layout (what `aya-obj` 0.3 parses, in `aya-obj/src/obj.rs`):
 //! - EM_BPF, little-endian ELF64 relocatable;
 //! - a legacy `maps` section of 28-byte `struct bpf_map_def`, one global `STT_OBJECT` symbol of
 //!   size 28 per map (and no section symbol: aya would parse it as a map);

@@ -8,6 +8,24 @@ use codespan_reporting::files::{Files, SimpleFiles};
 use codespan_reporting::term::{self, termcolor::NoColor, Chars, Config};
 use std::fmt;
 
+/// A compile error at a place in the script (semantic analysis and lowering).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompileError {
+    pub span: Span,
+    pub message: String,
+}
+
+impl CompileError {
+    pub fn new(span: Span, message: impl Into<String>) -> CompileError {
+        CompileError {
+            span,
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, CompileError>;
+
 /// An error found in a D script.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -103,6 +121,37 @@ fn clamp_range(text: &str, start: usize, end: usize) -> (usize, usize) {
     (start, end)
 }
 
+/// A source line as the verifier line table stores it (`Emitted::line_of`): the file's index
+/// in the [`SourceMap`] and its 1-based line, packed in one `u32` (12 bits of file, 20 of line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceLine {
+    pub file: u32,
+    pub line: u32,
+}
+
+impl SourceLine {
+    const LINE_BITS: u32 = 20;
+
+    /// The line where `span` starts.
+    pub fn of(sources: &SourceMap, span: Span) -> SourceLine {
+        SourceLine {
+            file: span.file,
+            line: sources.line_col(span).0 as u32,
+        }
+    }
+
+    pub fn pack(self) -> u32 {
+        (self.file << Self::LINE_BITS) | (self.line & ((1 << Self::LINE_BITS) - 1))
+    }
+
+    pub fn unpack(packed: u32) -> SourceLine {
+        SourceLine {
+            file: packed >> Self::LINE_BITS,
+            line: packed & ((1 << Self::LINE_BITS) - 1),
+        }
+    }
+}
+
 /// The source files diagnostics refer to, indexed by [`Span::file`].
 #[derive(Default)]
 pub struct SourceMap {
@@ -161,6 +210,18 @@ impl SourceMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_lines_pack_the_file_and_the_line() {
+        let mut sources = SourceMap::new();
+        sources.add("a.d", "x\n");
+        let b = sources.add("b.d", "BEGIN\n{\n  x = 1;\n}\n");
+        let span = Span::new(b, 10, 11);
+        let at = SourceLine::of(&sources, span);
+        assert_eq!(at, SourceLine { file: 1, line: 3 });
+        assert_eq!(SourceLine::unpack(at.pack()), at);
+        assert_eq!(at.pack(), (1 << 20) | 3);
+    }
 
     #[test]
     fn line_col_counts_characters() {

@@ -1,8 +1,9 @@
-//! The D language front end: syntax (lalrpop), semantic checks, and lowering to the IR of
+//! The D language front end: syntax (lalrpop), semantic analysis, and lowering to the IR of
 //! `tracer-ebpf`.
 //!
-//! Pipeline: [`syntax::parse`] → [`lower::compile`] (types, scopes, probe matching, IR) →
-//! `tracer_ebpf::emit` → ELF.
+//! Pipeline: syntax ([`syntax::parse`]: D → AST) → sema ([`sema`]: built-in signatures,
+//! literal and kernel types, the type of every expression and variable) → lower
+//! ([`lower::compile`]: probe matching, scopes, IR) → `tracer_ebpf::emit` → ELF.
 
 pub mod arch;
 pub mod btf;
@@ -10,5 +11,6 @@ pub mod diag;
 pub mod lower;
 pub mod options;
 pub mod probes;
+pub mod sema;
 pub mod syntax;
 pub mod types;

@@ -13,10 +13,11 @@
 //! of their size, as DTrace does.
 
 use super::histogram::{self, div_normal};
-use super::printf::{self, format_int, Conv, FormatError, Piece, Render, Spec};
+use super::printf::{self, format_int, Spec};
 use super::trace::{self, write_stack, STACK_INDENT};
 use std::cmp::Ordering;
 use tracer_common::{AggEntry, AggFunc, AggSnapshot, AggValue, FieldType, Options, Value};
+use tracer_format::{Conv, Format, FormatError, Render};
 
 /// The aggregation sort options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -189,36 +190,6 @@ pub fn sorted<'a>(snap: &'a AggSnapshot, sort: &SortOpts) -> Vec<&'a AggEntry> {
         }
     });
     v
-}
-
-/// `trunc(@, n)`: keep the `n` largest entries by value (then key), or with a negative `n`
-/// the `-n` smallest; `None` removes every entry.
-pub fn trunc(snap: &mut AggSnapshot, n: Option<i64>) {
-    let Some(n) = n else {
-        snap.entries.clear();
-        return;
-    };
-    let func = snap.desc.func.clone();
-    let mut order: Vec<usize> = (0..snap.entries.len()).collect();
-    order.sort_by(|&i, &j| {
-        let (a, b) = (&snap.entries[i], &snap.entries[j]);
-        cmp_values(&func, &a.value, &b.value).then_with(|| cmp_keys(&a.keys, &b.keys, 0))
-    });
-    let keep = n.unsigned_abs().min(order.len() as u64) as usize;
-    let kept: Vec<usize> = if n >= 0 {
-        order[order.len() - keep..].to_vec()
-    } else {
-        order[..keep].to_vec()
-    };
-    let mut flags = vec![false; snap.entries.len()];
-    for i in kept {
-        flags[i] = true;
-    }
-    let mut i = 0;
-    snap.entries.retain(|_| {
-        i += 1;
-        flags[i - 1]
-    });
 }
 
 /// One key in the default layout.
@@ -398,7 +369,7 @@ fn render_agg(
 /// (the n-th `%@` takes the n-th aggregation, later ones reuse the last).
 pub fn printa(
     out: &mut Vec<u8>,
-    fmt: Option<&str>,
+    fmt: Option<&Format>,
     aggs: &[&AggSnapshot],
     sort: &SortOpts,
     strsize: usize,
@@ -417,7 +388,6 @@ pub fn printa(
         }
         return Ok(());
     };
-    let pieces: Vec<Piece> = printf::parse(fmt)?;
     let rows: Vec<Row> = if aggs.len() == 1 {
         sorted(aggs[0], sort)
             .into_iter()
@@ -431,7 +401,7 @@ pub fn printa(
     };
     for row in &rows {
         let mut cur = 0;
-        printf::render(out, &pieces, row.keys, &mut |c, spec, out| {
+        printf::render(out, fmt.pieces(), row.keys, &mut |c, spec, out| {
             let snap = aggs[cur];
             render_agg(out, c, spec, &snap.desc.func, &row.values[cur], snap.normal);
             if cur < aggs.len() - 1 {

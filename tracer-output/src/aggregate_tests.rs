@@ -2,7 +2,7 @@
 //! illumos `.out` files), with hand-built snapshots.
 
 use super::aggregate::*;
-use super::{OutputFormat, Printer};
+use super::{Format, Printer, TextPrinter};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use tracer_common::agg::{lquantize_bucket, quantize_bucket, QUANTIZE_NBUCKETS};
@@ -83,11 +83,10 @@ impl Write for Sink {
 }
 
 /// Run `f` on a quiet text Printer with `opts` and return everything printed.
-fn run(opts: Options, f: impl FnOnce(&mut Printer)) -> String {
+fn run(opts: Options, f: impl FnOnce(&mut dyn Printer)) -> String {
     let sink = Sink::default();
-    let mut p = Printer::new(
+    let mut p = TextPrinter::new(
         Box::new(sink.clone()),
-        OutputFormat::Text,
         &Options {
             quiet: true,
             ..opts
@@ -96,6 +95,9 @@ fn run(opts: Options, f: impl FnOnce(&mut Printer)) -> String {
     f(&mut p);
     let out = sink.0.lock().unwrap().clone();
     String::from_utf8(out).unwrap()
+}
+fn fmt(s: &str) -> Format {
+    Format::parse(s).unwrap()
 }
 fn quiet() -> Options {
     Options {
@@ -148,7 +150,7 @@ fn scalar_dumps() {
 }
 
 #[test]
-fn normalize_and_trunc() {
+fn normalize() {
     // aggs/tst.normalize: @func[i % 5] = sum(i * 100), i < 20; normalize(@func, 5).
     let mut n = snap(
         "func",
@@ -157,7 +159,7 @@ fn normalize_and_trunc() {
     );
     n.normal = 5;
     let got = run(quiet(), |p| {
-        p.printf("normalized data:\n", &[]).unwrap();
+        p.printf(&fmt("normalized data:\n"), &[]).unwrap();
         p.final_dump(&[&n]);
     });
     assert_eq!(
@@ -165,28 +167,6 @@ fn normalize_and_trunc() {
         "normalized data:\n\n        0              600\n        1              680\n        2              760\n\
          \x20       3              840\n        4              920\n"
     );
-    // aggs/tst.trunc: @[i] = sum(i), i < 100; trunc(@, 10).
-    let mut t = snap(
-        "",
-        AggFunc::Sum,
-        (0..100).rev().map(|i| (vec![i4(i)], sc(i))).collect(),
-    );
-    trunc(&mut t, Some(10));
-    let mut want = String::from("\n");
-    for i in 90..100 {
-        want += &format!("{i:>9}{i:>17}\n");
-    }
-    assert_eq!(run(quiet(), |p| p.final_dump(&[&t])), want);
-    let mut t2 = snap(
-        "",
-        AggFunc::Sum,
-        (0..10).map(|i| (vec![i4(i)], sc(i % 3))).collect(),
-    );
-    trunc(&mut t2, Some(-2));
-    let keys: Vec<_> = t2.entries.iter().map(|e| e.keys[0].clone()).collect();
-    assert_eq!(keys, vec![i4(0), i4(3)]);
-    trunc(&mut t2, None);
-    assert!(t2.entries.is_empty());
 }
 
 #[test]
@@ -203,9 +183,11 @@ fn clear_blocks_linux_widths() {
         (0..5).map(|k| (vec![i4(k)], sc(0))).collect(),
     );
     let got = run(quiet(), |p| {
-        p.printf("Aggregation data before clear():\n", &[]).unwrap();
+        p.printf(&fmt("Aggregation data before clear():\n"), &[])
+            .unwrap();
         p.printa(None, &[&before]).unwrap();
-        p.printf("Aggregation data after clear():\n", &[]).unwrap();
+        p.printf(&fmt("Aggregation data after clear():\n"), &[])
+            .unwrap();
         p.printa(None, &[&cleared]).unwrap();
         p.final_dump(&[&cleared]);
     });
@@ -392,7 +374,7 @@ fn printa_basics() {
         )],
     );
     let got = run(quiet(), |p| {
-        for (fmt, agg) in [
+        for (text, agg) in [
             ("@a = %@u\n", &a),
             ("@b = %@u\n", &b),
             ("@c = %@d\n", &c),
@@ -402,7 +384,7 @@ fn printa_basics() {
             ("@g = %@d\n", &g),
             ("@i = %@d\n", &i),
         ] {
-            p.printa(Some(fmt), &[agg]).unwrap();
+            p.printa(Some(&fmt(text)), &[agg]).unwrap();
         }
         p.final_dump(&[&a, &b, &c, &d, &e, &f, &g, &i]);
     });
@@ -427,8 +409,8 @@ fn printa_tuple_and_dynwidth() {
         vec![((1..=5).map(i4).collect(), sc(1))],
     );
     let got = run(quiet(), |p| {
-        p.printf("\n", &[]).unwrap();
-        for fmt in [
+        p.printf(&fmt("\n"), &[]).unwrap();
+        for text in [
             "%@u: -\n",
             "%@u: %d\n",
             "%@u: %d %d\n",
@@ -436,7 +418,7 @@ fn printa_tuple_and_dynwidth() {
             "%@u: %d %d %d %d\n",
             "%@u: %d %d %d %d %d\n",
         ] {
-            p.printa(Some(fmt), &[&a]).unwrap();
+            p.printa(Some(&fmt(text)), &[&a]).unwrap();
         }
         p.final_dump(&[&a]);
     });
@@ -454,8 +436,8 @@ fn printa_tuple_and_dynwidth() {
         ],
     );
     let got = run(quiet(), |p| {
-        p.printa(Some("-->%-*d<--\n"), &[&d]).unwrap();
-        p.printa(Some("-->%*d<--\n"), &[&d]).unwrap();
+        p.printa(Some(&fmt("-->%-*d<--\n")), &[&d]).unwrap();
+        p.printa(Some(&fmt("-->%*d<--\n")), &[&d]).unwrap();
     });
     assert_eq!(
         got,
@@ -463,7 +445,7 @@ fn printa_tuple_and_dynwidth() {
     );
     // More key conversions than keys is an error.
     assert!(run(quiet(), |p| assert!(p
-        .printa(Some("%d %d %d\n"), &[&d])
+        .printa(Some(&fmt("%d %d %d\n")), &[&d])
         .is_err()))
     .is_empty());
 }
@@ -582,7 +564,7 @@ fn joined_printa() {
         vec![(vec![s("y")], sc(10)), (vec![s("z")], sc(7))],
     );
     let got = run(quiet(), |p| {
-        p.printa(Some("%s %@d %@d\n"), &[&a, &b]).unwrap()
+        p.printa(Some(&fmt("%s %@d %@d\n")), &[&a, &b]).unwrap()
     });
     assert_eq!(got, "z 0 7\ny 1 10\nx 5 0\n");
     let got = run(
@@ -590,7 +572,7 @@ fn joined_printa() {
             aggsortpos: 1,
             ..quiet()
         },
-        |p| p.printa(Some("%s %@d %@d\n"), &[&a, &b]).unwrap(),
+        |p| p.printa(Some(&fmt("%s %@d %@d\n")), &[&a, &b]).unwrap(),
     );
     assert_eq!(got, "x 5 0\nz 0 7\ny 1 10\n");
     let got = run(quiet(), |p| p.printa(None, &[&a, &b]).unwrap());
@@ -606,12 +588,12 @@ fn joined_printa() {
     );
     // printa(@a, @a): the same data in both columns.
     let got = run(quiet(), |p| {
-        p.printa(Some("%s %@d %@d\n"), &[&a, &a]).unwrap()
+        p.printa(Some(&fmt("%s %@d %@d\n")), &[&a, &a]).unwrap()
     });
     assert_eq!(got, "y 1 1\nx 5 5\n");
     // Both aggregations count as printed.
     let got = run(quiet(), |p| {
-        p.printa(Some("%s\n"), &[&a, &b]).unwrap();
+        p.printa(Some(&fmt("%s\n")), &[&a, &b]).unwrap();
         p.final_dump(&[&a, &b]);
     });
     assert_eq!(got, "z\ny\nx\n\n");

@@ -11,8 +11,6 @@ use std::os::raw::{c_char, c_int};
 /// The one argument of a single-conversion C format.
 #[derive(Debug, Clone, Copy)]
 pub enum CArg<'a> {
-    /// For conversions without an argument (`%%`) or a format with no conversion.
-    None,
     /// `int` (`%d %i %c %lc` ...).
     Int(i32),
     /// `unsigned int` (`%u %o %x %X`).
@@ -33,7 +31,6 @@ fn call(buf: *mut c_char, n: usize, fmt: &CString, arg: &CArg, s: Option<&CStrin
     // either null with n == 0 or points to `n` writable bytes.
     unsafe {
         match *arg {
-            CArg::None => libc::snprintf(buf, n, fmt.as_ptr()),
             CArg::Int(v) => libc::snprintf(buf, n, fmt.as_ptr(), v as c_int),
             CArg::UInt(v) => libc::snprintf(buf, n, fmt.as_ptr(), v as libc::c_uint),
             CArg::LongLong(v) => libc::snprintf(buf, n, fmt.as_ptr(), v as libc::c_longlong),
@@ -69,13 +66,6 @@ pub fn cformat(out: &mut Vec<u8>, spec: &str, arg: CArg) {
     );
     buf.truncate(n as usize);
     out.extend_from_slice(&buf);
-}
-
-/// `cformat` into a fresh `String` (lossy for non-UTF-8 bytes); handy for fixed layouts.
-pub fn cformat_string(spec: &str, arg: CArg) -> String {
-    let mut v = Vec::new();
-    cformat(&mut v, spec, arg);
-    String::from_utf8_lossy(&v).into_owned()
 }
 
 // musl marks time_t deprecated (it will become 64-bit); it is the type localtime_r takes.
@@ -129,6 +119,12 @@ pub fn time_t(ns: u64) -> String {
 mod tests {
     use super::*;
 
+    fn cformat_string(spec: &str, arg: CArg) -> String {
+        let mut v = Vec::new();
+        cformat(&mut v, spec, arg);
+        String::from_utf8_lossy(&v).into_owned()
+    }
+
     #[test]
     fn formats_like_c() {
         assert_eq!(
@@ -138,7 +134,6 @@ mod tests {
         assert_eq!(cformat_string("%-5s|", CArg::Str(b"ab")), "ab   |");
         assert_eq!(cformat_string("%#8x", CArg::UInt(0x123)), "   0x123");
         assert_eq!(cformat_string("%.2f", CArg::Double(1.005)), "1.00");
-        assert_eq!(cformat_string("%%", CArg::None), "%");
         assert_eq!(cformat_string("%s", CArg::Str(b"a\0b")), "a");
         assert_eq!(cformat_string("%c", CArg::Int(97)), "a");
     }

@@ -10,7 +10,6 @@
 //! {"type":"stack","probe":"...","cpu":0,"user":false,"frames":["vmlinux`ksys_read+0x10"]}
 //! {"type":"printa","probe":"...","cpu":0,"format":"%s %@d\n","msg":"...","aggregations":[...]}
 //! {"type":"aggregation","name":"@a","func":"count","entries":[{"keys":["bash"],"value":12}]}
-//! {"type":"exit","status":0}
 //! ```
 //!
 //! * Values (`"value"` of trace, `"keys"` items): integers are numbers (unsigned ones as
@@ -24,12 +23,15 @@
 //!   non-empty buckets with inclusive bounds (`"min"` absent on an underflow bucket,
 //!   `"max"` absent on an overflow bucket). The end-of-run dump emits one such object per
 //!   aggregation not printed by printa.
-//! * `exit`: the exit status, at the end of the run.
 
 use super::aggregate::{average, sorted, stddev, SortOpts};
 use super::histogram::{self, div_normal, Bucket};
+use crate::output::Output;
+use crate::{printf, Printer};
 use serde::Serialize;
-use tracer_common::{AggFunc, AggSnapshot, AggValue, ProbeDesc, Value};
+use std::io::Write;
+use tracer_common::{AggFunc, AggSnapshot, AggValue, Options, ProbeDesc, Value};
+use tracer_format::{Format, FormatError};
 
 /// A traced value or key.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,11 +102,6 @@ pub struct PrintaBody<'a> {
     pub format: Option<&'a str>,
     pub msg: String,
     pub aggregations: Vec<JAggregation>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ExitBody {
-    pub status: i32,
 }
 
 /// A traced value as JSON.
@@ -186,6 +183,82 @@ pub fn record<T: Serialize>(
         cpu: clause.map(|(_, c)| c),
         body,
     })
+}
+
+/// Prints one JSON object per line, in the schema above.
+pub struct JsonPrinter {
+    out: Output,
+    /// The probe and CPU of the clause being printed.
+    clause: Option<(ProbeDesc, u32)>,
+}
+
+impl JsonPrinter {
+    pub fn new(out: Box<dyn Write>, opts: &Options) -> JsonPrinter {
+        JsonPrinter {
+            out: Output::new(out, opts),
+            clause: None,
+        }
+    }
+
+    /// Write one clause object of type `kind`.
+    fn record<T: Serialize>(&mut self, kind: &'static str, body: &T) {
+        let clause = self.clause.as_ref().map(|(p, c)| (p, *c));
+        let r = record(kind, clause, body);
+        self.out.emit(&r);
+    }
+}
+
+impl Printer for JsonPrinter {
+    fn begin_clause(&mut self, probe: &ProbeDesc, cpu: u32) {
+        self.clause = Some((probe.clone(), cpu));
+    }
+
+    fn trace(&mut self, v: &Value) {
+        self.record("trace", &TraceBody { value: value(v) });
+    }
+
+    /// A `printf` object whose `msg` is the text the text printer prints.
+    fn printf(&mut self, fmt: &Format, args: &[Value]) -> Result<(), FormatError> {
+        let bytes = printf::format_bytes(fmt, args)?;
+        let msg = String::from_utf8_lossy(&bytes).into_owned();
+        self.record("printf", &PrintfBody { msg });
+        Ok(())
+    }
+
+    fn printa(&mut self, fmt: Option<&Format>, aggs: &[&AggSnapshot]) -> Result<(), FormatError> {
+        let o = self.out.printa(fmt, aggs)?;
+        let sort = self.out.sort();
+        let body = PrintaBody {
+            format: fmt.map(Format::as_str),
+            msg: String::from_utf8_lossy(&o).into_owned(),
+            aggregations: aggs.iter().map(|a| aggregation(a, &sort)).collect(),
+        };
+        self.record("printa", &body);
+        Ok(())
+    }
+
+    fn stack(&mut self, frames: &[String], user: bool) {
+        self.record("stack", &StackBody { user, frames });
+    }
+
+    fn end_clause(&mut self) {
+        self.clause = None;
+    }
+
+    /// One `aggregation` object per non-empty aggregation printa has not printed.
+    fn final_dump(&mut self, aggs: &[&AggSnapshot]) {
+        let sort = self.out.sort();
+        for a in self.out.unprinted(aggs) {
+            if !a.entries.is_empty() {
+                let l = line(&aggregation(a, &sort));
+                self.out.emit(&l);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        self.out.flush();
+    }
 }
 
 #[cfg(test)]
@@ -295,8 +368,14 @@ mod tests {
             "{\"type\":\"printf\",\"probe\":\"dtrace:::BEGIN\",\"cpu\":2,\"msg\":\"hi\\n\"}\n"
         );
         assert_eq!(
-            s(record("exit", None, &ExitBody { status: 0 })),
-            "{\"type\":\"exit\",\"status\":0}\n"
+            s(record(
+                "trace",
+                None,
+                &TraceBody {
+                    value: JValue::Int(1)
+                }
+            )),
+            "{\"type\":\"trace\",\"value\":1}\n"
         );
         let frames = vec!["f".to_string()];
         assert_eq!(

@@ -1,8 +1,13 @@
 //! Tests of the printf engine (`printf.rs`) against DTrace's printf test expectations.
 
 use super::cfmt::{time_t, time_y};
-use super::printf::*;
 use tracer_common::Value;
+use tracer_format::{Format, FormatError};
+
+/// Parse `f` and render it with `args`.
+fn format(f: &str, args: &[Value]) -> Result<String, FormatError> {
+    super::printf::format(&Format::parse(f)?, args)
+}
 
 fn i(v: i64) -> Value {
     Value::Int {
@@ -211,55 +216,10 @@ fn stacks() {
 }
 
 #[test]
-fn parse_errors_match_dtrace() {
-    let e = |f: &str| parse(f).unwrap_err().0;
+fn printf_rejects_agg_and_narrow_ints() {
     assert_eq!(
-        e("%"),
-        "format conversion #1 name expected before end of format string"
-    );
-    assert_eq!(e("%d %z"), "format conversion #2 is undefined: %z");
-    assert_eq!(e("%lf"), "format conversion #1 is undefined: %lf");
-    assert_eq!(
-        e("%1$d"),
-        "format conversion #1 uses unsupported positional format (%n$)"
-    );
-    assert_eq!(
-        e("%-%"),
-        "format conversion #1 cannot be combined with other format flags: %%"
-    );
-    assert_eq!(
-        e("%1.2.3d"),
-        "format conversion #1 has more than one '.' specified"
-    );
-    assert_eq!(
-        e("%**d"),
-        "format conversion #1 has more than one '*' specified for the output precision"
-    );
-    assert!(format("%@d", &[]).is_err());
-}
-
-#[test]
-fn parse_and_kinds() {
-    assert_eq!(parse("").unwrap(), vec![Piece::Text(String::new())]);
-    let p = parse("a%-05d%%b").unwrap();
-    assert_eq!(p.len(), 4);
-    let Piece::Conv(c) = &p[1] else { panic!() };
-    assert!(c.zpad && !c.left && c.width == 5 && c.number == 1);
-    let Piece::Conv(c) = &p[2] else { panic!() };
-    assert_eq!((c.info.name, c.number), ("%", 2));
-    assert_eq!(
-        arg_kinds("%*.*d %s %@u %%%a %k %f %Y").unwrap(),
-        vec![
-            ArgKind::Star,
-            ArgKind::Star,
-            ArgKind::Int,
-            ArgKind::Str,
-            ArgKind::AggValue,
-            ArgKind::Sym,
-            ArgKind::Stack,
-            ArgKind::Float,
-            ArgKind::Int
-        ]
+        format("%@d", &[]).unwrap_err().0,
+        "%@ conversion requires an aggregation and is not for use with printf( )"
     );
     assert_eq!(
         format(

@@ -7,7 +7,7 @@ use tracer_common::{ActionKind, AggSnapshot, Value};
 use tracer_output::Printer;
 
 pub struct Consumer {
-    pub printer: Printer,
+    pub printer: Box<dyn Printer>,
     /// normalize() factors by aggregation index.
     normals: HashMap<u32, u64>,
     /// Records held by speculation id until commit or discard, with their size in bytes.
@@ -19,7 +19,7 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub fn new(printer: Printer, specsize: u64) -> Consumer {
+    pub fn new(printer: Box<dyn Printer>, specsize: u64) -> Consumer {
         Consumer {
             printer,
             normals: HashMap::new(),
@@ -67,7 +67,7 @@ impl Consumer {
                         .map(|a| self.snapshot(session, *a))
                         .collect::<anyhow::Result<Vec<_>>>()?;
                     let refs: Vec<&AggSnapshot> = snaps.iter().collect();
-                    if let Err(e) = self.printer.printa(format.as_deref(), &refs) {
+                    if let Err(e) = self.printer.printa(format.as_ref(), &refs) {
                         eprintln!("tracer: printa( ) failed: {e}");
                     }
                 }
@@ -131,6 +131,12 @@ impl Consumer {
 impl RecordHandler for Consumer {
     fn batch_done(&mut self) {
         self.printer.flush();
+    }
+
+    fn notice(&mut self, message: &str) {
+        // Records already printed come first, as they happened first.
+        self.printer.flush();
+        eprintln!("tracer: {message}");
     }
 
     fn record(&mut self, session: &mut Session, record: Record) -> anyhow::Result<Flow> {

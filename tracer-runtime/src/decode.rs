@@ -1,15 +1,9 @@
-//! Decoding ring-buffer records and aggregation keys into [`Value`]s, with symbolization of
-//! stacks and addresses (blazesym: `Source::Kernel` for kernel addresses, `Source::Process`
-//! for user ones).
+//! Decoding ring-buffer records and aggregation keys into [`Value`]s, by the layouts of
+//! `tracer-common`. Stacks and addresses are named by [`Symbols`] (`symbolize/`).
 
 use super::maps::Entries;
-use super::symbolize::{format_sym, UserSymbolizer};
-use super::target::MapsCopy;
-use blazesym::symbolize::source::{Kernel, Source};
-use blazesym::symbolize::{Input, Symbolized, Symbolizer};
-use blazesym::MaybeDefault;
+use super::symbolize::{without_offset, Symbols};
 use std::collections::HashMap;
-use std::path::Path;
 use tracer_common::record::{Fault, FAULT_EPID, HEADER_SIZE};
 use tracer_common::{
     ActionDesc, AggDesc, AggEntry, AggSnapshot, AggValue, CompiledScript, Field, FieldType,
@@ -46,13 +40,7 @@ pub enum Event {
 /// Turns record and key bytes into values. Holds the symbolizer and its caches, so keep one
 /// for the whole session.
 pub struct Decoder {
-    symbolizer: Symbolizer,
-    /// Kernel address → formatted symbol (kernel addresses repeat a lot in stacks).
-    kcache: HashMap<u64, String>,
-    /// User symbols: mappings remembered while processes were alive, files, perf maps.
-    usyms: UserSymbolizer,
-    /// Copies of a `-c` target's mappings that its waiter takes at exec and at the exit stop.
-    copies: HashMap<u32, MapsCopy>,
+    pub symbols: Symbols,
 }
 
 impl Default for Decoder {
@@ -93,8 +81,6 @@ pub fn decode_int(bytes: &[u8], off: usize, size: u8, signed: bool) -> i64 {
     }
 }
 
-/// ``module`func+0xoff`` (no `+0x0`), as DTrace prints symbols.
-/// ``mod`func+0x1c`` → ``mod`func`` (an unknown address stays hex).
 /// The frames of a kernel stack, at most `depth`. A stack taken from made-up registers
 /// (what the kernel gives tracepoint and raw tracepoint programs) can begin with the same
 /// address twice: arm64's unwinder reports the saved pc and then the return address of the
@@ -108,33 +94,10 @@ fn kernel_frames(mut ips: Vec<u64>, depth: usize) -> Vec<u64> {
     ips
 }
 
-fn without_offset(sym: String) -> String {
-    match sym.rfind("+0x") {
-        Some(i) if sym.contains('`') || !sym.starts_with("0x") => sym[..i].to_string(),
-        _ => sym,
-    }
-}
-
-/// `libc.so.6` for `/usr/lib/x86_64-linux-gnu/libc.so.6`.
-fn module_basename(module: Option<&std::ffi::OsStr>) -> String {
-    module
-        .map(|m| {
-            Path::new(m)
-                .file_name()
-                .unwrap_or(m)
-                .to_string_lossy()
-                .into_owned()
-        })
-        .unwrap_or_default()
-}
-
 impl Decoder {
     pub fn new() -> Decoder {
         Decoder {
-            symbolizer: Symbolizer::new(),
-            kcache: HashMap::new(),
-            usyms: UserSymbolizer::new(),
-            copies: HashMap::new(),
+            symbols: Symbols::new(),
         }
     }
 
@@ -192,112 +155,29 @@ impl Decoder {
             FieldType::KStack { depth } => {
                 let n = u64_at(bytes, off).min(*depth as u64 + 1) as usize;
                 let ips: Vec<u64> = (0..n).map(|i| u64_at(bytes, off + 8 + 8 * i)).collect();
-                Value::Stack(self.kernel_syms(&kernel_frames(ips, *depth as usize)))
+                Value::Stack(self.symbols.kernel(&kernel_frames(ips, *depth as usize)))
             }
             FieldType::UStack { depth } => {
                 let pid = u64_at(bytes, off) as u32;
                 let n = u64_at(bytes, off + 8).min(*depth as u64) as usize;
                 let ips: Vec<u64> = (0..n).map(|i| u64_at(bytes, off + 16 + 8 * i)).collect();
-                Value::Stack(self.user_syms(pid, &ips))
+                Value::Stack(self.symbols.user(pid, &ips))
             }
             // func()/sym() name the function an address is in (no offset), as DTrace does.
             FieldType::KSym => {
                 let addr = u64_at(bytes, off);
                 Value::Sym(without_offset(
-                    self.kernel_syms(&[addr]).pop().unwrap_or_default(),
+                    self.symbols.kernel(&[addr]).pop().unwrap_or_default(),
                 ))
             }
             FieldType::USym => {
                 let pid = u64_at(bytes, off) as u32;
                 let addr = u64_at(bytes, off + 8);
                 Value::Sym(without_offset(
-                    self.user_syms(pid, &[addr]).pop().unwrap_or_default(),
+                    self.symbols.user(pid, &[addr]).pop().unwrap_or_default(),
                 ))
             }
         }
-    }
-
-    /// Kernel addresses as ``module`func+0xoff`` (`vmlinux` for the core kernel), hex when
-    /// unknown.
-    pub fn kernel_syms(&mut self, addrs: &[u64]) -> Vec<String> {
-        let missing: Vec<u64> = addrs
-            .iter()
-            .copied()
-            .filter(|a| !self.kcache.contains_key(a))
-            .collect();
-        if !missing.is_empty() {
-            let src = Source::Kernel(Kernel {
-                vmlinux: MaybeDefault::None,
-                debug_syms: false,
-                ..Default::default()
-            });
-            let syms = self
-                .symbolizer
-                .symbolize(&src, Input::AbsAddr(&missing))
-                .ok();
-            for (i, addr) in missing.iter().enumerate() {
-                let text = match syms.as_ref().and_then(|s| s.get(i)) {
-                    Some(Symbolized::Sym(sym)) => {
-                        let mut module = module_basename(sym.module.as_deref());
-                        module = module.trim_matches(|c| c == '[' || c == ']').to_string();
-                        if module.is_empty() || module == "kallsyms" {
-                            module = "vmlinux".into();
-                        }
-                        format_sym(&module, &sym.name, sym.offset as u64)
-                    }
-                    _ => format!("{addr:#x}"),
-                };
-                self.kcache.insert(*addr, text);
-            }
-        }
-        addrs.iter().map(|a| self.kcache[a].clone()).collect()
-    }
-
-    /// Take the copies of `pid`'s mappings that its waiter makes while it is stopped: the one
-    /// at its exit stop is the last word, whatever the periodic copies missed.
-    pub fn follow_copies(&mut self, pid: u32, copy: MapsCopy) {
-        self.copies.insert(pid, copy);
-    }
-
-    /// Remember a copy the waiter made since the last look, if any.
-    fn absorb_copy(&mut self, pid: u32) {
-        let Some(copy) = self.copies.get(&pid) else {
-            return;
-        };
-        let text = copy.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(text) = text {
-            self.keep_maps(pid, &text);
-        }
-    }
-
-    /// Keep the mappings of a /proc/PID/maps text (an empty one changes nothing).
-    fn keep_maps(&mut self, pid: u32, text: &str) {
-        self.usyms.keep_maps(pid, text);
-    }
-
-    /// Keep a copy of `pid`'s file mappings, so that its addresses can still be symbolized
-    /// after it exits (the `-c`/`-p` target usually has exited by the final dump).
-    pub fn remember_process(&mut self, pid: u32) {
-        // An older waiter copy must not overwrite the live read below.
-        self.absorb_copy(pid);
-        // Before its exec the `-c` child still maps tracer itself: nothing worth keeping.
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-        if exe.is_none() || exe == std::fs::read_link("/proc/self/exe").ok() {
-            return;
-        }
-        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
-            self.keep_maps(pid, &text);
-        }
-    }
-
-    /// User addresses of process `pid` as ``module`func+0xoff``, hex when unknown: through
-    /// the live process's mappings, or a remembered copy of them once it has exited.
-    pub fn user_syms(&mut self, pid: u32, addrs: &[u64]) -> Vec<String> {
-        if pid == 0 || addrs.is_empty() {
-            return addrs.iter().map(|a| format!("{a:#x}")).collect();
-        }
-        self.absorb_copy(pid);
-        self.usyms.syms(pid, addrs)
     }
 
     /// Symbolize every user address of these keys in one batch per process (and so one per
@@ -322,8 +202,7 @@ impl Decoder {
             }
         }
         for (pid, addrs) in by_pid {
-            self.absorb_copy(pid);
-            self.usyms.prefetch(pid, &addrs);
+            self.symbols.prefetch(pid, &addrs);
         }
     }
 
@@ -421,7 +300,7 @@ mod tests {
         ];
         let action = ActionDesc {
             kind: ActionKind::Printf {
-                format: "%d".into(),
+                format: tracer_common::Format::parse("%d").unwrap(),
             },
             fields,
         };
@@ -488,9 +367,9 @@ mod tests {
             eprintln!("skipped: sleep is statically linked here:\n{at_exec}");
             return;
         }
-        d.follow_copies(t.pid(), t.maps_copy().unwrap());
+        d.symbols.follow_copies(t.pid(), t.maps_copy().unwrap());
         // Remembered at exec, as the runtime does: libc is not mapped yet.
-        d.remember_process(t.pid());
+        d.symbols.remember_process(t.pid());
         t.resume().unwrap();
         let libc_text = || {
             let maps = std::fs::read_to_string(format!("/proc/{}/maps", t.pid())).ok()?;
@@ -512,7 +391,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(t.wait()).unwrap();
-        let syms = d.user_syms(t.pid(), &[start + 0x2000]);
+        let syms = d.symbols.user(t.pid(), &[start + 0x2000]);
         assert!(syms[0].starts_with("libc.so"), "{syms:?}");
     }
 
@@ -543,14 +422,14 @@ mod tests {
         if let Some(a) = addr.filter(|&a| a != 0) {
             let want = Value::Sym("vmlinux`vfs_read".into());
             assert_eq!(snap.entries[0].keys[0], want, "kallsyms address {a:#x}");
-            let s = d.kernel_syms(&[a + 5]);
+            let s = d.symbols.kernel(&[a + 5]);
             assert_eq!(s[0], "vmlinux`vfs_read+0x5");
         }
         // The current process symbolizes its own functions (unless stripped).
         let _g = crate::tests::lock();
         let me = std::process::id();
         let addr = ints_strings_and_faults as *const () as u64;
-        let f = d.user_syms(me, &[addr]);
+        let f = d.symbols.user(me, &[addr]);
         let exe = std::fs::read("/proc/self/exe").unwrap();
         let stripped = object::File::parse(&*exe).is_ok_and(|f| {
             use object::Object;

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use tracer_common::{CompiledScript, Options};
 use tracer_lang::btf::KernelTypes;
-use tracer_lang::diag::SourceMap;
+use tracer_lang::diag::{SourceLine, SourceMap};
 use tracer_lang::lower::{
     self, names_process, CompileError, CompileInput, Compiled, MapSpec, Scope,
 };
@@ -32,8 +32,7 @@ pub struct Compiler {
 
 impl Compiler {
     pub fn compile(&self, resolver: &mut dyn ProbeResolver) -> Result<Compiled, CompileError> {
-        // The line table carries the file too: file << 20 | line.
-        let line_of = |span: ast::Span| (span.file << 20) | self.sources.line_col(span).0 as u32;
+        let line_of = |span: ast::Span| SourceLine::of(&self.sources, span).pack();
         let task_offsets = || crate::kernel_offsets::task_offsets(&self.kernel_types);
         let ns_offsets = || crate::kernel_offsets::ns_offsets(&self.kernel_types);
         let input = CompileInput {
@@ -176,10 +175,10 @@ impl crate::LateProbes for Late<'_> {
         self.resolver.pending.clone()
     }
 
-    fn refresh(&mut self) -> Option<CompiledScript> {
+    fn refresh(&mut self, notice: &mut dyn FnMut(&str)) -> Option<CompiledScript> {
         let (new, errors) = self.resolver.rematch();
         for e in errors {
-            eprintln!("tracer: {e}");
+            notice(&e.to_string());
         }
         if !new {
             return None;
@@ -193,19 +192,19 @@ impl crate::LateProbes for Late<'_> {
                     .filter(|m| !fits(m, &self.maps))
                     .map(|m| m.name.as_str())
                     .collect();
-                eprintln!(
-                    "tracer: failed to enable {}: their programs need maps the running ones do not have ({})",
+                notice(&format!(
+                    "failed to enable {}: their programs need maps the running ones do not have ({})",
                     self.resolver.pending.join(", "),
                     differ.join(", ")
-                );
+                ));
                 None
             }
             Err(e) => {
-                eprintln!(
-                    "tracer: failed to enable {}: {}",
+                notice(&format!(
+                    "failed to enable {}: {}",
                     self.resolver.pending.join(", "),
                     e.message
-                );
+                ));
                 None
             }
         }

@@ -5,8 +5,6 @@
 //! Dropping the [`Session`] detaches and unloads everything (nothing is pinned, and no tracefs
 //! probe events are created: aya attaches uprobes through the perf PMU).
 
-#![allow(dead_code)]
-
 mod attach;
 pub mod consumer;
 pub mod decode;
@@ -17,7 +15,6 @@ pub mod kprobe_multi;
 pub mod late;
 pub mod maps;
 pub mod pending;
-mod perfmap;
 pub mod prepare;
 mod proginfo;
 pub mod providers;
@@ -110,7 +107,12 @@ pub trait RecordHandler {
     /// One clause record.
     fn record(&mut self, session: &mut Session, record: Record) -> anyhow::Result<Flow>;
 
-    /// A runtime fault in generated code. The default prints DTrace's message to stderr.
+    /// A message for the user that is not a record (a fault, a drop, a probe that could not
+    /// be enabled), worded as dtrace(1) words it without its `tracer: ` prefix. The library
+    /// prints nothing itself: a command-line consumer writes these to stderr.
+    fn notice(&mut self, message: &str);
+
+    /// A runtime fault in generated code. The default words DTrace's message as a notice.
     fn fault(&mut self, session: &mut Session, fault: FaultRecord) -> anyhow::Result<Flow> {
         let script = session.script();
         let probe = script
@@ -133,19 +135,19 @@ pub trait RecordHandler {
             }
             _ => String::new(),
         };
-        eprintln!(
-            "tracer: error on enabled probe ID {} (ID {id}: {name}): {what}{addr} in {place}",
+        self.notice(&format!(
+            "error on enabled probe ID {} (ID {id}: {name}): {what}{addr} in {place}",
             fault.epid + 1
-        );
+        ));
         Ok(Flow::Continue)
     }
 
     /// A batch of records has been handed over: a good moment to flush buffered output.
     fn batch_done(&mut self) {}
 
-    /// Lost data (`stats` counters). The default prints `tracer: <report>` to stderr.
+    /// Lost data (`stats` counters). The default words the report as a notice.
     fn drops(&mut self, report: DropReport) {
-        eprintln!("tracer: {report}");
+        self.notice(&report.to_string());
     }
 }
 
@@ -169,13 +171,31 @@ pub struct RunOutcome {
     pub session: Session,
 }
 
+/// An eBPF program loaded on the system, whoever loaded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedProgram {
+    pub id: u32,
+    /// The name given at load (at most 15 bytes).
+    pub name: String,
+    /// `bpf_prog_type` (2 = kprobe, 26 = tracing: fentry/fexit).
+    pub prog_type: u32,
+}
+
+/// Every eBPF program loaded on the system. A program unloaded during the walk is left out.
+pub fn loaded_programs() -> Vec<LoadedProgram> {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .map(|p| LoadedProgram {
+            id: p.id(),
+            name: p.name_as_str().unwrap_or_default().to_string(),
+            prog_type: p.program_type() as u32,
+        })
+        .collect()
+}
+
 /// Kernel ids of every loaded eBPF program on the system.
-pub fn loaded_program_ids() -> anyhow::Result<Vec<u32>> {
-    let mut ids = Vec::new();
-    for p in aya::programs::loaded_programs() {
-        ids.push(p?.id());
-    }
-    Ok(ids)
+pub fn loaded_program_ids() -> Vec<u32> {
+    loaded_programs().into_iter().map(|p| p.id).collect()
 }
 
 /// Per-CPU counter totals not yet reported.
@@ -286,7 +306,11 @@ pub async fn run(
 }
 
 /// Stop `t` at each dlopen() so that the `pending` descriptions can be matched again.
-fn watch_dlopen(t: &mut Target, pending: &[String]) -> Option<pending::Watch> {
+fn watch_dlopen(
+    t: &mut Target,
+    pending: &[String],
+    handler: &mut dyn RecordHandler,
+) -> Option<pending::Watch> {
     match pending::Watch::start(t.pid()) {
         Ok(w) => {
             t.set_stop_check(w.stop_check());
@@ -294,11 +318,11 @@ fn watch_dlopen(t: &mut Target, pending: &[String]) -> Option<pending::Watch> {
         }
         // Not quiet-able: probes the user asked for will not fire.
         Err(e) => {
-            eprintln!(
-                "tracer: warning: {} cannot be enabled when pid {} loads a library: {e}",
+            handler.notice(&format!(
+                "warning: {} cannot be enabled when pid {} loads a library: {e}",
                 pending.join(", "),
                 t.pid()
-            );
+            ));
             None
         }
     }
@@ -326,11 +350,11 @@ pub async fn run_with_late(
     if let Some(first) = session.skipped.first() {
         // Not silent: say how many kernel functions refused a probe, and why the first did.
         let n = session.skipped.len();
-        eprintln!(
-            "tracer: {n} probe{} could not be enabled and {} skipped; the first: {first}",
+        handler.notice(&format!(
+            "{n} probe{} could not be enabled and {} skipped; the first: {first}",
             if n == 1 { "" } else { "s" },
             if n == 1 { "was" } else { "were" }
-        );
+        ));
     }
     let mut events = session.take_events()?;
     let mut drops = DropTracker {
@@ -348,7 +372,7 @@ pub async fn run_with_late(
     // loads once BEGIN has run is never missed.
     if let Some(t) = target.as_deref_mut().filter(|t| !t.created()) {
         if !pending.is_empty() {
-            watch = watch_dlopen(t, &pending);
+            watch = watch_dlopen(t, &pending, handler);
         }
     }
     session.fire(Trigger::Begin);
@@ -362,13 +386,13 @@ pub async fn run_with_late(
         if let Some(t) = target.as_deref_mut() {
             t.release()?;
             if let Some(copy) = t.maps_copy() {
-                session.decoder().follow_copies(t.pid(), copy);
+                session.decoder().symbols.follow_copies(t.pid(), copy);
             }
             // The new image and its libraries are mapped now (held at its entry): remember them.
-            session.decoder().remember_process(t.pid());
+            session.decoder().symbols.remember_process(t.pid());
             // A created (-c) one is held at its entry point: ld.so's r_debug is set up now.
             if t.created() && !pending.is_empty() {
-                watch = watch_dlopen(t, &pending);
+                watch = watch_dlopen(t, &pending, handler);
             }
             t.resume()?;
         }
@@ -401,14 +425,15 @@ pub async fn run_with_late(
             _ = sigterm.recv() => reason = Some(StopReason::Signal(libc::SIGTERM)),
             _ = tick.tick() => drops.report(&session, handler),
             _ = remember.tick(), if target_pid.is_some() => {
-                session.decoder().remember_process(target_pid.unwrap_or(0));
+                session.decoder().symbols.remember_process(target_pid.unwrap_or(0));
             }
             _ = dlopen.tick(), if watch.is_some() => {
                 if let Some(w) = watch.as_ref().filter(|w| w.take_hit()) {
                     // Stopped at r_brk: the new library's probes go in before it runs.
-                    if let Some(new) = late.as_deref_mut().and_then(|l| l.refresh()) {
+                    let mut notice = |m: &str| handler.notice(m);
+                    if let Some(new) = late.as_deref_mut().and_then(|l| l.refresh(&mut notice)) {
                         if let Err(e) = session.add_late(new) {
-                            eprintln!("tracer: {e}");
+                            handler.notice(&e.to_string());
                         }
                     }
                     w.resume();

@@ -27,9 +27,9 @@ use tracer_common::{Attach, CompiledScript};
 /// The caller's side: match the pending descriptions again.
 pub trait LateProbes {
     /// The script compiled again with the probes found since the last call, or None when
-    /// nothing new matched. Errors are reported by the implementation (they name the
-    /// description) and leave the rest running.
-    fn refresh(&mut self) -> Option<CompiledScript>;
+    /// nothing new matched. Errors go to `notice` (worded to name the description) and
+    /// leave the rest running.
+    fn refresh(&mut self, notice: &mut dyn FnMut(&str)) -> Option<CompiledScript>;
 
     /// The descriptions of the target that are pending (none: nothing watches dlopen()).
     fn pending(&self) -> Vec<String>;

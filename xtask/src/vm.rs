@@ -588,18 +588,18 @@ fn prepare(
     let mut p = payload::build(root, arch, work)?;
     if !o.tests.is_empty() {
         for t in &o.tests {
-            if !p.tests.iter().any(|(n, _)| n == t) {
+            if !p.tests.iter().any(|r| &r.name == t) {
                 bail!(
                     "no test executable {t}; there are {}",
                     p.tests
                         .iter()
-                        .map(|(n, _)| n.as_str())
+                        .map(|r| r.name.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
             }
         }
-        p.tests.retain(|(n, _)| o.tests.contains(n));
+        p.tests.retain(|r| o.tests.contains(&r.name));
     }
     let mut bb_apt = apt::Apt::new(cache, Suite::Bookworm)?;
     let deb = bb_apt.download("busybox-static", arch, &cache.join("debs"))?;

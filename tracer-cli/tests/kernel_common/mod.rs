@@ -7,8 +7,6 @@
 //!   group on failure;
 //! - [`bpf`] enumerates loaded eBPF programs through the `bpf(2)` system call.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 
 /// Whether tracer's stderr reports lost firings (its own drops, or firings the kernel
@@ -445,84 +443,32 @@ impl Drop for Busy {
     }
 }
 
-/// eBPF program enumeration with the `bpf(2)` system call.
+/// eBPF programs loaded on the system (through the runtime library) and who holds them.
 pub mod bpf {
-    const BPF_PROG_GET_NEXT_ID: libc::c_long = 11;
-    const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
-    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-
-    fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> libc::c_long {
-        // SAFETY: `attr` is a zero-padded bpf_attr of 128 bytes for the commands used here.
-        unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len() as u32) }
-    }
+    use tracer_runtime::{loaded_programs, LoadedProgram};
 
     /// Ids of every eBPF program loaded on the system.
     pub fn all_program_ids() -> Vec<u32> {
-        let mut ids = Vec::new();
-        let mut start = 0u32;
-        loop {
-            let mut attr = [0u8; 128];
-            attr[0..4].copy_from_slice(&start.to_ne_bytes());
-            if bpf(BPF_PROG_GET_NEXT_ID, &mut attr) < 0 {
-                return ids;
-            }
-            start = u32::from_ne_bytes(attr[4..8].try_into().unwrap());
-            ids.push(start);
-        }
+        tracer_runtime::loaded_program_ids()
+    }
+
+    fn program(id: u32) -> Option<LoadedProgram> {
+        loaded_programs().into_iter().find(|p| p.id == id)
     }
 
     /// Whether program `id` is still loaded.
     pub fn exists(id: u32) -> bool {
-        name(id).is_some()
+        program(id).is_some()
     }
 
     /// The name of program `id`, or None when no such program is loaded.
     pub fn name(id: u32) -> Option<String> {
-        let mut attr = [0u8; 128];
-        attr[0..4].copy_from_slice(&id.to_ne_bytes());
-        let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut attr);
-        if fd < 0 {
-            let e = std::io::Error::last_os_error();
-            assert_eq!(
-                e.raw_os_error(),
-                Some(libc::ENOENT),
-                "BPF_PROG_GET_FD_BY_ID({id}): {e}"
-            );
-            return None;
-        }
-        // struct bpf_prog_info up to and including `name[16]` at offset 64.
-        let mut info = [0u8; 80];
-        let mut attr = [0u8; 128];
-        attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
-        attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
-        attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
-        let r = bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr);
-        let e = std::io::Error::last_os_error();
-        // SAFETY: closing the descriptor BPF_PROG_GET_FD_BY_ID gave us.
-        unsafe { libc::close(fd as i32) };
-        assert!(r >= 0, "BPF_OBJ_GET_INFO_BY_FD({id}): {e}");
-        let raw = &info[64..80];
-        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-        Some(String::from_utf8_lossy(&raw[..end]).into_owned())
+        program(id).map(|p| p.name)
     }
 
     /// The `bpf_prog_type` of program `id` (2 = kprobe, 26 = tracing: fentry/fexit).
     pub fn prog_type(id: u32) -> Option<u32> {
-        let mut attr = [0u8; 128];
-        attr[0..4].copy_from_slice(&id.to_ne_bytes());
-        let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut attr);
-        if fd < 0 {
-            return None;
-        }
-        let mut info = [0u8; 80];
-        let mut attr = [0u8; 128];
-        attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
-        attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
-        attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
-        let r = bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr);
-        // SAFETY: closing the descriptor BPF_PROG_GET_FD_BY_ID gave us.
-        unsafe { libc::close(fd as i32) };
-        (r >= 0).then(|| u32::from_ne_bytes(info[0..4].try_into().unwrap()))
+        program(id).map(|p| p.prog_type)
     }
 
     /// Processes holding a descriptor of program `id` (or of a link to it).

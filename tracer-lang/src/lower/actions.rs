@@ -151,6 +151,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let types: Vec<Type> = vals.iter().map(|(v, _)| v.ty()).collect();
                 (self.g.input.check_format)(name, &fmt, &types)
                     .map_err(|m| CompileError::new(span, m))?;
+                let fmt =
+                    tracer_common::Format::parse(&fmt).map_err(|e| CompileError::new(span, e.0))?;
                 let kind = if name == "printf" {
                     ActionKind::Printf { format: fmt }
                 } else {
@@ -188,6 +190,11 @@ impl<'g, 'a> Lower<'g, 'a> {
                     (self.g.input.check_format)(call, fmt, &keys)
                         .map_err(|m| CompileError::new(args[0].span, m))?;
                 }
+                let format = format
+                    .as_deref()
+                    .map(tracer_common::Format::parse)
+                    .transpose();
+                let format = format.map_err(|e| CompileError::new(args[0].span, e.0))?;
                 self.actions.push(ActionDesc {
                     kind: ActionKind::Printa { format, aggs },
                     fields: vec![],
@@ -314,7 +321,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 "setopt( ) is not supported yet; use -x or #pragma D option",
             )),
             other => {
-                if super::builtins::call_type(other).is_some() {
+                if crate::sema::signatures::subroutine(other).is_some() {
                     self.call_value(other, args, span).map(|_| ())
                 } else {
                     Err(CompileError::new(

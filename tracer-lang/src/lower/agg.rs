@@ -660,11 +660,11 @@ pub(crate) fn key_bounds(
         clauses.iter().flat_map(|c| c.body.iter()).collect();
     while let Some(s) = stack.pop() {
         match s {
-            crate::syntax::ast::Stmt::Expr(e) => super::vars::walk(e, &mut visit),
+            crate::syntax::ast::Stmt::Expr(e) => crate::syntax::ast::walk(e, &mut visit),
             crate::syntax::ast::Stmt::If {
                 cond, then, els, ..
             } => {
-                super::vars::walk(cond, &mut visit);
+                crate::syntax::ast::walk(cond, &mut visit);
                 stack.extend(then.iter());
                 stack.extend(els.iter());
             }

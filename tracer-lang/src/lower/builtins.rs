@@ -1,84 +1,16 @@
-//! Built-in variables (`pid`, `execname`, `arg0`, …) and macro variables (`$target`, `$1`).
+//! Built-in variables (`pid`, `execname`, `arg0`, …): their values. Their types are in
+//! `sema::signatures`.
 
-use super::{CompileError, CompileInput, Lower, Result};
+use super::{CompileError, Lower, Result};
 use crate::lower::expr::Val;
 use crate::probes::ArgSource;
 use crate::syntax::ast::Span;
-use crate::types::Type;
 use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
 use tracer_ebpf::ir::{Inst, Operand};
 
-/// The type of a built-in variable, or None when `name` is not one.
-pub fn is_builtin(name: &str) -> Option<Type> {
-    Some(match name {
-        "pid" | "tid" | "ppid" | "cpu" | "errno" | "hostpid" | "hosttid" => Type::INT,
-        "uid" | "gid" | "epid" | "id" | "pidns" => Type::UINT,
-        "cgroupid" => Type::ULONG,
-        "timestamp" | "vtimestamp" | "walltimestamp" => Type::ULONG,
-        "arg0" | "arg1" | "arg2" | "arg3" | "arg4" | "arg5" | "arg6" | "arg7" | "arg8" | "arg9" => {
-            Type::LONG
-        }
-        "execname" | "cgroup" | "container" | "probeprov" | "probemod" | "probefunc"
-        | "probename" => Type::Str,
-        "curthread" => Type::Ptr(Box::new(Type::Void)),
-        _ => return None,
-    })
-}
-
-/// The result type of a subroutine, or None for actions and unknown names.
-pub fn call_type(name: &str) -> Option<Type> {
-    Some(match name {
-        "strlen" => Type::ULONG,
-        "strjoin" | "substr" | "strchr" | "strrchr" | "strstr" | "basename" | "dirname"
-        | "lltostr" | "copyinstr" | "inet_ntoa" | "stringof" => Type::Str,
-        "index" | "rindex" | "speculation" => Type::INT,
-        "rand" => Type::UINT,
-        "htons" | "ntohs" => Type::Int {
-            size: 2,
-            signed: false,
-        },
-        "htonl" | "ntohl" => Type::UINT,
-        "htonll" | "ntohll" => Type::ULONG,
-        "stack" => Type::Stack { user: false },
-        "ustack" | "jstack" => Type::Stack { user: true },
-        "copyin" => Type::Ptr(Box::new(Type::Void)),
-        "func" | "sym" => Type::Sym { user: false },
-        "ufunc" | "usym" => Type::Sym { user: true },
-        _ => return None,
-    })
-}
-
-/// The text of a macro variable (`target`, `pid`, `1`, …).
-pub fn macro_value(name: &str, input: &CompileInput) -> std::result::Result<String, String> {
-    match name {
-        "target" => input.target.map(|t| t.to_string()).ok_or_else(|| {
-            "$target is used, but no target process was given: add -c 'command' or -p PID"
-                .to_string()
-        }),
-        "pid" => Ok(std::process::id().to_string()),
-        "ppid" => Ok(std::os::unix::process::parent_id().to_string()),
-        "uid" => Ok(unsafe { libc_getuid() }.to_string()),
-        "gid" => Ok(unsafe { libc_getgid() }.to_string()),
-        n if n.chars().all(|c| c.is_ascii_digit()) => {
-            let i: usize = n.parse().map_err(|_| format!("bad macro argument ${n}"))?;
-            input.macro_args.get(i).cloned().ok_or_else(|| {
-                format!("macro argument ${i} is not defined (pass it after the script)")
-            })
-        }
-        other => Err(format!("unknown macro variable ${other}")),
-    }
-}
-
-extern "C" {
-    #[link_name = "getuid"]
-    fn libc_getuid() -> u32;
-    #[link_name = "getgid"]
-    fn libc_getgid() -> u32;
-}
-
 impl<'g, 'a> Lower<'g, 'a> {
     pub(crate) fn builtin(&mut self, name: &str, span: Span) -> Result<Val> {
-        let ty = is_builtin(name).ok_or_else(|| {
+        let ty = crate::sema::signatures::variable(name).ok_or_else(|| {
             CompileError::new(
                 span,
                 format!("failed to resolve {name}: Unknown variable name"),

@@ -1,8 +1,17 @@
 //! Expressions. Integers live in registers, normalised to their D type (sign- or
 //! zero-extended to 64 bits); strings are pointers to NUL-terminated buffers of `strsize`
 //! bytes in scratch, the globals value or a map value.
+//!
+//! Every value's type is sema's ([`Lower::ty_of`]: the clause's side table, filled by
+//! `sema::typeck` for the probe being lowered); lowering does not work types out itself. A
+//! debug build checks that each value it builds has the type sema gave its expression (an
+//! internal compile error otherwise).
 
 use super::{CompileError, Lower, Result};
+use crate::sema::literals::parse_int;
+use crate::sema::resolve::resolve_type;
+use crate::sema::signatures;
+use crate::sema::typeck::{ExprTypes, Typer};
 use crate::syntax::ast::{self, BinOp, Expr, ExprKind, Span, UnOp};
 use crate::types::Type;
 use tracer_common::record::Fault;
@@ -21,21 +30,6 @@ impl Val {
             Val::Int(_, t) => t.clone(),
             Val::Str(_) => Type::Str,
         }
-    }
-}
-
-/// The type C gives an integer literal.
-pub fn int_literal_type(value: u64, suffix: &str) -> Type {
-    let unsigned = suffix.contains('u');
-    let long = suffix.contains('l');
-    if !long && value <= i32::MAX as u64 && !unsigned {
-        Type::INT
-    } else if !long && unsigned && value <= u32::MAX as u64 {
-        Type::UINT
-    } else if value <= i64::MAX as u64 && !unsigned {
-        Type::LONG
-    } else {
-        Type::ULONG
     }
 }
 
@@ -140,19 +134,71 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.f.push(Inst::Jump(target));
     }
 
+    /// The type sema gives `e` for this probe.
+    pub fn ty_of(&self, e: &Expr) -> Type {
+        if self.provider_exprs == 0 {
+            if let Some(t) = self.types.get(e) {
+                return t.clone();
+            }
+        }
+        self.typer().ty(e)
+    }
+
+    /// Sema's types of every expression of `clause` (and of the inlines it may expand).
+    pub(crate) fn clause_types(&self, clause: &ast::Clause) -> ExprTypes {
+        let typer = self.typer();
+        let mut out = ExprTypes::default();
+        for (value, _) in self.g.types.inlines.values() {
+            typer.record(value, &mut out);
+        }
+        if let Some(p) = &clause.predicate {
+            typer.record(p, &mut out);
+        }
+        fn stmts(typer: &Typer, body: &[ast::Stmt], out: &mut ExprTypes) {
+            for s in body {
+                match s {
+                    ast::Stmt::Expr(e) => {
+                        typer.record(e, out);
+                    }
+                    ast::Stmt::If {
+                        cond, then, els, ..
+                    } => {
+                        typer.record(cond, out);
+                        stmts(typer, then, out);
+                        stmts(typer, els, out);
+                    }
+                    ast::Stmt::Decl(_) | ast::Stmt::Empty => {}
+                }
+            }
+        }
+        stmts(&typer, &clause.body, &mut out);
+        out
+    }
+
     pub fn expr(&mut self, e: &Expr) -> Result<Val> {
+        let v = self.expr_untyped(e)?;
+        if cfg!(debug_assertions) {
+            let (got, sema) = (v.ty(), self.ty_of(e));
+            if got != sema {
+                return Err(CompileError::new(
+                    e.span,
+                    format!("internal: sema typed this as {sema}, lowering made a {got}"),
+                ));
+            }
+        }
+        Ok(v)
+    }
+
+    fn expr_untyped(&mut self, e: &Expr) -> Result<Val> {
         let span = e.span;
         match &e.node {
-            ExprKind::Int { value, suffix } => {
-                let ty = int_literal_type(*value, suffix);
-                Ok(Val::Int(self.f.imm(*value as i64), ty))
-            }
-            ExprKind::Char(c) => Ok(Val::Int(self.f.imm(*c as i8 as i64), Type::Int { size: 1, signed: true })),
+            ExprKind::Int { value, .. } => Ok(Val::Int(self.f.imm(*value as i64), self.ty_of(e))),
+            ExprKind::Char(c) => Ok(Val::Int(self.f.imm(*c as i8 as i64), self.ty_of(e))),
             ExprKind::Str(s) => Ok(self.string_literal(s)),
             ExprKind::Macro(name) => {
-                let text = super::builtins::macro_value(name, self.g.input).map_err(|m| CompileError::new(span, m))?;
+                let text = self.macro_value(name).map_err(|m| CompileError::new(span, m))?;
                 match parse_int(&text) {
-                    Some(v) => Ok(Val::Int(self.f.imm(v), Type::LONG)),
+                    Some(v) => Ok(Val::Int(self.f.imm(v), self.ty_of(e))),
                     None => Err(CompileError::new(
                         span,
                         format!("macro argument ${name} is \"{text}\", not a number; use $${name} for a string"),
@@ -160,7 +206,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 }
             }
             ExprKind::MacroStr(name) => {
-                let text = super::builtins::macro_value(name, self.g.input).map_err(|m| CompileError::new(span, m))?;
+                let text = self.macro_value(name).map_err(|m| CompileError::new(span, m))?;
                 Ok(self.string_literal(&text))
             }
             ExprKind::Ident(name) => self.ident(name, span),
@@ -183,8 +229,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                 self.load_var(e)
             }
             ExprKind::Call { func, args } => self.call_value(&func.node, args, span),
-            ExprKind::Unary { op, expr } => self.unary(*op, expr, span),
-            ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, span),
+            ExprKind::Unary { op, expr } => self.unary(*op, expr, e),
+            ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, e),
             ExprKind::Cond { cond, then, els } => {
                 let c = self.expr(cond)?;
                 let c = self.truth(&c, cond.span)?;
@@ -193,7 +239,6 @@ impl<'g, 'a> Lower<'g, 'a> {
                 let out = self.f.vreg();
                 self.f.branch(JmpOp::Jeq, c, Operand::Imm(0), else_l);
                 let a = self.expr(then)?;
-                let ty = a.ty();
                 self.f.push(Inst::Mov { dst: out, src: self.val_reg(&a).into() });
                 self.f.push(Inst::Jump(done));
                 self.f.push(Inst::Label(else_l));
@@ -201,7 +246,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 if matches!(a, Val::Str(_)) != matches!(b, Val::Str(_)) {
                     return Err(CompileError::new(span, "both branches of ?: must be strings or both integers"));
                 }
-                let ty = if let (Val::Int(_, ta), Val::Int(_, tb)) = (&a, &b) { Type::arith(ta, tb) } else { ty };
+                let ty = self.ty_of(e);
                 self.f.push(Inst::Mov { dst: out, src: self.val_reg(&b).into() });
                 self.f.push(Inst::Label(done));
                 Ok(if ty == Type::Str { Val::Str(out) } else { Val::Int(out, ty) })
@@ -209,7 +254,7 @@ impl<'g, 'a> Lower<'g, 'a> {
             ExprKind::Assign { op, lhs, rhs } => self.assign(*op, lhs, rhs, span),
             ExprKind::IncDec { expr, inc, prefix } => {
                 let old = self.expr(expr)?;
-                let ty = old.ty();
+                let ty = self.ty_of(e);
                 let r = self.int_of(&old, expr.span)?;
                 let new = self.f.alu(if *inc { AluOp::Add } else { AluOp::Sub }, r, Operand::Imm(1));
                 let new = self.norm_to(new, &ty);
@@ -217,7 +262,9 @@ impl<'g, 'a> Lower<'g, 'a> {
                 Ok(Val::Int(if *prefix { new } else { r }, ty))
             }
             ExprKind::Cast { ty, expr } => {
-                let t = super::kernel::resolve_type(self.g.input.kernel_types, ty)?;
+                // Resolved again for its error: sema types a bad name as long long.
+                resolve_type(self.g.input.kernel_types, ty)?;
+                let t = self.ty_of(e);
                 let v = self.expr(expr)?;
                 match (&v, &t) {
                     (_, Type::Struct { .. } | Type::Array { .. }) => {
@@ -234,12 +281,12 @@ impl<'g, 'a> Lower<'g, 'a> {
                 }
             }
             ExprKind::SizeofType(ty) => {
-                let t = super::kernel::resolve_type(self.g.input.kernel_types, ty)?;
+                let t = resolve_type(self.g.input.kernel_types, ty)?;
                 Ok(Val::Int(self.f.imm(self.type_size(&t) as i64), Type::ULONG))
             }
             ExprKind::SizeofExpr(x) => {
-                let t = self.static_type_of(x);
-                Ok(Val::Int(self.f.imm(t.storage_size(self.g.opts.strsize) as i64), Type::ULONG))
+                let t = self.typer().object(x);
+                Ok(Val::Int(self.f.imm(t.storage_size(self.g.opts.strsize) as i64), self.ty_of(e)))
             }
             ExprKind::Stringof(x) => {
                 let v = self.expr(x)?;
@@ -298,29 +345,19 @@ impl<'g, 'a> Lower<'g, 'a> {
         }
     }
 
-    pub fn static_type_of(&self, e: &Expr) -> Type {
-        let v = &self.g.vars;
-        let globals = v
-            .globals
-            .iter()
-            .map(|(k, s)| (k.clone(), s.ty.clone()))
-            .collect();
-        let this = v
-            .this
-            .iter()
-            .map(|(k, s)| (k.clone(), s.ty.clone()))
-            .collect();
-        let thread = v
-            .thread
-            .iter()
-            .map(|(k, d)| (k.clone(), (d.keys.clone(), d.value.clone())))
-            .collect();
-        let assocs = v
-            .assocs
-            .iter()
-            .map(|(k, d)| (k.clone(), (d.keys.clone(), d.value.clone())))
-            .collect();
-        super::vars::static_type(e, &globals, &this, &thread, &assocs)
+    /// The text of macro variable `name`.
+    fn macro_value(&self, name: &str) -> std::result::Result<String, String> {
+        let input = self.g.input;
+        crate::sema::macros::macro_value(name, input.target, &input.macro_args)
+    }
+
+    /// Sema's typing of expressions for the probe being lowered.
+    pub fn typer(&self) -> Typer<'_> {
+        Typer {
+            kernel: self.g.input.kernel_types,
+            vars: &self.g.types,
+            args: &self.probe.args,
+        }
     }
 
     fn ident(&mut self, name: &str, span: Span) -> Result<Val> {
@@ -333,10 +370,10 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             return Ok(self.curthread());
         }
-        if super::builtins::is_builtin(name).is_some() {
+        if signatures::variable(name).is_some() {
             return self.builtin(name, span);
         }
-        if let Some((value, ty)) = self.g.inlines.get(name).cloned() {
+        if let Some((value, ty)) = self.g.types.inlines.get(name).cloned() {
             let v = self.expr(&value)?;
             return Ok(match (v, &ty) {
                 (Val::Int(r, _), Type::Str) => Val::Str(r),
@@ -389,45 +426,24 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             return self.tp_field(i);
         }
-        let ty = match &self.probe.args {
-            crate::probes::ArgSource::SyscallEntry { args } => {
-                args.get(i as usize).cloned().unwrap_or(Type::LONG)
+        if let crate::probes::ArgSource::Fbt { params, ret, .. } = &self.probe.args {
+            let known = if *ret {
+                i <= 1
+            } else {
+                (i as usize) < params.len()
+            };
+            if !known {
+                return Err(CompileError::new(
+                    span,
+                    format!(
+                        "index {i} is out of range for {} args[ ]",
+                        self.probe.desc.full_name()
+                    ),
+                ));
             }
-            crate::probes::ArgSource::Fbt {
-                params,
-                ret_type,
-                ret,
-                ..
-            } => {
-                let ty = match (*ret, i) {
-                    (false, i) => params.get(i as usize).map(|p| p.1.clone()),
-                    (true, 0) => Some(Type::LONG),
-                    (true, 1) => Some(ret_type.clone()),
-                    (true, _) => None,
-                };
-                match ty {
-                    // A struct passed by value arrives in registers: show its first word.
-                    Some(t) if t.is_aggregate() || t == Type::Void => Type::LONG,
-                    Some(t) => t,
-                    None => {
-                        return Err(CompileError::new(
-                            span,
-                            format!(
-                                "index {i} is out of range for {} args[ ]",
-                                self.probe.desc.full_name()
-                            ),
-                        ))
-                    }
-                }
-            }
-            crate::probes::ArgSource::Usdt { args } => {
-                args.get(i as usize).map_or(Type::LONG, |a| Type::Int {
-                    size: a.size,
-                    signed: a.signed,
-                })
-            }
-            _ => Type::LONG,
-        };
+        }
+        // The argument's type is sema's (`Typer::arg`).
+        let ty = self.typer().arg(i);
         self.check_arg(i, span)?;
         let r = self.arg(i);
         let r = self.norm_to(r, &ty);
@@ -473,9 +489,10 @@ impl<'g, 'a> Lower<'g, 'a> {
         Ok(Val::Int(r, field.ty))
     }
 
-    fn unary(&mut self, op: UnOp, e: &Expr, span: Span) -> Result<Val> {
+    fn unary(&mut self, op: UnOp, e: &Expr, whole: &Expr) -> Result<Val> {
+        let span = whole.span;
         let v = self.expr(e)?;
-        let ty = v.ty();
+        let ty = self.ty_of(whole);
         match op {
             UnOp::Plus => Ok(v),
             UnOp::Neg => {
@@ -501,12 +518,12 @@ impl<'g, 'a> Lower<'g, 'a> {
                     src: Operand::Imm(0),
                 });
                 self.f.push(Inst::Label(done));
-                Ok(Val::Int(d, Type::INT))
+                Ok(Val::Int(d, ty))
             }
             UnOp::Deref => {
                 let r = self.int_of(&v, e.span)?;
-                let pointee = match ty {
-                    Type::Ptr(t) => *t,
+                let pointee = match self.ty_of(e) {
+                    Type::Ptr(_) => ty,
                     _ => {
                         return Err(CompileError::new(
                             span,
@@ -548,7 +565,9 @@ impl<'g, 'a> Lower<'g, 'a> {
         }
     }
 
-    fn binary(&mut self, op: BinOp, lhs: &Expr, rhs: &Expr, span: Span) -> Result<Val> {
+    fn binary(&mut self, op: BinOp, lhs: &Expr, rhs: &Expr, whole: &Expr) -> Result<Val> {
+        let span = whole.span;
+        let ty = self.ty_of(whole);
         match op {
             BinOp::LogAnd | BinOp::LogOr => {
                 let out = self.f.vreg();
@@ -582,7 +601,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                     src: Operand::Imm(0),
                 });
                 self.f.push(Inst::Label(done));
-                return Ok(Val::Int(out, Type::INT));
+                return Ok(Val::Int(out, ty));
             }
             BinOp::Comma => {
                 self.expr(lhs)?;
@@ -594,21 +613,21 @@ impl<'g, 'a> Lower<'g, 'a> {
         let b = self.expr(rhs)?;
         if let (Val::Str(x), Val::Str(y)) = (&a, &b) {
             let (cond, d) = self.string_compare(op, *x, *y, lhs, rhs, span)?;
-            return Ok(Val::Int(self.compare(cond, d, Operand::Imm(0)), Type::INT));
+            return Ok(Val::Int(self.compare(cond, d, Operand::Imm(0)), ty));
         }
-        let (ta, tb) = (a.ty(), b.ty());
+        let (ta, tb) = (self.ty_of(lhs), self.ty_of(rhs));
         let x = self.int_of(&a, lhs.span)?;
         let y = self.int_of(&b, rhs.span)?;
-        let ty = Type::arith(&ta, &tb);
-        let signed = ty.int_parts().1;
+        // Operands compare and divide in their common type.
+        let signed = Type::arith(&ta, &tb).int_parts().1;
         if let Some(cond) = cmp_cond(op, signed) {
-            return Ok(Val::Int(self.compare(cond, x, y.into()), Type::INT));
+            return Ok(Val::Int(self.compare(cond, x, y.into()), ty));
         }
         let result = match op {
             BinOp::LogXor => {
                 let p = self.compare(JmpOp::Jne, x, Operand::Imm(0));
                 let q = self.compare(JmpOp::Jne, y, Operand::Imm(0));
-                return Ok(Val::Int(self.f.alu(AluOp::Xor, p, q), Type::INT));
+                return Ok(Val::Int(self.f.alu(AluOp::Xor, p, q), ty));
             }
             BinOp::Add => self.f.alu(AluOp::Add, x, y),
             BinOp::Sub => self.f.alu(AluOp::Sub, x, y),
@@ -623,11 +642,6 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
             BinOp::Div | BinOp::Mod => self.divide(op == BinOp::Div, x, y, signed),
             _ => unreachable!(),
-        };
-        let ty = if matches!(op, BinOp::Shl | BinOp::Shr) {
-            ta
-        } else {
-            ty
         };
         let r = self.norm_to(result, &ty);
         Ok(Val::Int(r, ty))
@@ -775,22 +789,6 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.f.push(Inst::Label(done));
         out
     }
-}
-
-pub fn parse_int(text: &str) -> Option<i64> {
-    let t = text.trim();
-    let (neg, t) = match t.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, t),
-    };
-    let v = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        u64::from_str_radix(h, 16).ok()?
-    } else if t.len() > 1 && t.starts_with('0') {
-        u64::from_str_radix(&t[1..], 8).ok()?
-    } else {
-        t.parse::<u64>().ok()?
-    } as i64;
-    Some(if neg { -v } else { v })
 }
 
 /// The jump condition that holds when `a op b`, for a comparison operator.

@@ -6,60 +6,12 @@
 use super::expr::Val;
 use super::{CompileError, Lower, Result};
 use crate::btf::Btf;
+use crate::sema::resolve::{self, resolve_type};
 use crate::syntax::ast::{Expr, ExprKind, Span, TypeName};
 use crate::types::Type;
 use tracer_common::record::Fault;
 use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
 use tracer_ebpf::ir::{Inst, Operand, VReg};
-
-/// A D type name, with kernel structs, unions and typedefs looked up in BTF.
-pub(crate) fn resolve_type(
-    kernel: &crate::btf::KernelTypes,
-    ty: &TypeName,
-) -> std::result::Result<Type, CompileError> {
-    let builtin = Type::from_name(&ty.base, ty.pointers);
-    let words: Vec<&str> = ty
-        .base
-        .split_whitespace()
-        .filter(|w| *w != "const" && *w != "volatile")
-        .collect();
-    let (kind, name) = match words.as_slice() {
-        [k @ ("struct" | "union"), name] => (Some(*k), *name),
-        [name] => (None, *name),
-        _ => return builtin.ok_or_else(|| unknown(ty)),
-    };
-    if kind.is_none() {
-        if let Some(t) = builtin {
-            return Ok(t);
-        }
-    }
-    let btf = match kernel.get() {
-        Some(b) => b,
-        None if kind.is_some() => {
-            return Err(CompileError::new(
-                ty.span,
-                format!(
-                    "`{}` is a kernel type, and kernel types need BTF (/sys/kernel/btf/vmlinux), which this kernel does not provide",
-                    ty.base
-                ),
-            ))
-        }
-        None => return Err(unknown(ty)),
-    };
-    let mut t = match kind {
-        Some(k) => btf.struct_type(name, k == "union"),
-        None => btf.typedef(name),
-    }
-    .ok_or_else(|| unknown(ty))?;
-    for _ in 0..ty.pointers {
-        t = Type::Ptr(Box::new(t));
-    }
-    Ok(t)
-}
-
-fn unknown(ty: &TypeName) -> CompileError {
-    CompileError::new(ty.span, format!("unknown type `{}`", ty.base))
-}
 
 impl Lower<'_, '_> {
     fn btf(&self, span: Span) -> Result<&Btf> {
@@ -74,14 +26,7 @@ impl Lower<'_, '_> {
     /// `curthread`: the current `struct task_struct *`.
     pub(crate) fn curthread(&mut self) -> Val {
         let task = self.f.call(helper::GET_CURRENT_TASK, vec![]);
-        let ty = self
-            .g
-            .input
-            .kernel_types
-            .get()
-            .and_then(|b| b.struct_type("task_struct", false))
-            .unwrap_or(Type::Void);
-        Val::Int(task, Type::Ptr(Box::new(ty)))
+        Val::Int(task, resolve::curthread_type(self.g.input.kernel_types))
     }
 
     /// `base->member` (arrow) or `base.member`.
@@ -312,15 +257,6 @@ impl Lower<'_, '_> {
     /// Whether `base[...]` indexes memory (a pointer or array) rather than an associative
     /// array or `args[]`.
     pub(crate) fn indexes_memory(&self, base: &Expr) -> bool {
-        match &base.node {
-            ExprKind::Ident(n) => {
-                n != "args"
-                    && n != "uregs"
-                    && !self.g.vars.assocs.contains_key(n)
-                    && self.g.vars.globals.contains_key(n)
-            }
-            ExprKind::SelfVar(n) => self.g.vars.thread.get(n).is_some_and(|d| d.keys.is_empty()),
-            _ => true,
-        }
+        self.typer().indexes_memory(base)
     }
 }

@@ -1,5 +1,7 @@
 //! Lowering: a checked D script becomes one IR function per probe, plus the maps, clause
-//! records and aggregation descriptions the runtime needs.
+//! records and aggregation descriptions the runtime needs. Types are sema's: `compile` asks
+//! `sema` for every variable's type before lowering, and each clause's expressions are typed
+//! by `sema::typeck` for the probe being lowered (`Lower::types`).
 //!
 //! Per program the layout is fixed: r1 (ctx) is `Function::CTX`; the per-CPU scratch value
 //! holds `this->` variables first, then the record of the clause being run, then temporaries
@@ -35,23 +37,7 @@ pub use pending::{names_process, PENDING_SCRATCH_SLACK};
 pub use scope::{CgroupOffsets, NsOffsets, PidOffsets, Scope, SCOPE_CGROUP_MAP};
 pub use vars::VarTable;
 
-/// A compile error at a place in the script.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CompileError {
-    pub span: Span,
-    pub message: String,
-}
-
-impl CompileError {
-    pub fn new(span: Span, message: impl Into<String>) -> CompileError {
-        CompileError {
-            span,
-            message: message.into(),
-        }
-    }
-}
-
-pub type Result<T> = std::result::Result<T, CompileError>;
+pub use crate::diag::{CompileError, Result};
 
 /// A map the object declares.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +59,7 @@ pub struct CompileInput<'a> {
     pub target: Option<u32>,
     /// `-Z`: descriptions that match nothing are not an error.
     pub allow_zero_matches: bool,
-    /// Maps a span to its 1-based source line (for the verifier line table).
+    /// Maps a span to its packed [`crate::diag::SourceLine`] (for the verifier line table).
     pub line_of: &'a dyn Fn(Span) -> u32,
     /// ns to add to `bpf_ktime_get_ns()` for `walltimestamp`.
     pub boot_to_wall_ns: i64,
@@ -142,7 +128,8 @@ pub(crate) struct Globals<'a> {
     pub maps: Vec<MapSpec>,
     pub aggs: Vec<AggDesc>,
     pub clauses: Vec<ClauseDesc>,
-    pub inlines: BTreeMap<String, (ast::Expr, Type)>,
+    /// The variable types sema decided (the layout is in `vars`).
+    pub types: crate::sema::vars::VarTypes,
     /// Largest scratch extent any program needs.
     pub scratch_size: u32,
     /// dtrace:::ERROR: its probe, its index in the probe list, and its clauses, which are
@@ -221,7 +208,11 @@ fn expand_description(text: &str, input: &CompileInput) -> std::result::Result<S
             .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .unwrap_or(tail.len());
         let name = &tail[..n];
-        out.push_str(&builtins::macro_value(name, input)?);
+        out.push_str(&crate::sema::macros::macro_value(
+            name,
+            input.target,
+            &input.macro_args,
+        )?);
         rest = &tail[n..];
     }
     out.push_str(rest);
@@ -346,7 +337,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         maps: Vec::new(),
         aggs: Vec::new(),
         clauses: Vec::new(),
-        inlines: BTreeMap::new(),
+        types: Default::default(),
         scratch_size: 0,
         agg_key_bounds: agg::key_bounds(&clauses),
         sites: Default::default(),
@@ -416,7 +407,30 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         value_size: 8,
         max_entries: opts.nspec + 1,
     });
-    vars::declare_all(&mut g, input.script, &clauses)?;
+    // Sema decides every variable's type, each clause typed against the first probe it is
+    // lowered for; lowering lays the variables out.
+    let lowering = lowering_order(&plans);
+    let clause_args: Vec<crate::probes::ArgSource> = (0..clauses.len())
+        .map(|ci| {
+            lowering
+                .iter()
+                .copied()
+                .chain(0..plans.len())
+                .find(|&pi| plans[pi].clauses.contains(&ci))
+                .map_or(crate::probes::ArgSource::None, |pi| {
+                    plans[pi].probe.args.clone()
+                })
+        })
+        .collect();
+    let typing: Vec<crate::sema::vars::ClauseTyping> = clauses
+        .iter()
+        .zip(&clause_args)
+        .map(|(clause, args)| crate::sema::vars::ClauseTyping { clause, args })
+        .collect();
+    crate::sema::check::script(input.script)?;
+    let types = crate::sema::vars::decide(input.script, &typing, input.kernel_types)?;
+    vars::declare_all(&mut g, &types);
+    g.types = types;
     // `CompiledScript::probes`: the plans' probes, with the sites of the probes that stand
     // for many after the first compile's (so late probes never move them), then the rest.
     let first_site = plans
@@ -436,10 +450,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
 
     // Lower in script order (by each probe's first clause), so that "defined before this
     // point" means what it says in the source; programs stay in probe-ID order.
-    let mut order: Vec<usize> = (0..plans.len())
-        .filter(|&i| !is_error_probe(&plans[i].probe))
-        .collect();
-    order.sort_by_key(|&i| (plans[i].late, plans[i].clauses.iter().min().copied()));
+    let order = lowering_order(&plans);
     let mut lowered: Vec<Option<Function>> = vec![None; plans.len()];
     let leaders = shared::plan(
         &mut g,
@@ -566,6 +577,15 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
     })
 }
 
+/// The plans to lower, in script order (by each probe's first clause); ERROR has none.
+fn lowering_order(plans: &[ProbePlan]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..plans.len())
+        .filter(|&i| !is_error_probe(&plans[i].probe))
+        .collect();
+    order.sort_by_key(|&i| (plans[i].late, plans[i].clauses.iter().min().copied()));
+    order
+}
+
 fn is_error_probe(p: &ResolvedProbe) -> bool {
     p.desc.provider == "dtrace" && p.desc.name == "ERROR"
 }
@@ -611,6 +631,11 @@ pub(crate) struct Lower<'g, 'a> {
     pub fault_label: Option<Label>,
     /// Lowering an ERROR clause inline.
     pub in_error: bool,
+    /// Sema's type of every expression of the clause being lowered, for this probe.
+    pub types: crate::sema::typeck::ExprTypes,
+    /// Inside a stable provider's expression (parsed from the provider's text, so not in
+    /// `types`: its spans are not the script's).
+    pub provider_exprs: u32,
 }
 
 /// Bytes reserved for one clause's record.
@@ -674,9 +699,11 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.records = false;
         self.fault_label = None;
         self.clause_end = self.f.label();
+        self.types = self.clause_types(clause);
         self.line(clause.span);
         if let Some(pred) = &clause.predicate {
             self.line(pred.span);
+            crate::sema::check::typed(&self.typer(), pred)?;
             let end = self.clause_end;
             self.cond_branch(pred, false, end)?;
         }
@@ -719,9 +746,11 @@ impl<'g, 'a> Lower<'g, 'a> {
         self.probe = probe;
         self.probe_index = index;
         self.in_error = true;
+        let types = std::mem::take(&mut self.types);
         for c in &clauses {
             self.lower_clause(c)?;
         }
+        self.types = types;
         self.in_error = false;
         (self.probe, self.probe_index, self.epid) = saved;
         Ok(())

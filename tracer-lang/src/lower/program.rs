@@ -80,6 +80,8 @@ pub(super) fn lower_probe(
         spec: None,
         clause_end: Label(0),
         records: false,
+        types: Default::default(),
+        provider_exprs: 0,
         g,
     };
     // tick-N fires on a timer whatever task it interrupts: it is not an event of any

@@ -27,8 +27,16 @@ impl Lower<'_, '_> {
                 format!("internal: stable argument `{src}`: {}", d.message),
             )
         })?;
+        crate::sema::check::expr(&e).map_err(|d| {
+            CompileError::new(
+                span,
+                format!("internal: stable argument `{src}`: {}", d.message),
+            )
+        })?;
         let saved = std::mem::replace(&mut self.probe.args, s.base.clone());
+        self.provider_exprs += 1;
         let r = self.expr(&e);
+        self.provider_exprs -= 1;
         self.probe.args = saved;
         r.map_err(|e| {
             CompileError::new(

@@ -21,9 +21,10 @@ impl<'g, 'a> Lower<'g, 'a> {
         match s {
             Stmt::Expr(e) => {
                 self.line(e.span);
+                crate::sema::check::typed(&self.typer(), e)?;
                 match &e.node {
                     ExprKind::Call { func, args }
-                        if super::builtins::call_type(&func.node).is_none()
+                        if crate::sema::signatures::subroutine(&func.node).is_none()
                             || matches!(func.node.as_str(), "stack" | "ustack" | "jstack") =>
                     {
                         self.action(&func.node, args, e.span)
@@ -36,6 +37,7 @@ impl<'g, 'a> Lower<'g, 'a> {
                 cond, then, els, ..
             } => {
                 self.line(cond.span);
+                crate::sema::check::typed(&self.typer(), cond)?;
                 let else_l = self.f.label();
                 let done = self.f.label();
                 self.cond_branch(cond, false, else_l)?;
@@ -136,7 +138,7 @@ impl<'g, 'a> Lower<'g, 'a> {
         match &e.node {
             ExprKind::Ident(n) => {
                 let s = self.g.vars.globals.get(n).cloned().ok_or_else(|| {
-                    if super::builtins::is_builtin(n).is_some() {
+                    if crate::sema::signatures::variable(n).is_some() {
                         CompileError::new(
                             span,
                             format!("{n} is a built-in variable and cannot be assigned"),
@@ -379,11 +381,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                 self.expr(&combined)?
             }
         };
-        if let Val::Int(_, t @ Type::Ptr(_)) = &v {
-            self.g.vars.refine_pointer(lhs, t);
-        }
         // Convert to the variable's type.
-        let target = self.static_type_of(lhs);
+        let target = self.ty_of(lhs);
         let v = match (v, &target) {
             (Val::Int(r, _), t) if t.is_int() => {
                 let (size, signed) = t.int_parts();

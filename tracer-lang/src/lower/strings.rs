@@ -1,10 +1,11 @@
 //! Subroutines that return values: string functions, copyin/copyinstr, byte order, rand,
-//! speculation().
+//! speculation(). Their arity, argument classes and result types are the signature table's
+//! (`sema::signatures`); sema checks calls before they get here.
 
 use super::expr::Val;
 use super::{CompileError, Lower, Result};
+use crate::sema::signatures;
 use crate::syntax::ast::{Expr, Span};
-use crate::types::Type;
 use tracer_common::record::Fault;
 use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
 use tracer_ebpf::ir::{Inst, Operand, VReg};
@@ -125,24 +126,15 @@ impl<'g, 'a> Lower<'g, 'a> {
         Val::Str(out)
     }
 
+    /// A subroutine's value. Sema checked its arity; its result type is the signature table's.
     pub fn call_value(&mut self, name: &str, args: &[Expr], span: Span) -> Result<Val> {
         let strsize = self.g.opts.strsize as i64;
-        let want = |n: usize| -> Result<()> {
-            if args.len() == n {
-                Ok(())
-            } else {
-                Err(CompileError::new(
-                    span,
-                    format!(
-                        "{name}( ) prototype mismatch: {} arguments passed, {n} expected",
-                        args.len()
-                    ),
-                ))
-            }
-        };
+        let sig = signatures::subroutine(name).ok_or_else(|| {
+            CompileError::new(span, format!("{name}( ) is not a known subroutine"))
+        })?;
+        let result = sig.result();
         match name {
             "strlen" => {
-                want(1)?;
                 let s = self.str_arg(&args[0])?;
                 let d = self.f.vreg();
                 let tmp = self.launder_slot();
@@ -152,10 +144,9 @@ impl<'g, 'a> Lower<'g, 'a> {
                     max: strsize as u32,
                     tmp,
                 });
-                Ok(Val::Int(d, Type::ULONG))
+                Ok(Val::Int(d, result))
             }
             "strjoin" => {
-                want(2)?;
                 let a = self.str_arg(&args[0])?;
                 let b = self.str_arg(&args[1])?;
                 // Twice strsize, so that the second copy's bounds verify whatever the first
@@ -184,9 +175,6 @@ impl<'g, 'a> Lower<'g, 'a> {
                 Ok(Val::Str(out))
             }
             "substr" => {
-                if args.len() != 2 && args.len() != 3 {
-                    return Err(CompileError::new(span, "substr( ) takes 2 or 3 arguments"));
-                }
                 let s = self.str_arg(&args[0])?;
                 let start = self.int_arg(&args[1])?;
                 let len = self.f.vreg();
@@ -233,7 +221,6 @@ impl<'g, 'a> Lower<'g, 'a> {
                 Ok(Val::Str(out))
             }
             "strchr" | "strrchr" => {
-                want(2)?;
                 let s = self.str_arg(&args[0])?;
                 let c = self.int_arg(&args[1])?;
                 let i = self.f.vreg();
@@ -249,7 +236,6 @@ impl<'g, 'a> Lower<'g, 'a> {
                 Ok(self.suffix_at(s, i))
             }
             "strstr" => {
-                want(2)?;
                 let h = self.str_arg(&args[0])?;
                 let n = self.str_arg(&args[1])?;
                 let i = self.f.vreg();
@@ -268,12 +254,6 @@ impl<'g, 'a> Lower<'g, 'a> {
                 Ok(self.suffix_at(h, i))
             }
             "index" | "rindex" => {
-                if args.len() != 2 && args.len() != 3 {
-                    return Err(CompileError::new(
-                        span,
-                        format!("{name}( ) takes 2 or 3 arguments"),
-                    ));
-                }
                 let h = self.str_arg(&args[0])?;
                 let n = self.str_arg(&args[1])?;
                 let start = match args.get(2) {
@@ -296,25 +276,17 @@ impl<'g, 'a> Lower<'g, 'a> {
                     tmp,
                     literal,
                 });
-                Ok(Val::Int(i, Type::INT))
+                Ok(Val::Int(i, result))
             }
             "basename" | "dirname" => {
-                want(1)?;
                 let s = self.str_arg(&args[0])?;
                 self.path_part(s, name == "basename")
             }
             "lltostr" => {
-                want(1)?;
                 let v = self.int_arg(&args[0])?;
                 Ok(self.lltostr(v))
             }
             "copyinstr" => {
-                if args.is_empty() || args.len() > 2 {
-                    return Err(CompileError::new(
-                        span,
-                        "copyinstr( ) takes 1 or 2 arguments",
-                    ));
-                }
                 let p = self.int_arg(&args[0])?;
                 let size = match args.get(1) {
                     Some(n) => {
@@ -337,7 +309,6 @@ impl<'g, 'a> Lower<'g, 'a> {
                 Ok(Val::Str(out))
             }
             "copyin" => {
-                want(2)?;
                 let p = self.int_arg(&args[0])?;
                 let n = match &args[1].node {
                     crate::syntax::ast::ExprKind::Int { value, .. } => {
@@ -360,16 +331,9 @@ impl<'g, 'a> Lower<'g, 'a> {
                 self.f.branch(JmpOp::Jeq, r, Operand::Imm(0), ok);
                 self.fault(Fault::BadAddr, p.into());
                 self.f.push(Inst::Label(ok));
-                Ok(Val::Int(
-                    out,
-                    Type::Ptr(Box::new(Type::Int {
-                        size: 1,
-                        signed: true,
-                    })),
-                ))
+                Ok(Val::Int(out, result))
             }
             "htons" | "ntohs" | "htonl" | "ntohl" | "htonll" | "ntohll" => {
-                want(1)?;
                 let v = self.int_arg(&args[0])?;
                 let bits = match name {
                     "htons" | "ntohs" => 16,
@@ -378,27 +342,18 @@ impl<'g, 'a> Lower<'g, 'a> {
                 };
                 let d = self.f.vreg();
                 self.f.push(Inst::ToBe { dst: d, a: v, bits });
-                Ok(Val::Int(d, super::builtins::call_type(name).unwrap()))
+                Ok(Val::Int(d, result))
             }
             "func" | "sym" | "ufunc" | "usym" => {
-                want(1)?;
                 let a = self.int_arg(&args[0])?;
-                let user = name.starts_with('u');
-                Ok(Val::Int(a, Type::Sym { user }))
+                Ok(Val::Int(a, result))
             }
-            "rand" => {
-                want(0)?;
-                Ok(Val::Int(
-                    self.f.call(helper::GET_PRANDOM_U32, vec![]),
-                    Type::UINT,
-                ))
-            }
-            "speculation" => {
-                want(0)?;
-                Ok(Val::Int(self.speculation(), Type::INT))
-            }
+            "rand" => Ok(Val::Int(
+                self.f.call(helper::GET_PRANDOM_U32, vec![]),
+                result,
+            )),
+            "speculation" => Ok(Val::Int(self.speculation(), result)),
             "inet_ntoa" => {
-                want(1)?;
                 let p = self.int_arg(&args[0])?;
                 self.inet_ntoa(p)
             }

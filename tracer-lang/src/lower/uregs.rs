@@ -6,7 +6,6 @@ use super::expr::Val;
 use super::{CompileError, Lower, Result};
 use crate::probes::ArgSource;
 use crate::syntax::ast::{Expr, ExprKind, Span};
-use crate::types::Type;
 use tracer_ebpf::insn::Size;
 
 /// DTrace's register names and their slot in `struct pt_regs`.
@@ -149,12 +148,6 @@ impl Lower<'_, '_> {
         let v = self
             .f
             .load(tracer_ebpf::ir::Function::CTX, (slot * 8) as i16, Size::DW);
-        Ok(Val::Int(
-            v,
-            Type::Int {
-                size: 8,
-                signed: false,
-            },
-        ))
+        Ok(Val::Int(v, crate::sema::signatures::UREGS.ty()))
     }
 }

@@ -241,6 +241,37 @@ pub enum ExprKind {
     Stringof(Expr),
 }
 
+/// Pre-order walk over an expression tree.
+pub fn walk(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+    f(e);
+    match &e.node {
+        ExprKind::Index { base, index } => {
+            walk(base, f);
+            index.iter().for_each(|i| walk(i, f));
+        }
+        ExprKind::Call { args, .. } => args.iter().for_each(|a| walk(a, f)),
+        ExprKind::Member { base, .. } => walk(base, f),
+        ExprKind::Unary { expr, .. }
+        | ExprKind::IncDec { expr, .. }
+        | ExprKind::Cast { expr, .. } => walk(expr, f),
+        ExprKind::SizeofExpr(x) | ExprKind::Stringof(x) => walk(x, f),
+        ExprKind::Binary { lhs, rhs, .. } | ExprKind::Assign { lhs, rhs, .. } => {
+            walk(lhs, f);
+            walk(rhs, f);
+        }
+        ExprKind::Cond { cond, then, els } => {
+            walk(cond, f);
+            walk(then, f);
+            walk(els, f);
+        }
+        ExprKind::Aggregate { keys, args, .. } => {
+            keys.iter().for_each(|k| walk(k, f));
+            args.iter().for_each(|a| walk(a, f));
+        }
+        _ => {}
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnOp {
     Neg,

@@ -8,7 +8,7 @@
 //! prebuilt (statically) on the host.
 
 use super::cpio::Cpio;
-use super::payload::Payload;
+use super::payload::{Payload, TestRun};
 use anyhow::Result;
 use std::path::Path;
 
@@ -76,11 +76,15 @@ pub fn build(
     }
     c.file(&payload.tracer.to_string_lossy(), &payload.tracer)?;
     // Under their cargo file names (`kernel_syscall-0123…`): tests may check their own name.
-    let mut files = Vec::new();
-    for (_, exe) in &payload.tests {
-        let file = exe.file_name().unwrap().to_string_lossy().into_owned();
-        c.file(&format!("{BIN}/{file}"), exe)?;
-        files.push(file);
+    // (run, file) of each run; a binary split into module runs is copied once.
+    let mut runs = Vec::new();
+    let mut copied = std::collections::HashSet::new();
+    for run in &payload.tests {
+        let file = run.exe.file_name().unwrap().to_string_lossy().into_owned();
+        if copied.insert(file.clone()) {
+            c.file(&format!("{BIN}/{file}"), &run.exe)?;
+        }
+        runs.push((run, file));
     }
     // The dynamic loader and libc of the C targets, at the paths the targets name.
     for (path, src) in &payload.libs {
@@ -110,11 +114,10 @@ pub fn build(
     c.bytes("etc/hostname", 0o644, b"vmtest\n")?;
     // With --shell the test executables are there for the command to run, but none runs
     // on its own.
-    let names: Vec<&str> = match opts.shell {
-        Some(_) => Vec::new(),
-        None => files.iter().map(String::as_str).collect(),
-    };
-    c.bytes("init", 0o755, init_script(&names, opts).as_bytes())?;
+    if opts.shell.is_some() {
+        runs.clear();
+    }
+    c.bytes("init", 0o755, init_script(&runs, opts).as_bytes())?;
     c.finish()
 }
 
@@ -163,8 +166,27 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-fn init_script(tests: &[&str], opts: &Options) -> String {
+/// The guest's `/init`: mount, then run each test run (with its executable's file name) in turn.
+fn init_script(runs: &[(&TestRun, String)], opts: &Options) -> String {
     let args: Vec<String> = opts.test_args.iter().map(|a| sh_quote(a)).collect();
+    // With a filter of the user's (a positional test argument) a module run skips the
+    // other modules instead: libtest ORs filters, and the user's must still apply.
+    let user_filter = opts.test_args.iter().any(|a| !a.starts_with('-'));
+    let tests: String = runs
+        .iter()
+        .map(|(run, file)| {
+            let select = match &run.filter {
+                None => String::new(),
+                Some(f) if !user_filter => format!(" {}", sh_quote(f)),
+                Some(_) => run
+                    .others
+                    .iter()
+                    .map(|o| format!(" --skip {}", sh_quote(o)))
+                    .collect(),
+            };
+            format!("run_test {} {file}{select}\n", run.name)
+        })
+        .collect();
     format!(
         r#"#!/bin/busybox sh
 /bin/busybox --install -s
@@ -187,15 +209,18 @@ ip link set lo up 2>/dev/null
 ulimit -l unlimited
 echo "VMTEST_BOOTED $(uname -r) $(uname -m) uptime=$(cut -d' ' -f1 /proc/uptime) cpus=$(nproc)"
 failed=0
-{shell}for t in {tests}; do
-  echo "VMTEST_RUN $t"
+run_test() {{
+  name=$1
+  exe=$2
+  shift 2
+  echo "VMTEST_RUN $name"
   cd /
-  timeout -s KILL {timeout} {BIN}/$t --test-threads=1 --show-output --color never {args}
+  timeout -s KILL {timeout} {BIN}/$exe "$@" --test-threads=1 --show-output --color never {args}
   rc=$?
-  echo "VMTEST_DONE $t rc=$rc uptime=$(cut -d' ' -f1 /proc/uptime)"
+  echo "VMTEST_DONE $name rc=$rc uptime=$(cut -d' ' -f1 /proc/uptime)"
   [ $rc -eq 0 ] || failed=$((failed + 1))
-done
-if [ $failed -ne 0 ]; then
+}}
+{shell}{tests}if [ $failed -ne 0 ]; then
   echo "VMTEST_DMESG"
   dmesg | tail -n 40
 fi
@@ -203,7 +228,7 @@ echo "VMTEST_EXIT_CODE=$failed"
 sync
 poweroff -f
 "#,
-        tests = tests.join(" "),
+        tests = tests,
         // The command's status is the cell's: no test executable runs after it.
         shell = match opts.shell {
             Some(cmd) => format!(

@@ -11,8 +11,9 @@ use std::process::{Command, Stdio};
 pub struct Payload {
     /// The `tracer` binary, at the path the tests were compiled with (`CARGO_BIN_EXE_tracer`).
     pub tracer: PathBuf,
-    /// (name, executable): `kernel_syscall`, …, `tracer_runtime` for the runtime's unit tests.
-    pub tests: Vec<(String, PathBuf)>,
+    /// What the guest runs, one after the other: each module of the integration tests
+    /// (`kernel_syscall`, `scripts`, …) and each library's unit tests (`tracer_runtime`, …).
+    pub tests: Vec<TestRun>,
     /// (name, executable) of each `tests/targets/NAME.c`; empty with `targets_skipped`.
     pub targets: Vec<(String, PathBuf)>,
     pub targets_skipped: Option<String>,
@@ -21,6 +22,45 @@ pub struct Payload {
     pub go_targets: Vec<(String, PathBuf)>,
     /// (path in the VM, host file): the dynamic loader and the libraries the targets use.
     pub libs: Vec<(String, PathBuf)>,
+}
+
+/// One test executable run in the guest, or one module of it.
+pub struct TestRun {
+    /// What `--test` selects and the report names.
+    pub name: String,
+    pub exe: PathBuf,
+    /// A libtest filter (`kernel_syscall::`) when the run is one module of a larger binary.
+    pub filter: Option<String>,
+    /// The filters of the binary's other modules, skipped instead when the user gives a
+    /// filter of their own (libtest ORs filters).
+    pub others: Vec<String>,
+}
+
+/// tracer-cli's one integration-test binary (`tests/tests.rs`), run module by module so that
+/// `--test MODULE` selects as it did when every module was a binary of its own.
+const INTEGRATION_TESTS: &str = "tests";
+
+/// The modules of `tests/tests.rs` that hold tests (not the shared helpers).
+fn integration_modules(root: &Path) -> Result<Vec<String>> {
+    let path = root.join("tracer-cli/tests/tests.rs");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let modules: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("mod ")?.strip_suffix(';'))
+        .filter(|m| *m != "kernel_common")
+        .map(str::to_string)
+        .collect();
+    // libtest filters by substring: `usdt::` would also select `postgres_usdt::x`.
+    for m in &modules {
+        if let Some(n) = modules.iter().find(|n| *n != m && n.ends_with(m.as_str())) {
+            bail!(
+                "test module {m} is a suffix of {n}: rename one in {}",
+                path.display()
+            );
+        }
+    }
+    Ok(modules)
 }
 
 /// The cargo profile of the payloads: optimised, see the workspace Cargo.toml.
@@ -84,13 +124,33 @@ pub fn build(root: &Path, arch: Arch, out: &Path) -> Result<Payload> {
             .find(r#""profile":{"#)
             .and_then(|i| line[i..].find('}').map(|j| &line[i..i + j]))
             .is_some_and(|p| p.contains(r#""test":true"#));
-        if is_test {
-            tests.push((target, PathBuf::from(exe)));
+        if is_test && target == INTEGRATION_TESTS {
+            let modules = integration_modules(root)?;
+            let prefix = |m: &String| format!("{m}::");
+            for module in &modules {
+                tests.push(TestRun {
+                    name: module.clone(),
+                    exe: PathBuf::from(&exe),
+                    filter: Some(prefix(module)),
+                    others: modules
+                        .iter()
+                        .filter(|m| *m != module)
+                        .map(prefix)
+                        .collect(),
+                });
+            }
+        } else if is_test {
+            tests.push(TestRun {
+                name: target,
+                exe: PathBuf::from(exe),
+                filter: None,
+                others: Vec::new(),
+            });
         } else if target == "tracer" {
             tracer = Some(PathBuf::from(exe));
         }
     }
-    tests.sort();
+    tests.sort_by(|a, b| a.name.cmp(&b.name));
     let tracer = tracer.context("cargo built no tracer binary")?;
     anyhow::ensure!(!tests.is_empty(), "cargo built no test executables");
 

@@ -196,6 +196,17 @@ struct Parser {
 const PANIC_LINES: usize = 40;
 
 impl Parser {
+    /// A test's name with its run's: `kernel_syscall::x` as reported by the module run
+    /// `kernel_syscall` of the integration binary stays as it is; `x` of `tracer_runtime`
+    /// becomes `tracer_runtime::x`.
+    fn qualified(&self, test: &str) -> String {
+        if test.starts_with(&format!("{}::", self.binary)) {
+            test.to_string()
+        } else {
+            format!("{}::{}", self.binary, test)
+        }
+    }
+
     /// Take one console line; returns what to show as progress.
     fn line(&mut self, line: &str) -> Option<String> {
         if let Some((_, lines)) = &mut self.panic {
@@ -271,7 +282,7 @@ impl Parser {
         }
         if let Some(rest) = line.strip_prefix("test ") {
             if let Some((name, result)) = rest.split_once(" ... ") {
-                let name = format!("{}::{}", self.binary, name.trim());
+                let name = self.qualified(name.trim());
                 self.output_of = None;
                 self.in_failures = false;
                 match result.trim() {
@@ -315,7 +326,7 @@ impl Parser {
         }
         if let Some(rest) = line.strip_prefix("---- ") {
             if let Some(name) = rest.strip_suffix(" stdout ----") {
-                self.output_of = Some(format!("{}::{}", self.binary, name));
+                self.output_of = Some(self.qualified(name));
                 return None;
             }
         }
@@ -329,7 +340,7 @@ impl Parser {
             // (the first `failures:` heading is followed by an empty line instead).
             match line.strip_prefix("    ") {
                 Some(name) if !name.is_empty() && !name.contains(char::is_whitespace) => {
-                    let name = format!("{}::{}", self.binary, name);
+                    let name = self.qualified(name);
                     if !self.boot.failed.contains(&name) {
                         self.boot.failed.push(name);
                     }

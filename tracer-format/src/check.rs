@@ -6,7 +6,8 @@
 //! [`validate`]. Example (`printf("%d %d\n", 1, 2, 3)`):
 //! `printf( ) prototype mismatch: only 2 arguments required by this format string`.
 
-use super::printf::{parse, Check, Conv, FormatError, Piece, Render};
+use crate::parse::{Check, Conv, Piece, Render};
+use crate::{Format, FormatError};
 
 /// The class of a D type, as far as printf cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +21,6 @@ pub enum TypeClass {
     },
     /// `string`.
     Str,
-    /// `char [N]`.
-    CharArray,
     Pointer,
     /// `stack()` / `ustack()`.
     Stack,
@@ -122,7 +121,7 @@ pub fn compatible(c: &Conv, t: &TypeClass, target: bool) -> bool {
         }
         Check::Stack => *t == TypeClass::Stack,
         Check::Time => matches!(t, TypeClass::Int { size: 8, .. }),
-        Check::Str => matches!(t, TypeClass::Str | TypeClass::CharArray),
+        Check::Str => *t == TypeClass::Str,
         Check::WStr => false,
         Check::Csi => matches!(t, TypeClass::Int { size, .. } if *size <= 4),
         Check::Fp => matches!(t, TypeClass::Float { .. }),
@@ -145,16 +144,16 @@ pub fn compatible(c: &Conv, t: &TypeClass, target: bool) -> bool {
 
 /// Check a format against the call's arguments like `dt_printf_validate`; returns the
 /// parsed format.
-pub fn validate(fmt: &str, args: &[ArgType], call: &CallInfo) -> Result<Vec<Piece>, FormatError> {
+pub fn validate(fmt: &str, args: &[ArgType], call: &CallInfo) -> Result<Format, FormatError> {
     let func = call.func;
     let e = |m: String| Err(FormatError(m));
     if fmt.is_empty() {
         return e(format!("{func}( ) format string is empty"));
     }
-    let pieces = parse(fmt)?;
+    let format = Format::parse(fmt)?;
     let mut next = args.iter();
     let mut j = 0;
-    for piece in &pieces {
+    for piece in format.pieces() {
         let Piece::Conv(c) = piece else { continue };
         let (n, name) = (c.number, c.info.name);
         if c.info.render == Render::Pct {
@@ -209,7 +208,7 @@ pub fn validate(fmt: &str, args: &[ArgType], call: &CallInfo) -> Result<Vec<Piec
             "{func}( ) prototype mismatch: only {j} arguments required by this format string"
         ));
     }
-    Ok(pieces)
+    Ok(format)
 }
 
 #[cfg(test)]

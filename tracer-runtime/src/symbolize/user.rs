@@ -223,10 +223,6 @@ impl UserSymbolizer {
         self.maps.insert(pid, maps);
     }
 
-    pub fn has_maps(&self, pid: u32) -> bool {
-        self.maps.contains_key(&pid)
-    }
-
     fn perf_map(&mut self, pid: u32) -> &mut PerfMap {
         self.perf_maps.entry(pid).or_insert_with(|| {
             // The process's owner: /proc/PID belongs to its effective uid.

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// One function of a perf map.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,10 +74,7 @@ impl PerfMap {
         self
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.syms.len()
     }
