@@ -9,7 +9,6 @@ use crate::request::prepare;
 use std::io::Write;
 use tracer_output::OutputFormat;
 use tracer_runtime::consumer::Consumer;
-use tracer_runtime::providers::Resolver;
 use tracer_runtime::{RuntimeError, StopReason, Target};
 
 /// `SIGKILL` for 9, as dtrace(1) names signals.
@@ -171,27 +170,7 @@ pub fn run(args: Args) -> Result<i32, Failure> {
         )),
     };
     let printer = tracer_output::printer(out, format, opts);
-    // Rows of `syscall:::entry` name each syscall's own probe and ID.
-    // Probes that stand for many (syscall:::entry, an fbt glob on kprobe_multi) name each
-    // firing's probe, with the ID `-l` gives it.
-    let shared = |provider: &str| {
-        compiled
-            .script
-            .probes
-            .iter()
-            .any(|p| p.provider == provider && p.function.is_empty())
-    };
-    let mut ids: std::collections::HashMap<String, u32> = Default::default();
-    if shared("syscall") || shared("fbt") {
-        let mut r = Resolver::new();
-        let fbt = shared("fbt")
-            .then(|| tracer_runtime::providers::Pattern::parse("fbt:::").ok())
-            .flatten();
-        let listed = r.list(None).unwrap_or_default().into_iter();
-        let listed_fbt = fbt.and_then(|p| r.list(Some(&p)).ok()).unwrap_or_default();
-        ids.extend(listed.chain(listed_fbt).map(|d| (d.full_name(), d.id)));
-    }
-    let mut consumer = Consumer::new(printer, opts.specsize, ids);
+    let mut consumer = Consumer::new(printer, opts.specsize);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -305,20 +305,22 @@ fn globs_attach_as_one_kprobe_multi_program() {
     ])
     .ok();
     assert_eq!(body(&out), ["vfs_read 4"], "{out}");
-    // Rows name the function and its own probe ID, as -l lists it.
+    // Rows name the function and its own probe ID, as -l lists it, and so do probefunc and
+    // id in the kernel (one program, a site per function).
     let out = run(&[
         "-n",
-        "fbt::vfs_*:entry /pid == $target && probefunc == \"vfs_read\"/ { exit(0); }",
+        "fbt::vfs_*:entry /pid == $target && probefunc == \"vfs_read\"/ { printf(\"<%s %d>\", probefunc, id); exit(0); }",
         "-c",
         &reader,
     ])
     .ok();
-    let row = out
-        .stdout
-        .lines()
-        .find(|l| l.ends_with("vfs_read:entry "))
+    let rows = id_rows(&out);
+    let (id, func, _, probefunc, traced) = rows
+        .iter()
+        .find(|r| r.1 == "vfs_read" && r.2 == "entry")
         .unwrap_or_else(|| panic!("no vfs_read:entry row\n{out}"));
-    let id: u32 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(probefunc, func, "{out}");
+    assert_eq!(traced, id, "trace(id) is the row's ID\n{out}");
     let listed = run(&["-l", "-n", "fbt::vfs_read:entry"]).ok();
     assert!(
         listed

@@ -136,6 +136,39 @@ fn syscall_wildcard_entry_names_probefunc_from_the_number() {
     );
 }
 
+/// `syscall:::entry` and `syscall:::return` are one program each, yet every firing is its
+/// own probe, as in DTrace: `id`, the row's ID and `-l`'s ID agree, and so do `probefunc`
+/// and the row's function.
+#[test]
+fn syscall_wildcard_ids_are_the_listed_probes() {
+    let cmd = format!("{} 2", t("getppid_loop"));
+    for kind in ["entry", "return"] {
+        let out = run(&[
+            "-c",
+            &cmd,
+            "-n",
+            &format!("syscall:::{kind} /pid == $target/ {{ printf(\"<%s %d>\", probefunc, id); }}"),
+        ])
+        .ok();
+        let listed = listed_ids(&format!("syscall:::{kind}"), &[]);
+        let rows = id_rows(&out);
+        assert!(
+            rows.iter().filter(|r| r.1 == "getppid").count() == 2,
+            "{out}"
+        );
+        for (row_id, func, name, probefunc, id) in &rows {
+            assert_eq!(name, kind, "{out}");
+            assert_eq!(probefunc, func, "{out}");
+            assert_eq!(id, row_id, "trace(id) is the row's ID\n{out}");
+            assert_eq!(
+                listed.get(&format!("syscall:vmlinux:{func}:{kind}")),
+                Some(id),
+                "the row's ID is the one -l lists\n{out}"
+            );
+        }
+    }
+}
+
 #[test]
 fn syscall_wildcard_return_has_errno() {
     let missing = "/nonexistent/tracer-itest-wild";

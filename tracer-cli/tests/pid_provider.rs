@@ -151,6 +151,18 @@ fn probes_sharing_one_program_name_their_own_site() {
     ids.sort();
     ids.dedup();
     assert!(ids.len() >= 3, "distinct probes: {out}");
+    // Each row's ID is the one -l lists for that function (of another run of the target:
+    // the provider's pid differs, the IDs do not).
+    let (listed, err, code) = tracer(&["-l", "-c", &cmd, "-n", "pid$target:a.out::entry"]);
+    assert_eq!(code, 0, "{err}");
+    for (r, func) in rows.iter().zip(&funcs) {
+        let id = listed
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|l| l.len() == 5 && l[3] == *func && l[4] == "entry")
+            .map(|l| l[0]);
+        assert_eq!(id, Some(r[1]), "{func}: row ID vs -l\n{listed}\n{out}");
+    }
 }
 
 /// The offset of the first `ret` in `func`, from `objdump -d` (None without objdump).

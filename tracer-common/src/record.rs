@@ -23,9 +23,9 @@ pub struct RecordHeader {
     pub cpu: u32,
     /// Speculation buffer the record belongs to; 0 when not speculative.
     pub spec: u32,
-    /// For a probe that stands for a whole provider function set (`syscall:::entry` on
-    /// raw_syscalls), the syscall number of this firing; otherwise 0.
-    pub reserved: u32,
+    /// Which probe fired, for a program that stands for many (see `ProgramDesc::sites`):
+    /// its index in `CompiledScript::probes` + 1; 0 means the clause's own probe.
+    pub site: u32,
 }
 
 impl RecordHeader {
@@ -38,7 +38,7 @@ impl RecordHeader {
             epid: word(0),
             cpu: word(4),
             spec: word(8),
-            reserved: word(12),
+            site: word(12),
         })
     }
 }

@@ -30,11 +30,14 @@ impl MapNames {
     pub const BUSY: &'static str = "busy";
     /// ARRAY of speculation slots, nspec + 1 entries of u64 state.
     pub const SPECS: &'static str = "specs";
-    /// ARRAY of syscall names (32 bytes each) indexed by number, filled through `map_init`.
-    pub const SYSCALL_NAMES: &'static str = "syscall_names";
-    /// ARRAY of kernel function names (FUNC_NAME_SIZE bytes each) indexed by attach cookie,
-    /// for `probefunc` in kprobe_multi programs; filled through `map_init`.
-    pub const FUNC_NAMES: &'static str = "func_names";
+    /// HASH of the sites of programs that stand for many probes (see `ProgramDesc::sites`):
+    /// u32 site (an index into `CompiledScript::probes`) → u32 probe id, u32 return offset
+    /// (arg0 of a pid return-instruction site, else 0), then the function name (`strsize`
+    /// bytes). Backs `id` and `probefunc`; filled through `map_init`.
+    pub const SITES: &'static str = "sites";
+    /// ARRAY for raw_syscalls programs: u32 key `base + syscall number` → u32 site + 1 (0:
+    /// no probe of this program), where `base` is the program's block of the table's length.
+    pub const SYSCALL_SITES: &'static str = "syscall_sites";
 }
 
 /// Scratch entries per CPU on kernels that can preempt a probe program mid-firing: how many
@@ -119,11 +122,10 @@ pub enum Attach {
         ret: bool,
     },
     /// One kprobe_multi link over many kernel functions (5.18+), for globs: function `i`
-    /// gets attach cookie `first_slot + i`, its slot in `CompiledScript::dynamic_funcs`.
+    /// gets attach cookie `ProgramDesc::sites[i]`.
     KprobeMulti {
         functions: Vec<String>,
         ret: bool,
-        first_slot: u32,
     },
     /// fentry/fexit on a kernel function, through a BPF trampoline (attached by BTF id).
     Fentry {
@@ -153,6 +155,26 @@ pub struct ProgramDesc {
     /// Index into `CompiledScript::probes`.
     pub probe: u32,
     pub attach: Attach,
+    /// For a program that stands for many probes, the probes it stands for here, as indexes
+    /// into `CompiledScript::probes` (its *sites*); empty for a program of one probe. The
+    /// program tells its sites apart by a site index in the kernel (the attach cookie for
+    /// kprobe_multi and uprobes, the `syscall_sites` map for raw_syscalls), looks names and
+    /// IDs up in the `sites` map, and writes site + 1 into the record header. How the
+    /// compiler decides to share is `tracer_lang::probes::Sharing`.
+    ///
+    /// - raw_syscalls (`syscall:::entry`): every syscall probe it stands for.
+    /// - kprobe_multi: `sites[i]` is the probe of `functions[i]` (and its cookie).
+    /// - uprobes sharing a program (several `ProgramDesc`s with the same name, one per
+    ///   site): `[probe]`, the cookie of this site.
+    #[serde(default)]
+    pub sites: Vec<u32>,
+}
+
+impl ProgramDesc {
+    /// True when the program stands for many probes (see `sites`).
+    pub fn shared(&self) -> bool {
+        !self.sites.is_empty()
+    }
 }
 
 /// Options that reach the runtime (`-x`, `#pragma D option`).
@@ -219,7 +241,8 @@ pub struct CompiledScript {
     /// The ELF object that aya loads.
     pub elf: Vec<u8>,
     pub programs: Vec<ProgramDesc>,
-    /// Every probe enabled by the script, in ID order.
+    /// Every probe enabled by the script: those clauses name, in ID order, then the sites
+    /// of programs that stand for many (see `ProgramDesc::sites`), then probes found late.
     pub probes: Vec<ProbeDesc>,
     /// Indexed by `epid`.
     pub clauses: Vec<ClauseDesc>,
@@ -230,14 +253,7 @@ pub struct CompiledScript {
     /// Entries the runtime writes into maps after loading and before attaching (for example
     /// the syscall-name table behind `probefunc` on `syscall:::entry`).
     pub map_init: Vec<MapInit>,
-    /// Functions of kprobe_multi probes, by slot (the attach cookie and the record header's
-    /// `reserved`): what names a firing's row.
-    #[serde(default)]
-    pub dynamic_funcs: Vec<String>,
 }
-
-/// Bytes per name in the `func_names` map (longer kernel names are cut).
-pub const FUNC_NAME_SIZE: u32 = 64;
 
 /// Initial contents of one map.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

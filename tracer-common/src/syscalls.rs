@@ -917,22 +917,3 @@ pub fn table() -> &'static [&'static str] {
         X86_64
     }
 }
-
-/// Bytes per name in the `syscall_names` map.
-pub const NAME_SIZE: u32 = 32;
-
-/// The `syscall_names` map contents: key u32 number, value a NUL-padded name.
-pub fn map_entries() -> Vec<(Vec<u8>, Vec<u8>)> {
-    table()
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| !n.is_empty())
-        .map(|(i, n)| {
-            let mut v = vec![0u8; NAME_SIZE as usize];
-            let b = n.as_bytes();
-            let len = b.len().min(NAME_SIZE as usize - 1);
-            v[..len].copy_from_slice(&b[..len]);
-            ((i as u32).to_ne_bytes().to_vec(), v)
-        })
-        .collect()
-}

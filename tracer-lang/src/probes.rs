@@ -122,15 +122,77 @@ pub struct ResolvedProbe {
     pub desc: ProbeDesc,
     pub attach: Attach,
     pub args: ArgSource,
-    /// How many probes this one stands for: more than 1 for `syscall:::entry`, one
-    /// raw_syscalls program whose `probefunc` is looked up by syscall number.
-    pub covers: u32,
+    /// The probes this one stands for when it is one program for many (see [`Sharing`]):
+    /// for raw_syscalls every syscall probe of its kind, for kprobe_multi the probe of each
+    /// of its `functions`, in order. Empty for a probe that is only itself.
+    pub sites: Vec<ProbeDesc>,
 }
 
 impl ResolvedProbe {
-    /// True when `probefunc` varies per firing (see `covers`).
-    pub fn dynamic_func(&self) -> bool {
-        self.covers > 1
+    /// True when this probe stands for many (see `sites`).
+    pub fn stands_for_many(&self) -> bool {
+        !self.sites.is_empty()
+    }
+}
+
+/// How one program comes to stand for many probes, and who decides. This is the one place
+/// the policy lives (bpftrace's `ExpansionType` plays the same role): the resolver asks
+/// [`Sharing::raw_syscalls`] and [`Sharing::kprobe_multi`], the compiler asks
+/// [`Sharing::uprobes`]. Whatever the kind, the program's probes are its *sites*
+/// (`ProgramDesc::sites`), and in the kernel a site index (an index into
+/// `CompiledScript::probes`) names the probe that fired: `id` and `probefunc` come from the
+/// `sites` map at that index, and the record header's `site` word is the index + 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// One program per probe.
+    None,
+    /// `syscall:::entry` / `syscall:::return` (any function, more than one syscall): one
+    /// program on the raw_syscalls tracepoint. Site index: the syscall number at ctx+8,
+    /// through the `syscall_sites` array map.
+    RawSyscalls,
+    /// An fbt glob over at least [`Sharing::KPROBE_MULTI_MIN`] functions, where the kernel
+    /// has kprobe_multi links (5.18+): one link. Site index: the attach cookie.
+    KprobeMulti,
+    /// At least [`Sharing::UPROBES_MIN`] pid probes of one provider, module and name that
+    /// run the same clauses with the same argument locations (5.15+, attach cookies): one
+    /// program attached at every site. Site index: the attach cookie. The compiler decides,
+    /// since it knows the clauses (see `lower/shared.rs`).
+    Uprobes,
+}
+
+impl Sharing {
+    /// Fewer fbt probes than this keep a kprobe (or fentry) program each.
+    pub const KPROBE_MULTI_MIN: usize = 8;
+    /// Fewer uprobes than this in a group keep a program each (no map, no lookups).
+    pub const UPROBES_MIN: usize = 2;
+
+    /// The syscall provider: `any_function` when the description's function is empty or
+    /// `*`, `count` the syscalls it matches.
+    pub fn raw_syscalls(any_function: bool, count: usize) -> Sharing {
+        if any_function && count > 1 {
+            Sharing::RawSyscalls
+        } else {
+            Sharing::None
+        }
+    }
+
+    /// The fbt provider: `count` functions, `multi` when kprobe_multi links work and the
+    /// fbtmethod option allows them.
+    pub fn kprobe_multi(count: usize, multi: bool) -> Sharing {
+        if count >= Self::KPROBE_MULTI_MIN && multi {
+            Sharing::KprobeMulti
+        } else {
+            Sharing::None
+        }
+    }
+
+    /// A group of `count` uprobes that compile alike, where attach cookies work.
+    pub fn uprobes(count: usize, cookies: bool) -> Sharing {
+        if count >= Self::UPROBES_MIN && cookies {
+            Sharing::Uprobes
+        } else {
+            Sharing::None
+        }
     }
 }
 

@@ -95,7 +95,7 @@ fn profile(name: &str) -> Option<ResolvedProbe> {
         desc: desc("profile", "", "", name),
         attach,
         args: ArgSource::Profile,
-        covers: 1,
+        sites: Vec::new(),
     })
 }
 
@@ -116,10 +116,12 @@ fn syscall(func: &str, kind: &str) -> ResolvedProbe {
             name: tp,
         },
         args,
-        covers: 1,
+        sites: Vec::new(),
     }
 }
 
+/// `syscall:::entry` as the product resolves it: one program on the raw_syscalls tracepoint
+/// standing for every syscall probe of its kind.
 fn raw_syscall(kind: &str) -> ResolvedProbe {
     let (tp, args) = match kind {
         "entry" => ("sys_enter", ArgSource::RawSyscallEntry),
@@ -127,9 +129,15 @@ fn raw_syscall(kind: &str) -> ResolvedProbe {
     };
     ResolvedProbe {
         desc: desc("syscall", "vmlinux", "", kind),
-        attach: Attach::RawTracepoint { name: tp.into() },
+        attach: Attach::Tracepoint {
+            category: "raw_syscalls".into(),
+            name: tp.into(),
+        },
         args,
-        covers: 2,
+        sites: SYSCALLS
+            .iter()
+            .map(|f| desc("syscall", "vmlinux", f, kind))
+            .collect(),
     }
 }
 
@@ -148,7 +156,7 @@ impl ProbeResolver for FakeResolver {
                 } else {
                     ArgSource::None
                 },
-                covers: 1,
+                sites: Vec::new(),
             },
             [n] | ["profile", "", "", n] if profile(n).is_some() => profile(n).unwrap(),
             ["syscall", "", "", kind @ ("entry" | "return")] => raw_syscall(kind),
@@ -164,7 +172,7 @@ impl ProbeResolver for FakeResolver {
                 args: ArgSource::Tracepoint {
                     fields: sched_switch_fields(),
                 },
-                covers: 1,
+                sites: Vec::new(),
             },
             // fbt: entry through fentry, return through a kretprobe, to pin both contexts.
             ["fbt", "", "wake_up_process", kind @ ("entry" | "return")] => {
@@ -189,7 +197,25 @@ impl ProbeResolver for FakeResolver {
                         ret,
                         fentry: !ret,
                     },
-                    covers: 1,
+                    sites: Vec::new(),
+                }
+            }
+            // An fbt glob on kprobe_multi: one program, a site per function.
+            ["fbt", "", "vfs_*", kind @ ("entry" | "return")] => {
+                let functions = ["vfs_read", "vfs_write"];
+                ResolvedProbe {
+                    desc: desc("fbt", "vmlinux", "", kind),
+                    attach: Attach::KprobeMulti {
+                        functions: functions.iter().map(|f| f.to_string()).collect(),
+                        ret: *kind == "return",
+                    },
+                    args: ArgSource::PtRegs {
+                        ret: *kind == "return",
+                    },
+                    sites: functions
+                        .iter()
+                        .map(|f| desc("fbt", "vmlinux", f, kind))
+                        .collect(),
                 }
             }
             _ => return Ok(Vec::new()),
@@ -209,6 +235,11 @@ fn corpus_dir() -> PathBuf {
 fn compile_script(name: &str) -> (String, Compiled) {
     let path = corpus_dir().join(format!("{name}.d"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    compile_text(name, text)
+}
+
+/// Compile `text` as `compile_script` compiles the corpus script `name`.
+fn compile_text(name: &str, text: String) -> (String, Compiled) {
     let mut sources = SourceMap::new();
     let file = sources.add(format!("{name}.d"), text.clone());
     let script = syntax::parse(file, &text)
@@ -433,4 +464,96 @@ fn deterministic() {
             "{name}: ELF differs between two compilations"
         );
     }
+}
+
+/// `syscall:::entry` and `syscall:::return` stand for every syscall probe: each program
+/// carries its sites, every site is a probe of the script with its own ID, and the maps
+/// behind `id`/`probefunc` name it by site (syscall number → site + 1, site → id and name).
+#[test]
+fn raw_syscall_programs_carry_their_sites() {
+    let (_, c) = compile_script("raw_syscall_args");
+    let s = &c.script;
+    let table = tracer_common::syscalls::table();
+    let map = |name: &str| {
+        s.map_init
+            .iter()
+            .find(|m| m.map == name)
+            .unwrap_or_else(|| panic!("no map_init for {name}"))
+    };
+    let word = |b: &[u8]| u32::from_ne_bytes(b[..4].try_into().unwrap());
+    let mut seen_ids = std::collections::HashSet::new();
+    for (k, (prog, kind)) in s.programs.iter().zip(["entry", "return"]).enumerate() {
+        assert!(prog.shared());
+        assert_eq!(s.probes[prog.probe as usize].function, "");
+        let names: Vec<String> = prog
+            .sites
+            .iter()
+            .map(|&i| s.probes[i as usize].full_name())
+            .collect();
+        let want: Vec<String> = SYSCALLS
+            .iter()
+            .map(|f| format!("syscall:vmlinux:{f}:{kind}"))
+            .collect();
+        assert_eq!(names, want);
+        for (&site, f) in prog.sites.iter().zip(SYSCALLS) {
+            let id = s.probes[site as usize].id;
+            assert!(seen_ids.insert(id), "site {site} reuses id {id}");
+            assert_ne!(id, s.probes[prog.probe as usize].id);
+            // syscall number → site + 1, in this program's block of the table.
+            if let Some(nr) = table.iter().position(|n| n == f) {
+                let key = (k * table.len() + nr) as u32;
+                let (_, v) = map("syscall_sites")
+                    .entries
+                    .iter()
+                    .find(|(kb, _)| word(kb) == key)
+                    .unwrap_or_else(|| panic!("no syscall_sites entry for {f} {kind}"));
+                assert_eq!(word(v), site + 1);
+            }
+            // site → id, return offset, name.
+            let (_, v) = map("sites")
+                .entries
+                .iter()
+                .find(|(kb, _)| word(kb) == site)
+                .unwrap_or_else(|| panic!("no sites entry for {site}"));
+            assert_eq!(word(&v[..4]), id);
+            assert!(v[8..].starts_with(f.as_bytes()) && v[8 + f.len()] == 0);
+        }
+    }
+}
+
+/// An fbt glob on kprobe_multi: function `i`'s site is `sites[i]` (its attach cookie), a
+/// probe of the script with its own ID, and the sites map names it for `id`/`probefunc`.
+#[test]
+fn kprobe_multi_programs_carry_their_sites() {
+    let (_, c) = compile_text(
+        "fbt_glob",
+        "fbt::vfs_*:entry { printf(\"%s %d\\n\", probefunc, id); }\n".into(),
+    );
+    let s = &c.script;
+    let prog = &s.programs[0];
+    let Attach::KprobeMulti { functions, .. } = &prog.attach else {
+        panic!("{:?}", prog.attach)
+    };
+    assert_eq!(prog.sites.len(), functions.len());
+    let sites = &s
+        .map_init
+        .iter()
+        .find(|m| m.map == "sites")
+        .expect("sites map")
+        .entries;
+    let word = |b: &[u8]| u32::from_ne_bytes(b[..4].try_into().unwrap());
+    for (&site, f) in prog.sites.iter().zip(functions) {
+        let p = &s.probes[site as usize];
+        assert_eq!(p.full_name(), format!("fbt:vmlinux:{f}:entry"));
+        assert_ne!(p.id, s.probes[prog.probe as usize].id);
+        let (_, v) = sites.iter().find(|(k, _)| word(k) == site).unwrap();
+        assert_eq!(word(v), p.id);
+        assert!(v[8..].starts_with(f.as_bytes()));
+    }
+    // No name tables beside the sites map.
+    assert!(
+        c.maps.iter().all(|m| m.name != "syscall_sites"),
+        "{:?}",
+        c.maps
+    );
 }

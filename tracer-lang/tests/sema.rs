@@ -150,7 +150,7 @@ impl ProbeResolver for BeginOnly {
                 symbol: "BEGIN".into(),
             },
             args: ArgSource::None,
-            covers: 1,
+            sites: Vec::new(),
         }])
     }
 }

@@ -148,12 +148,7 @@ impl Session {
         desc: &ProgramDesc,
         elf: &[u8],
     ) -> Result<(), RuntimeError> {
-        let Attach::KprobeMulti {
-            functions,
-            ret,
-            first_slot,
-        } = &desc.attach
-        else {
+        let Attach::KprobeMulti { functions, ret } = &desc.attach else {
             unreachable!("attach_multi on {:?}", desc.attach)
         };
         let probe = self.probe_name(desc);
@@ -167,8 +162,10 @@ impl Session {
         .map_err(attach_err)?;
         let prog = super::kprobe_multi::load(&insns, &desc.name)
             .map_err(|e| load_error(e, &desc.name, &probe))?;
-        let link = super::kprobe_multi::attach(&prog, functions, *ret, *first_slot as u64)
-            .map_err(attach_err)?;
+        // Function `i`'s cookie is its site, `sites[i]`.
+        let cookies: Vec<u64> = desc.sites.iter().map(|&s| s as u64).collect();
+        let link =
+            super::kprobe_multi::attach(&prog, functions, *ret, &cookies).map_err(attach_err)?;
         self.manual.push((desc.name.clone(), link));
         self.own_programs.push((desc.name.clone(), prog));
         Ok(())
@@ -351,8 +348,8 @@ impl Session {
                     };
                     let at = aya::programs::uprobe::UProbeAttachPoint {
                         location: UProbeAttachLocation::AbsoluteOffset(*offset),
-                        // The site's probe index, for a program shared by many sites.
-                        cookie: shared.then_some(desc.probe as u64),
+                        // The site index, for a program shared by many sites.
+                        cookie: desc.sites.first().map(|&s| s as u64),
                     };
                     let link = p
                         .attach(at, Path::new(path), scope)

@@ -16,19 +16,16 @@ pub struct Consumer {
     specsize: u64,
     /// Speculative records dropped because their buffer was full, not yet reported.
     spec_drops: u64,
-    ids: HashMap<String, u32>,
 }
 
 impl Consumer {
-    /// `ids` maps probe names to IDs, for probes that stand for many (`syscall:::entry`).
-    pub fn new(printer: Box<dyn Printer>, specsize: u64, ids: HashMap<String, u32>) -> Consumer {
+    pub fn new(printer: Box<dyn Printer>, specsize: u64) -> Consumer {
         Consumer {
             printer,
             normals: HashMap::new(),
             speculations: HashMap::new(),
             specsize,
             spec_drops: 0,
-            ids,
         }
     }
 
@@ -47,35 +44,13 @@ impl Consumer {
     fn perform(&mut self, session: &mut Session, record: Record) -> anyhow::Result<Flow> {
         let script = session.script();
         let clause = &script.clauses[record.header.epid as usize];
-        let mut probe = script.probes[clause.probe as usize].clone();
-        if probe.provider == "syscall" && probe.function.is_empty() {
-            // A raw_syscalls firing: name the syscall, with its own probe's ID.
-            if let Some(name) =
-                tracer_common::syscalls::table().get(record.header.reserved as usize)
-            {
-                probe.function = name.to_string();
-                probe.id = self
-                    .ids
-                    .get(&probe.full_name())
-                    .copied()
-                    .unwrap_or(probe.id);
-            }
-        } else if probe.provider == "fbt" && probe.function.is_empty() {
-            // A kprobe_multi firing: the slot in the header names the function.
-            if let Some(f) = script.dynamic_funcs.get(record.header.reserved as usize) {
-                probe.function = f.clone();
-                probe.id = self
-                    .ids
-                    .get(&probe.full_name())
-                    .copied()
-                    .unwrap_or(probe.id);
-            }
-        } else if record.header.reserved > 0 {
-            // A program shared by many uprobe sites: the site's probe index + 1.
-            if let Some(p) = script.probes.get(record.header.reserved as usize - 1) {
-                probe = p.clone();
-            }
+        // A program that stands for many probes names the one that fired: its site + 1.
+        let probe = match record.header.site {
+            0 => None,
+            site => script.probes.get(site as usize - 1),
         }
+        .unwrap_or(&script.probes[clause.probe as usize])
+        .clone();
         self.printer.begin_clause(&probe, record.header.cpu);
         let mut flow = Flow::Continue;
         for (action, values) in record.actions {

@@ -266,7 +266,6 @@ mod tests {
             options: Options::default(),
             map_sizes: Vec::new(),
             map_init: Vec::new(),
-            dynamic_funcs: Vec::new(),
         }
     }
 

@@ -119,21 +119,25 @@ pub fn load_as(insns: &[u8], prog_name: &str, attach_type: u32) -> Result<OwnedF
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Link `prog` to `functions` (cookie `first_cookie + i` for function `i`).
+/// Link `prog` to `functions` (cookie `cookies[i]` for function `i`; none when empty).
 pub fn attach(
     prog: &OwnedFd,
     functions: &[String],
     ret: bool,
-    first_cookie: u64,
+    cookies: &[u64],
 ) -> Result<OwnedFd, String> {
     let names: Vec<CString> = functions
         .iter()
         .map(|f| CString::new(f.as_str()).map_err(|_| format!("bad function name {f:?}")))
         .collect::<Result<_, _>>()?;
     let ptrs: Vec<u64> = names.iter().map(|n| n.as_ptr() as u64).collect();
-    let cookies: Vec<u64> = (0..functions.len() as u64)
-        .map(|i| first_cookie + i)
-        .collect();
+    if !cookies.is_empty() && cookies.len() != functions.len() {
+        return Err(format!(
+            "{} cookies for {} functions",
+            cookies.len(),
+            functions.len()
+        ));
+    }
     let mut attr = [0u8; 64];
     attr[0..4].copy_from_slice(&(prog.as_raw_fd() as u32).to_ne_bytes());
     attr[8..12].copy_from_slice(&BPF_TRACE_KPROBE_MULTI.to_ne_bytes());
@@ -141,7 +145,9 @@ pub fn attach(
     attr[16..20].copy_from_slice(&flags.to_ne_bytes());
     attr[20..24].copy_from_slice(&(functions.len() as u32).to_ne_bytes());
     attr[24..32].copy_from_slice(&(ptrs.as_ptr() as u64).to_ne_bytes());
-    attr[40..48].copy_from_slice(&(cookies.as_ptr() as u64).to_ne_bytes());
+    if !cookies.is_empty() {
+        attr[40..48].copy_from_slice(&(cookies.as_ptr() as u64).to_ne_bytes());
+    }
     let fd = bpf(BPF_LINK_CREATE, &attr);
     if fd < 0 {
         return Err(format!(
@@ -161,5 +167,5 @@ pub fn works(function: &str) -> Result<(), String> {
     let prog = load(&insns, "probe_multi").map_err(|e| match e {
         Error::Verifier(m, _) | Error::Other(m) => m,
     })?;
-    attach(&prog, &[function.to_string()], false, 0).map(drop)
+    attach(&prog, &[function.to_string()], false, &[]).map(drop)
 }

@@ -203,11 +203,6 @@ impl Session {
             })?;
         }
         let mut loaded = HashSet::new();
-        // A program attached at several uprobe sites tells them apart by the cookie.
-        let mut uses: std::collections::HashMap<&str, u32> = Default::default();
-        for desc in &script.programs {
-            *uses.entry(desc.name.as_str()).or_default() += 1;
-        }
         if script.programs.len() > 200 {
             // Each uprobe site holds a perf event and a link descriptor.
             super::uprobe_multi::raise_nofile();
@@ -222,7 +217,8 @@ impl Session {
             if matches!(desc.attach, Attach::Pending { .. }) {
                 continue;
             }
-            let shared = uses.get(desc.name.as_str()).is_some_and(|&n| n > 1);
+            // A program that stands for many probes tells them apart by a site index.
+            let shared = desc.shared();
             // A program at many uprobe sites: one uprobe_multi link for all of them.
             if shared && is_plain_uprobe(&desc.attach) && super::uprobe_multi::available() {
                 if multi_done.insert(desc.name.as_str()) {

@@ -192,7 +192,6 @@ fn script(programs: Vec<(ProgramCode, ProbeDesc, Attach)>) -> CompiledScript {
         options: Options::default(),
         map_sizes: vec![("events".into(), 1 << 18)],
         map_init: Vec::new(),
-        dynamic_funcs: Vec::new(),
     };
     let mut codes = Vec::new();
     for (i, (code, probe, attach)) in programs.into_iter().enumerate() {
@@ -200,6 +199,7 @@ fn script(programs: Vec<(ProgramCode, ProbeDesc, Attach)>) -> CompiledScript {
             name: code.name.clone(),
             probe: i as u32,
             attach,
+            sites: Vec::new(),
         });
         s.probes.push(probe);
         s.clauses.push(trace_clause(i as u32));

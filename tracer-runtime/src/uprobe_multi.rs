@@ -76,7 +76,7 @@ pub fn attach(
 }
 
 /// Load a shared program's instructions and link them at every site of `sites` (one path,
-/// kind and pid); each site's cookie is its probe index (see lower/shared.rs). Returns the
+/// kind and pid); each site's cookie is its site index (`ProgramDesc::sites`). Returns the
 /// link and the program.
 pub fn attach_sites(sites: &[&ProgramDesc], insns: &[u8]) -> Result<(OwnedFd, OwnedFd), Error> {
     let desc = sites[0];
@@ -95,7 +95,7 @@ pub fn attach_sites(sites: &[&ProgramDesc], insns: &[u8]) -> Result<(OwnedFd, Ow
                 ..
             } if p2 == path && r2 == ret && pid2 == pid => {
                 offsets.push(*offset);
-                cookies.push(s.probe as u64);
+                cookies.push(s.sites.first().copied().unwrap_or(s.probe) as u64);
             }
             other => {
                 return Err(Error::Other(format!(

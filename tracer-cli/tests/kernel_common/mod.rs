@@ -550,3 +550,46 @@ pub fn go_target(flags: &[&str]) -> Option<PathBuf> {
     built.push((key, out.clone()));
     Some(out)
 }
+
+/// Probe IDs as `tracer -l -n DESC` lists them, by `provider:module:function:name`.
+pub fn listed_ids(desc: &str, extra: &[&str]) -> HashMap<String, u32> {
+    let mut args = vec!["-l", "-n", desc];
+    args.extend(extra);
+    let out = run(&args).ok();
+    out.stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let [id, provider, module, function, name] = f[..] else {
+                return None;
+            };
+            Some((
+                format!("{provider}:{module}:{function}:{name}"),
+                id.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// The rows of a run without -q whose clause printed `<%s %d>` of probefunc and id: per
+/// row (row ID, FUNCTION, NAME, probefunc, id), after checking the row is whole.
+pub fn id_rows(out: &Output) -> Vec<(u32, String, String, String, u32)> {
+    out.stdout
+        .lines()
+        .filter(|l| l.contains('<'))
+        .map(|l| {
+            // CPU ID FUNCTION:NAME <probefunc id>
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 5, "row {l:?}\n{out}");
+            let (func, name) = f[2].rsplit_once(':').expect("FUNCTION:NAME");
+            (
+                f[1].parse().expect("row ID"),
+                func.to_string(),
+                name.to_string(),
+                f[3].trim_start_matches('<').to_string(),
+                f[4].trim_end_matches('>').parse().expect("id"),
+            )
+        })
+        .collect()
+}

@@ -6,7 +6,7 @@ use crate::lower::expr::Val;
 use crate::probes::ArgSource;
 use crate::syntax::ast::Span;
 use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
-use tracer_ebpf::ir::{Inst, Operand, VReg};
+use tracer_ebpf::ir::{Inst, Operand};
 
 impl<'g, 'a> Lower<'g, 'a> {
     pub(crate) fn builtin(&mut self, name: &str, span: Span) -> Result<Val> {
@@ -96,11 +96,7 @@ impl<'g, 'a> Lower<'g, 'a> {
             "probemod" => self.string_literal(&self.probe.desc.module.clone()),
             "probename" => self.string_literal(&self.probe.desc.name.clone()),
             "probefunc" => {
-                if matches!(self.probe.attach, tracer_common::Attach::KprobeMulti { .. }) {
-                    self.function_name()
-                } else if self.probe.dynamic_func() {
-                    self.syscall_name()?
-                } else if self.shared_sites() {
+                if self.shared_sites() {
                     Val::Str(self.site_func())
                 } else {
                     self.string_literal(&self.probe.desc.function.clone())
@@ -337,67 +333,6 @@ impl<'g, 'a> Lower<'g, 'a> {
             }
         };
         self.normalize(v, a.size, a.signed)
-    }
-
-    /// `probefunc` for a raw_syscalls probe: the name of the syscall number at ctx+8, from
-    /// a table of names compiled into the program as a chain of comparisons would be too long;
-    /// instead the names live in an array map the runtime fills.
-    fn syscall_name(&mut self) -> Result<Val> {
-        use tracer_ebpf::ir::Function;
-        let names = self.g.syscall_names_map();
-        let nr = self.f.load(Function::CTX, 8, Size::DW);
-        Ok(self.name_from_table(names, nr, tracer_common::syscalls::NAME_SIZE))
-    }
-
-    /// The NUL-padded name of `size` bytes at index `key` of array map `names`, as a
-    /// string ("" when the index is out of range).
-    fn name_from_table(&mut self, names: tracer_ebpf::ir::MapId, key: VReg, size: u32) -> Val {
-        let strsize = self.g.opts.strsize;
-        let off = self.temp(strsize.max(size));
-        let buf = self.scratch_ptr(off);
-        let keyoff = self.temp(8);
-        let keyp = self.scratch_ptr(keyoff);
-        self.f.store(keyp, 0, key, Size::W);
-        let m = self.f.map_ptr(names);
-        let p = self
-            .f
-            .call(helper::MAP_LOOKUP_ELEM, vec![m.into(), keyp.into()]);
-        let found = self.f.label();
-        let done = self.f.label();
-        self.f.branch(JmpOp::Jne, p, Operand::Imm(0), found);
-        self.f.store(buf, 0, Operand::Imm(0), Size::DW);
-        self.f.push(Inst::Jump(done));
-        self.f.push(Inst::Label(found));
-        self.f.push(Inst::MemCopy {
-            dst: buf,
-            src: p,
-            len: size.min(strsize),
-        });
-        if strsize < size {
-            self.f
-                .store(buf, strsize as i16 - 1, Operand::Imm(0), Size::B);
-        }
-        self.f.push(Inst::Label(done));
-        Val::Str(buf)
-    }
-
-    /// Which of the probes a shared program serves fired: the syscall number on
-    /// raw_syscalls, the attach cookie (the function's slot) on kprobe_multi.
-    pub(crate) fn dynamic_slot(&mut self) -> tracer_ebpf::ir::VReg {
-        use tracer_ebpf::ir::Function;
-        if matches!(self.probe.attach, tracer_common::Attach::KprobeMulti { .. }) {
-            self.f
-                .call(helper::GET_ATTACH_COOKIE, vec![Function::CTX.into()])
-        } else {
-            self.f.load(Function::CTX, 8, Size::DW)
-        }
-    }
-
-    /// `probefunc` in a kprobe_multi program: the name in `func_names` at the cookie's slot.
-    fn function_name(&mut self) -> Val {
-        let names = self.g.map(tracer_common::MapNames::FUNC_NAMES);
-        let slot = self.dynamic_slot();
-        self.name_from_table(names, slot, tracer_common::script::FUNC_NAME_SIZE)
     }
 
     /// A field of the current `task_struct`, at a BTF-derived offset.

@@ -138,9 +138,8 @@ pub(crate) struct Globals<'a> {
     /// Per aggregation, the longest string each key position can hold across every use in
     /// the script (None: up to strsize). Short keys hash and copy faster.
     pub agg_key_bounds: BTreeMap<String, Vec<Option<u32>>>,
-    /// Plans (by index) whose program serves several uprobe sites, and how many sites.
-    pub shared: std::collections::HashSet<u32>,
-    pub shared_sites: u32,
+    /// The programs that stand for many probes, and their sites (see `shared.rs`).
+    pub sites: shared::SiteTable,
 }
 
 impl<'a> Globals<'a> {
@@ -151,25 +150,6 @@ impl<'a> Globals<'a> {
                 .position(|m| m.name == name)
                 .expect("map declared") as u32,
         )
-    }
-
-    /// The syscall-name table, declared on first use (filled by the runtime via `map_init`).
-    pub fn syscall_names_map(&mut self) -> MapId {
-        if let Some(i) = self
-            .maps
-            .iter()
-            .position(|m| m.name == MapNames::SYSCALL_NAMES)
-        {
-            return MapId(i as u32);
-        }
-        let n = tracer_common::syscalls::table().len() as u32;
-        self.add_map(MapSpec {
-            name: MapNames::SYSCALL_NAMES.into(),
-            map_type: map_type::ARRAY,
-            key_size: 4,
-            value_size: tracer_common::syscalls::NAME_SIZE,
-            max_entries: n,
-        })
     }
 
     /// A read-only run of at least `len` zero bytes, addressed directly (a global-data map,
@@ -287,7 +267,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             matched += found
                 .iter()
                 .filter(|p| seen.insert(p.desc.full_name()))
-                .map(|p| p.covers.max(1) as usize)
+                .map(|p| p.sites.len().max(1))
                 .sum::<usize>();
             for p in found {
                 let same = by_name.entry(p.desc.full_name()).or_default();
@@ -332,8 +312,14 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
                 }
             };
         }
+        for s in plans.iter_mut().flat_map(|p| p.probe.sites.iter_mut()) {
+            s.id = next_id;
+            next_id += 1;
+        }
     }
-    plans.sort_by_key(|p| p.probe.desc.id);
+    // Probes found late go last, so that a later compile keeps the indexes of the probes
+    // already running (their sites' among them).
+    plans.sort_by_key(|p| (p.late > 0, p.probe.desc.id));
     // Placeholders last, numbered from the top, whatever the resolver's numbering.
     for (k, (mut probe, ci)) in pending.into_iter().enumerate() {
         probe.desc.id = u32::MAX - k as u32;
@@ -354,8 +340,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         types: Default::default(),
         scratch_size: 0,
         agg_key_bounds: agg::key_bounds(&clauses),
-        shared: Default::default(),
-        shared_sites: 0,
+        sites: Default::default(),
         error: plans
             .iter()
             .enumerate()
@@ -446,7 +431,22 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
     let types = crate::sema::vars::decide(input.script, &typing, input.kernel_types)?;
     vars::declare_all(&mut g, &types);
     g.types = types;
-    let dynamic_funcs = assign_function_slots(&mut g, &mut plans);
+    // `CompiledScript::probes`: the plans' probes, with the sites of the probes that stand
+    // for many after the first compile's (so late probes never move them), then the rest.
+    let first_site = plans
+        .iter()
+        .position(|p| p.late > 0 || matches!(p.probe.attach, tracer_common::Attach::Pending { .. }))
+        .unwrap_or(plans.len());
+    let nsites: usize = plans.iter().map(|p| p.probe.sites.len()).sum();
+    let slot = |pi: usize| (if pi < first_site { pi } else { pi + nsites }) as u32;
+    let site_range: Vec<std::ops::Range<u32>> = plans
+        .iter()
+        .scan(first_site as u32, |next, p| {
+            let start = *next;
+            *next += p.probe.sites.len() as u32;
+            Some(start..*next)
+        })
+        .collect();
 
     // Lower in script order (by each probe's first clause), so that "defined before this
     // point" means what it says in the source; programs stay in probe-ID order.
@@ -459,6 +459,8 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             .map(|p| (&p.probe, p.clauses.as_slice()))
             .collect::<Vec<_>>(),
         &plans.iter().map(|p| p.late > 0).collect::<Vec<_>>(),
+        &slot,
+        first_site as u32,
     );
     // `p<ID>`; the further sites of a USDT probe (same ID) get `p<ID>_<k>`.
     let names: Vec<String> = (0..plans.len())
@@ -477,7 +479,11 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         let plan = &plans[pi];
         let name = names[pi].clone();
         lowered[pi] = Some(program::lower_probe(
-            &mut g, &name, plan, pi as u32, &clauses,
+            &mut g,
+            &name,
+            plan,
+            slot(pi),
+            &clauses,
         )?);
     }
     // ERROR has no program of its own.
@@ -488,11 +494,21 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         .filter(|(_, plan)| !is_error_probe(&plan.probe))
         .map(|(pi, plan)| ProgramDesc {
             name: names[leaders[pi]].clone(),
-            probe: pi as u32,
+            probe: slot(pi),
             attach: plan.probe.attach.clone(),
+            sites: match g.sites.programs.get(&slot(leaders[pi])) {
+                Some((crate::probes::Sharing::Uprobes, _)) => vec![slot(pi)],
+                Some(_) => site_range[pi].clone().collect(),
+                None => Vec::new(),
+            },
         })
         .collect();
-    let probes: Vec<_> = plans.iter().map(|p| p.probe.desc.clone()).collect();
+    let mut probes: Vec<_> = plans[..first_site]
+        .iter()
+        .map(|p| p.probe.desc.clone())
+        .collect();
+    probes.extend(plans.iter().flat_map(|p| p.probe.sites.iter().cloned()));
+    probes.extend(plans[first_site..].iter().map(|p| p.probe.desc.clone()));
 
     // Sizes known only now.
     let scratch_size = g.scratch_size.max(8).div_ceil(8) * 8;
@@ -533,32 +549,7 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         .iter()
         .map(|m| (m.name.clone(), m.max_entries))
         .collect();
-    let mut map_init = Vec::new();
-    if g.maps.iter().any(|m| m.name == MapNames::SYSCALL_NAMES) {
-        map_init.push(tracer_common::MapInit {
-            map: MapNames::SYSCALL_NAMES.into(),
-            entries: tracer_common::syscalls::map_entries(),
-        });
-    }
-    if g.maps.iter().any(|m| m.name == shared::SITES_MAP) {
-        let probes: Vec<&ResolvedProbe> = plans.iter().map(|p| &p.probe).collect();
-        map_init.push(shared::map_init(&g, &leaders, &probes));
-    }
-    if !dynamic_funcs.is_empty() {
-        map_init.push(tracer_common::MapInit {
-            map: MapNames::FUNC_NAMES.into(),
-            entries: dynamic_funcs
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    let mut name = f.as_bytes().to_vec();
-                    name.truncate(tracer_common::script::FUNC_NAME_SIZE as usize - 1);
-                    name.resize(tracer_common::script::FUNC_NAME_SIZE as usize, 0);
-                    ((i as u32).to_ne_bytes().to_vec(), name)
-                })
-                .collect(),
-        });
-    }
+    let mut map_init = shared::map_init(&g);
     let has_cgroup_map = g.maps.iter().any(|m| m.name == SCOPE_CGROUP_MAP);
     if let (Scope::Cgroup { fd }, true) = (input.scope, has_cgroup_map) {
         // A cgroup array slot takes the cgroup directory's descriptor as its value.
@@ -576,7 +567,6 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         options: opts,
         map_sizes,
         map_init,
-        dynamic_funcs,
     };
     Ok(Compiled {
         script,
@@ -585,33 +575,6 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
         maps: g.maps,
         matched,
     })
-}
-
-/// Give each function of every kprobe_multi probe its slot: the attach cookie that names it
-/// in the `func_names` map (for `probefunc`) and in records (for the rows).
-fn assign_function_slots(g: &mut Globals, plans: &mut [ProbePlan]) -> Vec<String> {
-    let mut all = Vec::new();
-    for plan in plans.iter_mut() {
-        if let tracer_common::Attach::KprobeMulti {
-            functions,
-            first_slot,
-            ..
-        } = &mut plan.probe.attach
-        {
-            *first_slot = all.len() as u32;
-            all.extend(functions.iter().cloned());
-        }
-    }
-    if !all.is_empty() {
-        g.add_map(MapSpec {
-            name: MapNames::FUNC_NAMES.into(),
-            map_type: map_type::ARRAY,
-            key_size: 4,
-            value_size: tracer_common::script::FUNC_NAME_SIZE,
-            max_entries: all.len() as u32,
-        });
-    }
-    all
 }
 
 /// The plans to lower, in script order (by each probe's first clause); ERROR has none.
@@ -805,18 +768,10 @@ impl<'g, 'a> Lower<'g, 'a> {
             Some(id) => self.f.store(rec, 8, id, Size::W),
             None => self.f.store(rec, 8, Operand::Imm(0), Size::W),
         }
-        if self.probe.dynamic_func() {
-            // One program serves many probes: the syscall number or the function's slot
-            // names the probe of this firing.
-            let slot = self.dynamic_slot();
-            self.f.store(rec, 12, slot, Size::W);
-        } else if self.shared_sites() {
-            // One program serves many uprobe sites: index + 1 names the probe that fired.
-            let i = self.site_index();
-            let i = self
-                .f
-                .alu(tracer_ebpf::insn::AluOp::Add, i, Operand::Imm(1));
-            self.f.store(rec, 12, i, Size::W);
+        if self.shared_sites() {
+            // One program stands for many probes: site index + 1 names the one that fired.
+            let w = self.site_word();
+            self.f.store(rec, 12, w, Size::W);
         } else {
             self.f.store(rec, 12, Operand::Imm(0), Size::W);
         }

@@ -33,7 +33,7 @@ pub(super) fn probe(text: &str) -> ResolvedProbe {
             description: text.to_string(),
         },
         args,
-        covers: 0,
+        sites: Vec::new(),
     }
 }
 

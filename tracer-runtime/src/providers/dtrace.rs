@@ -32,7 +32,7 @@ pub fn resolve(p: &Pattern) -> Vec<ResolvedProbe> {
                 ArgSource::None
             },
             desc: d,
-            covers: 1,
+            sites: Vec::new(),
         })
         .collect()
 }

@@ -11,15 +11,11 @@ use super::{glob_match, Pattern};
 use std::os::fd::{FromRawFd, OwnedFd};
 use tracer_common::{Attach, ProbeDesc};
 use tracer_lang::btf::{Btf, KernelTypes};
-use tracer_lang::probes::{ArgSource, ResolvedProbe};
+use tracer_lang::probes::{ArgSource, ResolvedProbe, Sharing};
 
 /// More probes than this in one description is refused when each needs its own program
 /// (kernels without kprobe_multi).
 const MAX_PROBES: usize = 2000;
-
-/// A glob that matches at least this many functions attaches them all with one kprobe_multi
-/// program where the kernel has it: one load and one link instead of one of each per function.
-const MULTI_MIN: usize = 8;
 
 /// How this kernel lets fbt attach.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,7 +176,12 @@ impl Fbt {
         if funcs.is_empty() {
             return Ok(Vec::new());
         }
-        if funcs.len() >= MULTI_MIN && choice != "fentry" && self.multi_works() {
+        // A glob over many functions attaches them all with one kprobe_multi program where
+        // the kernel has it: one load and one link instead of one of each per function.
+        // (The kernel is asked whether kprobe_multi works only for a glob that large.)
+        let multi =
+            funcs.len() >= Sharing::KPROBE_MULTI_MIN && choice != "fentry" && self.multi_works();
+        if Sharing::kprobe_multi(funcs.len(), multi) == Sharing::KprobeMulti {
             return self.resolve_multi(p, funcs, &kinds);
         }
         let count = funcs.len() * kinds.len();
@@ -245,7 +246,7 @@ impl Fbt {
                     desc,
                     attach,
                     args,
-                    covers: 1,
+                    sites: Vec::new(),
                 });
             }
         }
@@ -289,7 +290,8 @@ impl Fbt {
         } else {
             String::new()
         };
-        let functions: Vec<String> = ok.into_iter().map(|(f, _)| f).collect();
+        let functions: Vec<String> = ok.iter().map(|(f, _)| f.clone()).collect();
+        let kind = |ret: bool| if ret { "return" } else { "entry" };
         Ok(kinds
             .iter()
             .map(|ret| ResolvedProbe {
@@ -307,10 +309,19 @@ impl Fbt {
                 attach: Attach::KprobeMulti {
                     functions: functions.clone(),
                     ret: *ret,
-                    first_slot: 0,
                 },
                 args: ArgSource::PtRegs { ret: *ret },
-                covers: functions.len() as u32,
+                // Function `i`'s own probe, whose ID the resolver gives as `-l` does.
+                sites: ok
+                    .iter()
+                    .map(|(f, m)| ProbeDesc {
+                        id: 0,
+                        provider: "fbt".into(),
+                        module: m.clone(),
+                        function: f.clone(),
+                        name: kind(*ret).into(),
+                    })
+                    .collect(),
             })
             .collect())
     }

@@ -255,9 +255,7 @@ impl ProbeResolver for Resolver {
                     .rsplit_once(':')
                     .ok_or_else(|| format!("{description}: expected {kind}:/path:function"))?;
                 let mut out = pid::resolve_bpftrace(kind, path, func, self.pid_return)?;
-                for p in out.iter_mut() {
-                    p.desc.id = self.id_of(&p.desc);
-                }
+                self.assign_ids(&mut out);
                 return Ok(out);
             }
         }
@@ -302,10 +300,21 @@ impl ProbeResolver for Resolver {
             let found = usdt::resolve(&pat, self.target, out.is_empty() && !self.zero_ok)?;
             out.extend(found);
         }
-        for p in out.iter_mut() {
-            p.desc.id = self.id_of(&p.desc);
-        }
+        self.assign_ids(&mut out);
         Ok(out)
+    }
+}
+
+impl Resolver {
+    /// Every probe's ID, and every site's of a probe that stands for many: the IDs `-l`
+    /// lists.
+    fn assign_ids(&mut self, probes: &mut [ResolvedProbe]) {
+        for p in probes.iter_mut() {
+            p.desc.id = self.id_of(&p.desc);
+            for s in p.sites.iter_mut() {
+                s.id = self.id_of(s);
+            }
+        }
     }
 }
 

@@ -282,7 +282,7 @@ fn probe(
         } else {
             entry_args(f)
         },
-        covers: 1,
+        sites: Vec::new(),
     }
 }
 

@@ -109,7 +109,7 @@ pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
                 desc: desc(&name),
                 attach,
                 args: ArgSource::Profile,
-                covers: 1,
+                sites: Vec::new(),
             });
         }
     }

@@ -457,7 +457,7 @@ pub fn resolve(p: &Pattern, kernel: &KernelTypes) -> Result<Vec<ResolvedProbe>, 
                 desc: pd.clone(),
                 attach,
                 args: ArgSource::Stable(Box::new(stable)),
-                covers: 1,
+                sites: Vec::new(),
             });
         }
     }

@@ -3,7 +3,7 @@
 
 use super::{glob_match, Pattern};
 use tracer_common::{Attach, ProbeDesc};
-use tracer_lang::probes::{ArgSource, ResolvedProbe};
+use tracer_lang::probes::{ArgSource, ResolvedProbe, Sharing};
 use tracer_lang::types::Type;
 
 /// Names of the syscalls with tracepoints on this kernel.
@@ -74,7 +74,7 @@ pub fn resolve(p: &Pattern, names: &[String]) -> Result<Vec<ResolvedProbe>, Stri
     }
     let mut out = Vec::new();
     let any_function = p.function.is_empty() || p.function.chars().all(|c| c == '*');
-    if any_function && funcs.len() > 1 {
+    if Sharing::raw_syscalls(any_function, funcs.len()) == Sharing::RawSyscalls {
         // One raw_syscalls program per kind; probefunc comes from the syscall number.
         for k in kinds {
             let (tp, args) = if k == "entry" {
@@ -91,7 +91,7 @@ pub fn resolve(p: &Pattern, names: &[String]) -> Result<Vec<ResolvedProbe>, Stri
                     name: tp.into(),
                 },
                 args,
-                covers: funcs.len() as u32,
+                sites: funcs.iter().map(|f| desc(f, k)).collect(),
             });
         }
         return Ok(out);
@@ -113,7 +113,7 @@ pub fn resolve(p: &Pattern, names: &[String]) -> Result<Vec<ResolvedProbe>, Stri
                     name: tp,
                 },
                 args,
-                covers: 1,
+                sites: Vec::new(),
             });
         }
     }

@@ -66,7 +66,7 @@ pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
             },
             desc: d,
             args: ArgSource::Tracepoint { fields },
-            covers: 1,
+            sites: Vec::new(),
         });
     }
     Ok(out)

@@ -383,7 +383,7 @@ fn probe(provider: String, module: &str, n: &Note, path: &Path, pid: Option<u32>
             ref_ctr_offset: n.semaphore,
         },
         args: n.args.clone(),
-        covers: 1,
+        sites: Vec::new(),
     }
 }
 
