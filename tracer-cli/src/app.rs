@@ -170,7 +170,8 @@ pub fn run(args: Args) -> Result<i32, Failure> {
         )),
     };
     let printer = tracer_output::printer(out, format, opts);
-    let mut consumer = Consumer::new(printer, opts.specsize);
+    let notices = Box::new(|m: &str| eprintln!("tracer: {m}"));
+    let mut consumer = Consumer::new(printer, opts.specsize, notices);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

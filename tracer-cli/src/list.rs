@@ -164,7 +164,11 @@ fn list_to_stdout(args: &Args) -> Result<i32, ListError> {
         "ID", "PROVIDER", "MODULE", "FUNCTION"
     )?;
     for p in patterns {
-        let probes = resolver.list(p.as_ref())?;
+        let probes = resolver.list(p.as_ref());
+        for n in resolver.take_notices() {
+            eprintln!("tracer: {n}");
+        }
+        let probes = probes?;
         if probes.is_empty() {
             if let Some(p) = &p {
                 return Err(ListError::Failure(Failure::new(format!(

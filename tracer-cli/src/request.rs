@@ -123,8 +123,10 @@ pub fn prepare(args: &Args, target: Option<u32>) -> Result<Prepared, Failure> {
         zero_ok: args.zero_ok,
         scope: scope_arg(args)?,
     };
-    tracer_runtime::prepare::prepare(request).map_err(|e| match e {
-        PrepareError::NoProbes => Failure::usage(e.to_string()),
-        _ => Failure::new(e.to_string()),
-    })
+    tracer_runtime::prepare::prepare(request, &mut |m| eprintln!("tracer: {m}")).map_err(
+        |e| match e {
+            PrepareError::NoProbes => Failure::usage(e.to_string()),
+            _ => Failure::new(e.to_string()),
+        },
+    )
 }

@@ -240,12 +240,30 @@ fn compile_script(name: &str) -> (String, Compiled) {
 
 /// Compile `text` as `compile_script` compiles the corpus script `name`.
 fn compile_text(name: &str, text: String) -> (String, Compiled) {
+    let (sources, compiled) = try_compile_text(name, &text);
+    match compiled {
+        Ok(c) => (text, c),
+        Err(e) => {
+            let d = tracer_lang::diag::Diagnostic::error(e.span, e.message);
+            panic!("compile error:\n{}", d.render(&sources))
+        }
+    }
+}
+
+/// Compile `text` with the corpus's inputs, returning the sources for rendering an error.
+fn try_compile_text(
+    name: &str,
+    text: &str,
+) -> (
+    SourceMap,
+    Result<Compiled, tracer_lang::lower::CompileError>,
+) {
+    let text = text.to_string();
     let mut sources = SourceMap::new();
     let file = sources.add(format!("{name}.d"), text.clone());
     let script = syntax::parse(file, &text)
         .unwrap_or_else(|d| panic!("syntax error:\n{}", d.render(&sources)));
     let line_of = |span: Span| tracer_lang::diag::SourceLine::of(&sources, span).pack();
-    let check_format = |_: &str, _: &str, _: &[Type]| Ok(());
     // Fixed, made-up offsets: the golden output pins the code shape, not a kernel's layout.
     let pid_offsets = PidOffsets {
         thread_pid: 100,
@@ -293,7 +311,6 @@ fn compile_text(name: &str, text: String) -> (String, Compiled) {
         } else {
             tracer_lang::btf::KernelTypes::none()
         },
-        check_format: &check_format,
         no_prealloc: false,
         attach_cookies: false,
         scope,
@@ -310,13 +327,38 @@ fn compile_text(name: &str, text: String) -> (String, Compiled) {
             })
         },
     };
-    match compile(&input, &mut FakeResolver) {
-        Ok(c) => (text, c),
-        Err(e) => {
-            let d = tracer_lang::diag::Diagnostic::error(e.span, e.message);
-            panic!("compile error:\n{}", d.render(&sources))
+    let compiled = compile(&input, &mut FakeResolver);
+    (sources, compiled)
+}
+
+/// printf and printa formats are checked against their arguments' types at compile time,
+/// with DTrace's wording, at the call.
+#[test]
+fn printf_type_errors() {
+    let scripts = [
+        r#"BEGIN { printf("%d\n", "text"); }"#,
+        r#"BEGIN { printf("%s\n", 1); }"#,
+        r#"BEGIN { printf("%d %d\n", 1); }"#,
+        r#"BEGIN { printf("%d\n", 1, 2); }"#,
+        r#"BEGIN { printf("%y\n", 1); }"#,
+        r#"BEGIN { printf("%s\n", execname); printf("%c %x\n", 65, pid); }"#,
+        r#"BEGIN { @a[execname] = count(); printa("%d %@d\n", @a); }"#,
+        r#"BEGIN { @a[execname] = count(); printa("%s %@d\n", @a); }"#,
+    ];
+    let mut out = String::new();
+    for text in scripts {
+        let (sources, compiled) = try_compile_text("printf_errors", text);
+        out.push_str(text);
+        out.push('\n');
+        match compiled {
+            Ok(_) => out.push_str("  ok\n"),
+            Err(e) => {
+                let (line, col) = sources.line_col(e.span);
+                out.push_str(&format!("  {line}:{col}: {}\n", e.message));
+            }
         }
     }
+    insta::assert_snapshot!(out);
 }
 
 /// Every function's IR, in program order.

@@ -169,7 +169,6 @@ fn compile_text(src: &str) -> Result<Compiled, CompileError> {
         task_offsets: &|| None,
         preempt_guard: true,
         kernel_types: &kernel,
-        check_format: &|_, _, _| Ok(()),
         no_prealloc: false,
         scope: Scope::Host,
         ns_offsets: &|| None,

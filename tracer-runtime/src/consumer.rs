@@ -16,16 +16,25 @@ pub struct Consumer {
     specsize: u64,
     /// Speculative records dropped because their buffer was full, not yet reported.
     spec_drops: u64,
+    /// Where notices go (the command line writes `tracer: MESSAGE` to stderr).
+    notices: Box<dyn FnMut(&str)>,
 }
 
 impl Consumer {
-    pub fn new(printer: Box<dyn Printer>, specsize: u64) -> Consumer {
+    /// A consumer printing through `printer`; notices (faults, drops, failed actions) go to
+    /// `notices`, worded without a `tracer: ` prefix.
+    pub fn new(
+        printer: Box<dyn Printer>,
+        specsize: u64,
+        notices: Box<dyn FnMut(&str)>,
+    ) -> Consumer {
         Consumer {
             printer,
             normals: HashMap::new(),
             speculations: HashMap::new(),
             specsize,
             spec_drops: 0,
+            notices,
         }
     }
 
@@ -58,7 +67,7 @@ impl Consumer {
                 ActionKind::Trace => self.printer.trace(&values[0]),
                 ActionKind::Printf { format } => {
                     if let Err(e) = self.printer.printf(format, &values) {
-                        eprintln!("tracer: printf( ) failed: {e}");
+                        self.notice(&format!("printf( ) failed: {e}"));
                     }
                 }
                 ActionKind::Printa { format, aggs } => {
@@ -68,7 +77,7 @@ impl Consumer {
                         .collect::<anyhow::Result<Vec<_>>>()?;
                     let refs: Vec<&AggSnapshot> = snaps.iter().collect();
                     if let Err(e) = self.printer.printa(format.as_ref(), &refs) {
-                        eprintln!("tracer: printa( ) failed: {e}");
+                        self.notice(&format!("printa( ) failed: {e}"));
                     }
                 }
                 ActionKind::Clear { agg } => session.agg_clear(*agg)?,
@@ -79,7 +88,7 @@ impl Consumer {
                 ActionKind::Normalize { agg } => {
                     let n = values.first().and_then(Value::as_i64).unwrap_or(1);
                     if n <= 0 {
-                        eprintln!("tracer: normalize( ) factor must be positive");
+                        self.notice("normalize( ) factor must be positive");
                     } else {
                         self.normals.insert(*agg, n as u64);
                     }
@@ -117,7 +126,7 @@ impl Consumer {
                                 .arg(&cmd)
                                 .status();
                         }
-                        Err(e) => eprintln!("tracer: system( ) failed: {e}"),
+                        Err(e) => self.notice(&format!("system( ) failed: {e}")),
                     }
                 }
                 ActionKind::Stop | ActionKind::Setopt { .. } => {}
@@ -136,7 +145,7 @@ impl RecordHandler for Consumer {
     fn notice(&mut self, message: &str) {
         // Records already printed come first, as they happened first.
         self.printer.flush();
-        eprintln!("tracer: {message}");
+        (self.notices)(message);
     }
 
     fn record(&mut self, session: &mut Session, record: Record) -> anyhow::Result<Flow> {
@@ -157,10 +166,10 @@ impl RecordHandler for Consumer {
         }
         if self.spec_drops > 0 {
             let n = std::mem::take(&mut self.spec_drops);
-            eprintln!(
-                "tracer: {n} speculative drop{}",
+            self.notice(&format!(
+                "{n} speculative drop{}",
                 if n == 1 { "" } else { "s" }
-            );
+            ));
         }
         self.perform(session, record)
     }

@@ -45,7 +45,6 @@ impl Compiler {
             boot_to_wall_ns: self.boot_to_wall_ns,
             task_offsets: &task_offsets,
             kernel_types: &self.kernel_types,
-            check_format: &crate::format_check::check_format,
             // Hash maps stay preallocated. Without preallocation every store to a dynamic
             // variable allocates a new element (and an aggregation key its per-CPU value)
             // from a per-CPU cache that the kernel refills asynchronously, so bursts of
@@ -180,10 +179,17 @@ impl crate::LateProbes for Late<'_> {
         for e in errors {
             notice(&e.to_string());
         }
+        for n in self.resolver.inner.take_notices() {
+            notice(&n);
+        }
         if !new {
             return None;
         }
-        match self.compiler.compile(self.resolver) {
+        let compiled = self.compiler.compile(self.resolver);
+        for n in self.resolver.inner.take_notices() {
+            notice(&n);
+        }
+        match compiled {
             Ok(c) if c.maps.iter().all(|m| fits(m, &self.maps)) => Some(c.script),
             Ok(c) => {
                 let differ: Vec<&str> = c

@@ -8,7 +8,6 @@
 mod attach;
 pub mod consumer;
 pub mod decode;
-pub mod format_check;
 pub mod host;
 pub mod kernel_offsets;
 pub mod kprobe_multi;

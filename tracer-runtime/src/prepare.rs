@@ -75,8 +75,10 @@ pub struct Prepared {
     _scope_dir: Option<std::fs::File>,
 }
 
-/// Parse and compile every source of the request.
-pub fn prepare(request: Request) -> Result<Prepared, PrepareError> {
+/// Parse and compile every source of the request. What resolving the probes found worth
+/// telling the user (probes skipped, risky attach methods) goes to `notice`, whether or not
+/// the script compiles.
+pub fn prepare(request: Request, notice: &mut dyn FnMut(&str)) -> Result<Prepared, PrepareError> {
     let src = request.sources;
     if src.is_empty() {
         return Err(PrepareError::NoProbes);
@@ -126,7 +128,11 @@ pub fn prepare(request: Request) -> Result<Prepared, PrepareError> {
     resolver.target = request.target;
     resolver.zero_ok = zero_ok;
     let mut resolver = Tracking::new(resolver);
-    let compiled = match compiler.compile(&mut resolver) {
+    let compiled = compiler.compile(&mut resolver);
+    for n in resolver.inner.take_notices() {
+        notice(&n);
+    }
+    let compiled = match compiled {
         Ok(c) => c,
         Err(e) => {
             let d = Diagnostic::error(e.span, e.message);

@@ -138,10 +138,8 @@ impl<'g, 'a> Lower<'g, 'a> {
                     vals.push((self.expr(a)?, a.span));
                 }
                 let types: Vec<Type> = vals.iter().map(|(v, _)| v.ty()).collect();
-                (self.g.input.check_format)(name, &fmt, &types)
+                let fmt = crate::sema::formats::check(name, &fmt, &types)
                     .map_err(|m| CompileError::new(span, m))?;
-                let fmt =
-                    tracer_common::Format::parse(&fmt).map_err(|e| CompileError::new(span, e.0))?;
                 let kind = if name == "printf" {
                     ActionKind::Printf { format: fmt }
                 } else {
@@ -160,23 +158,23 @@ impl<'g, 'a> Lower<'g, 'a> {
                     .iter()
                     .map(|a| self.agg_index(a))
                     .collect::<Result<Vec<_>>>()?;
-                if let Some(fmt) = &format {
-                    // The format consumes the first aggregation's keys, then `%@` its value.
-                    let first = &self.g.aggs[aggs[0] as usize];
-                    let keys: Vec<Type> = first.keys.iter().map(|k| field_type(&k.ty)).collect();
-                    let call = if first.func == tracer_common::AggFunc::Count {
-                        "printa-count"
-                    } else {
-                        "printa"
-                    };
-                    (self.g.input.check_format)(call, fmt, &keys)
-                        .map_err(|m| CompileError::new(args[0].span, m))?;
-                }
-                let format = format
-                    .as_deref()
-                    .map(tracer_common::Format::parse)
-                    .transpose();
-                let format = format.map_err(|e| CompileError::new(args[0].span, e.0))?;
+                let format = match &format {
+                    Some(fmt) => {
+                        // The format consumes the first aggregation's keys, then `%@` its value.
+                        let first = &self.g.aggs[aggs[0] as usize];
+                        let keys: Vec<Type> =
+                            first.keys.iter().map(|k| field_type(&k.ty)).collect();
+                        let call = if first.func == tracer_common::AggFunc::Count {
+                            "printa-count"
+                        } else {
+                            "printa"
+                        };
+                        let checked = crate::sema::formats::check(call, fmt, &keys)
+                            .map_err(|m| CompileError::new(args[0].span, m))?;
+                        Some(checked)
+                    }
+                    None => None,
+                };
                 self.actions.push(ActionDesc {
                     kind: ActionKind::Printa { format, aggs },
                     fields: vec![],

@@ -26,7 +26,6 @@ mod vars;
 
 use crate::probes::{ProbeResolver, ResolvedProbe};
 use crate::syntax::ast::{self, Item, Span};
-use crate::types::Type;
 use std::collections::BTreeMap;
 use tracer_common::script::{MapNames, Stat, NSTATS, SCRATCH_LEVELS};
 use tracer_common::{AggDesc, ClauseDesc, CompiledScript, Options, ProgramDesc};
@@ -72,9 +71,6 @@ pub struct CompileInput<'a> {
     pub preempt_guard: bool,
     /// Kernel types (BTF) for struct members, casts and fbt arguments, read on first use.
     pub kernel_types: &'a crate::btf::KernelTypes,
-    /// Checks a printf-like format against its argument types: (function, format, types).
-    /// The printf engine lives with the output code, so the caller supplies it.
-    pub check_format: &'a FormatChecker,
     /// Create hash maps without preallocating their elements (BPF_F_NO_PREALLOC): instant
     /// creation and memory only for keys in use. Kernels before 6.1 refuse such maps in
     /// perf-event programs, so the caller decides from the running kernel.
@@ -89,9 +85,6 @@ pub struct CompileInput<'a> {
     /// share one program (see `shared.rs`).
     pub attach_cookies: bool,
 }
-
-/// (function, format, argument types) → a user-facing reason when they do not fit.
-pub type FormatChecker = dyn Fn(&str, &str, &[Type]) -> std::result::Result<(), String>;
 
 /// Offsets inside `struct task_struct` found through BTF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

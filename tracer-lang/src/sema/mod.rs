@@ -8,12 +8,14 @@
 //! - [`resolve`]: type names as written (`int`, `struct task_struct *`), kernel types from BTF;
 //! - [`check`]: errors sema reports before lowering (arity of subroutines, actions and
 //!   aggregating functions; type errors of statements);
+//! - [`formats`]: printf/printa formats against their arguments' types (tracer-format);
 //! - [`typeck`]: the type of every expression, for the probe a clause is lowered for;
 //! - [`vars`]: the type of every variable, decided before lowering.
 //!
 //! Lowering reads what this module decides and does not guess types of its own.
 
 pub mod check;
+pub mod formats;
 pub mod literals;
 pub mod macros;
 pub mod resolve;

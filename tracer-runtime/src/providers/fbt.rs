@@ -33,6 +33,8 @@ pub struct Fbt {
     symbols: Option<Vec<(String, String)>>,
     fentry: Option<Result<(), String>>,
     multi: Option<bool>,
+    /// Notices for the user (functions skipped), taken by the resolver.
+    pub notices: Vec<String>,
 }
 
 fn has_glob(s: &str) -> bool {
@@ -274,13 +276,13 @@ impl Fbt {
         let (ok, skipped): (Vec<_>, Vec<_>) =
             funcs.into_iter().partition(|(f, _)| traceable.contains(f));
         if !skipped.is_empty() {
-            eprintln!(
-                "tracer: {} of the {total} functions fbt:{}:{}: matches cannot be traced and were skipped (first: {})",
+            self.notices.push(format!(
+                "{} of the {total} functions fbt:{}:{}: matches cannot be traced and were skipped (first: {})",
                 skipped.len(),
                 p.module,
                 p.function,
                 skipped[0].0
-            );
+            ));
         }
         if ok.is_empty() {
             return Ok(Vec::new());

@@ -137,6 +137,8 @@ pub struct Resolver {
     pub target: Option<u32>,
     /// -Z: a description may match nothing, so "no USDT probe" is not an error with a hint.
     pub zero_ok: bool,
+    /// Notices for the user found while resolving (probes skipped, risky attach methods).
+    notices: Vec<String>,
 }
 
 impl Resolver {
@@ -150,6 +152,14 @@ impl Resolver {
             kernel: Some(kernel),
             ..Resolver::default()
         }
+    }
+
+    /// What resolving found worth telling the user since the last call (the library prints
+    /// nothing: the caller words them as `tracer: …`).
+    pub fn take_notices(&mut self) -> Vec<String> {
+        let mut out = std::mem::take(&mut self.notices);
+        out.append(&mut self.fbt.notices);
+        out
     }
 
     /// A kernel function's signature from BTF (for `-lv`).
@@ -233,7 +243,7 @@ impl Resolver {
                 .is_some_and(|n| n.parse::<u32>().is_ok())
         }) {
             let mut seen = std::collections::HashSet::new();
-            for r in pid::resolve_with(p, self.pid_return)? {
+            for r in pid::resolve_with(p, self.pid_return, &mut self.notices)? {
                 if seen.insert(r.desc.full_name()) {
                     out.push(r.desc);
                 }
@@ -254,7 +264,8 @@ impl ProbeResolver for Resolver {
                 let (path, func) = rest
                     .rsplit_once(':')
                     .ok_or_else(|| format!("{description}: expected {kind}:/path:function"))?;
-                let mut out = pid::resolve_bpftrace(kind, path, func, self.pid_return)?;
+                let mut out =
+                    pid::resolve_bpftrace(kind, path, func, self.pid_return, &mut self.notices)?;
                 self.assign_ids(&mut out);
                 return Ok(out);
             }
@@ -283,7 +294,7 @@ impl ProbeResolver for Resolver {
             out.extend(stable::resolve(&pat, &kernel)?);
         }
         if pat.provider.starts_with("pid") {
-            out.extend(pid::resolve_with(&pat, self.pid_return)?);
+            out.extend(pid::resolve_with(&pat, self.pid_return, &mut self.notices)?);
         }
         if !pat.provider.is_empty() && glob_match(&pat.provider, "fbt") {
             let kernel = self.kernel_types();

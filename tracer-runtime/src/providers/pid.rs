@@ -315,15 +315,15 @@ impl Skipped {
         self.first.get_or_insert_with(|| (name.to_string(), why));
     }
 
-    fn report(&self, what: &str) {
+    fn report(&self, what: &str, notices: &mut Vec<String>) {
         if let Some((name, why)) = &self.first {
-            eprintln!(
-                "tracer: {} function{} that {what} matches {} no return probes: where {} cannot be told for certain (first: {name}: {why})",
+            notices.push(format!(
+                "{} function{} that {what} matches {} no return probes: where {} cannot be told for certain (first: {name}: {why})",
                 self.count,
                 if self.count == 1 { "" } else { "s" },
                 if self.count == 1 { "has" } else { "have" },
                 if self.count == 1 { "it returns" } else { "they return" },
-            );
+            ));
         }
     }
 }
@@ -416,15 +416,12 @@ fn offset_probe(
     Ok(p)
 }
 
-/// `pidNNN:...` descriptions, `return` attached the default way (for callers without the
-/// options, such as the resolution of libraries loaded later).
-#[allow(dead_code)]
-pub fn resolve(p: &Pattern) -> Result<Vec<ResolvedProbe>, String> {
-    resolve_with(p, ReturnMethod::Auto)
-}
-
 /// `pidNNN:...` descriptions, with `return` attached the pidreturn option's way.
-pub fn resolve_with(p: &Pattern, method: ReturnMethod) -> Result<Vec<ResolvedProbe>, String> {
+pub fn resolve_with(
+    p: &Pattern,
+    method: ReturnMethod,
+    notices: &mut Vec<String>,
+) -> Result<Vec<ResolvedProbe>, String> {
     let Some(pid) = p
         .provider
         .strip_prefix("pid")
@@ -475,9 +472,9 @@ pub fn resolve_with(p: &Pattern, method: ReturnMethod) -> Result<Vec<ResolvedPro
         let m = functions(&path)?;
         let on_ret = method.on_ret(&m);
         if m.go.is_some() && !on_ret && kinds.contains(&true) {
-            eprintln!(
-                "tracer: warning: {module} is a Go program, which a uretprobe can make abort (\"unexpected return pc\"); -x pidreturn=ret avoids them"
-            );
+            notices.push(format!(
+                "warning: {module} is a Go program, which a uretprobe can make abort (\"unexpected return pc\"); -x pidreturn=ret avoids them"
+            ));
         }
         for f in m
             .funcs
@@ -514,10 +511,10 @@ pub fn resolve_with(p: &Pattern, method: ReturnMethod) -> Result<Vec<ResolvedPro
             }
         }
     }
-    skipped.report(&format!(
-        "{}:{}:{}:{}",
-        p.provider, p.module, p.function, p.name
-    ));
+    skipped.report(
+        &format!("{}:{}:{}:{}", p.provider, p.module, p.function, p.name),
+        notices,
+    );
     if out.len() > MAX_PROBES {
         return Err(format!(
             "{} matches {} pid probes; at most {MAX_PROBES} are supported (narrow the function glob)",
@@ -535,6 +532,7 @@ pub fn resolve_bpftrace(
     path: &str,
     func: &str,
     method: ReturnMethod,
+    notices: &mut Vec<String>,
 ) -> Result<Vec<ResolvedProbe>, String> {
     let ret = matches!(kind, "uretprobe" | "ur");
     let path = PathBuf::from(path);
@@ -568,7 +566,7 @@ pub fn resolve_bpftrace(
             ));
         }
     }
-    skipped.report(&format!("{kind}:{}:{func}", path.display()));
+    skipped.report(&format!("{kind}:{}:{func}", path.display()), notices);
     if out.len() > MAX_PROBES {
         return Err(format!(
             "{func} matches {} functions; at most {MAX_PROBES} uprobes are supported",

@@ -78,7 +78,7 @@ fn runtime_preempted_scratch_entries_are_skipped_not_dropped() {
         zero_ok: false,
         scope: crate::scope::ScopeArg::Auto,
     };
-    let prepared = crate::prepare::prepare(request).unwrap_or_else(|e| panic!("{e}"));
+    let prepared = crate::prepare::prepare(request, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
     let mut session = Session::open(&prepared.compiled.script).expect("load and attach");
     {
         let busy = session

@@ -1,19 +1,20 @@
-//! The compiler's printf/printa check: an adapter from tracer-lang's types to
-//! `tracer_format`'s argument classes (DTrace's rules and wording live there).
+//! printf-like formats against their arguments: D types become `tracer_format`'s argument
+//! classes, and tracer-format checks them with DTrace's rules and wording. What passes is
+//! the parsed format the compiled script keeps.
 
-use tracer_format::{validate, ArgType, CallInfo, TypeClass};
-use tracer_lang::types::Type;
+use crate::types::Type;
+use tracer_format::{validate, ArgType, CallInfo, Format, TypeClass};
 
 /// The printf-like call `func`'s format `fmt` against its argument types (`printa` and
 /// `printa-count` check a printa format against the first aggregation's keys).
-pub fn check_format(func: &str, fmt: &str, types: &[Type]) -> Result<(), String> {
+pub fn check(func: &str, fmt: &str, types: &[Type]) -> Result<Format, String> {
     let args: Vec<ArgType> = types.iter().map(arg_type).collect();
     let call = match func {
         "printa" => CallInfo::printa(false),
         "printa-count" => CallInfo::printa(true),
         _ => CallInfo::printf(func),
     };
-    validate(fmt, &args, &call).map(|_| ()).map_err(|e| e.0)
+    validate(fmt, &args, &call).map_err(|e| e.0)
 }
 
 /// A D type as printf sees it.
