@@ -11,7 +11,7 @@ use tracer_format::Format;
 /// Size of [`RecordHeader`] in bytes; action data starts at this offset.
 pub const HEADER_SIZE: u32 = 16;
 
-/// `epid` of a runtime-fault record, whose payload is [`FaultRecord`].
+/// `epid` of a runtime-fault record, whose payload is a [`FaultPayload`].
 pub const FAULT_EPID: u32 = u32::MAX;
 
 /// The first 16 bytes of every record.
@@ -28,25 +28,74 @@ pub struct RecordHeader {
     pub site: u32,
 }
 
+/// The native-endian `u32` at `off`, if the bytes reach that far.
+fn u32_at(bytes: &[u8], off: u32) -> Option<u32> {
+    let off = off as usize;
+    Some(u32::from_ne_bytes(
+        bytes.get(off..off + 4)?.try_into().ok()?,
+    ))
+}
+
+/// The native-endian `u64` at `off`, if the bytes reach that far.
+fn u64_at(bytes: &[u8], off: u32) -> Option<u64> {
+    let off = off as usize;
+    Some(u64::from_ne_bytes(
+        bytes.get(off..off + 8)?.try_into().ok()?,
+    ))
+}
+
 impl RecordHeader {
+    /// Byte offsets of the header's `u32` words: the generated code stores at these, and
+    /// [`RecordHeader::decode`] reads them.
+    pub const EPID: u32 = 0;
+    pub const CPU: u32 = 4;
+    pub const SPEC: u32 = 8;
+    pub const SITE: u32 = 12;
+
     pub fn decode(bytes: &[u8]) -> Option<RecordHeader> {
-        if bytes.len() < HEADER_SIZE as usize {
-            return None;
-        }
-        let word = |i: usize| u32::from_ne_bytes(bytes[i..i + 4].try_into().unwrap());
         Some(RecordHeader {
-            epid: word(0),
-            cpu: word(4),
-            spec: word(8),
-            site: word(12),
+            epid: u32_at(bytes, Self::EPID)?,
+            cpu: u32_at(bytes, Self::CPU)?,
+            spec: u32_at(bytes, Self::SPEC)?,
+            site: u32_at(bytes, Self::SITE)?,
         })
     }
 }
 
-/// Payload of a fault record (`epid == FAULT_EPID`), after the header.
-/// Layout: `u32 epid` of the faulting clause, `u32 fault` code ([`Fault`]), `u64 addr`,
-/// `u32 action` (1-based action index, 0 = predicate).
+/// Size of a fault record's payload, after the header.
 pub const FAULT_PAYLOAD_SIZE: u32 = 24;
+
+/// The payload of a fault record (`epid == FAULT_EPID`): which clause faulted, how, where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultPayload {
+    /// The faulting clause (index into `CompiledScript::clauses`).
+    pub epid: u32,
+    /// The fault code ([`Fault`]).
+    pub code: u32,
+    /// The address that faulted (for bad address and alignment faults).
+    pub addr: u64,
+    /// 1-based action index; 0 = the predicate.
+    pub action: u32,
+}
+
+impl FaultPayload {
+    /// Byte offsets from the start of the record: `u32 epid`, `u32 code`, `u64 addr`, and
+    /// `action` stored as a `u64` (read as its low `u32`).
+    pub const EPID: u32 = HEADER_SIZE;
+    pub const CODE: u32 = HEADER_SIZE + 4;
+    pub const ADDR: u32 = HEADER_SIZE + 8;
+    pub const ACTION: u32 = HEADER_SIZE + 16;
+
+    /// The payload of a whole fault record (header included).
+    pub fn decode(record: &[u8]) -> Option<FaultPayload> {
+        Some(FaultPayload {
+            epid: u32_at(record, Self::EPID)?,
+            code: u32_at(record, Self::CODE)?,
+            addr: u64_at(record, Self::ADDR)?,
+            action: u32_at(record, Self::ACTION)?,
+        })
+    }
+}
 
 /// DTrace's fault kinds (`DTRACEFLT_*`), in DTrace's numbering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,5 +227,35 @@ impl FieldType {
             FieldType::KSym => 8,
             FieldType::USym => 16,
         }
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn headers_and_fault_payloads_decode_from_their_offsets() {
+        let mut rec = vec![0u8; (HEADER_SIZE + FAULT_PAYLOAD_SIZE) as usize];
+        let put = |rec: &mut Vec<u8>, off: u32, bytes: &[u8]| {
+            rec[off as usize..off as usize + bytes.len()].copy_from_slice(bytes)
+        };
+        put(&mut rec, RecordHeader::EPID, &FAULT_EPID.to_ne_bytes());
+        put(&mut rec, RecordHeader::CPU, &3u32.to_ne_bytes());
+        put(&mut rec, RecordHeader::SITE, &7u32.to_ne_bytes());
+        put(&mut rec, FaultPayload::EPID, &2u32.to_ne_bytes());
+        put(
+            &mut rec,
+            FaultPayload::CODE,
+            &(Fault::BadAddr as u32).to_ne_bytes(),
+        );
+        put(&mut rec, FaultPayload::ADDR, &0xdead_beefu64.to_ne_bytes());
+        put(&mut rec, FaultPayload::ACTION, &4u64.to_ne_bytes());
+        let h = RecordHeader::decode(&rec).unwrap();
+        assert_eq!((h.epid, h.cpu, h.spec, h.site), (FAULT_EPID, 3, 0, 7));
+        let f = FaultPayload::decode(&rec).unwrap();
+        assert_eq!((f.epid, f.code, f.addr, f.action), (2, 1, 0xdead_beef, 4));
+        assert_eq!(FaultPayload::ACTION + 8, HEADER_SIZE + FAULT_PAYLOAD_SIZE);
+        assert!(RecordHeader::decode(&rec[..12]).is_none());
     }
 }

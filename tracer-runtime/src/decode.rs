@@ -4,7 +4,7 @@
 use super::maps::Entries;
 use super::symbolize::{without_offset, Symbols};
 use std::collections::HashMap;
-use tracer_common::record::{Fault, FAULT_EPID, HEADER_SIZE};
+use tracer_common::record::{Fault, FaultPayload, FAULT_EPID};
 use tracer_common::{
     ActionDesc, AggDesc, AggEntry, AggSnapshot, AggValue, CompiledScript, Field, FieldType,
     RecordHeader, Value,
@@ -65,10 +65,6 @@ fn u64_at(bytes: &[u8], off: usize) -> u64 {
     read_uint(bytes, off, 8).unwrap_or(0)
 }
 
-fn u32_at(bytes: &[u8], off: usize) -> u32 {
-    read_uint(bytes, off, 4).unwrap_or(0) as u32
-}
-
 /// The integer of `size` bytes at `off`, sign-extended when `signed`.
 pub fn decode_int(bytes: &[u8], off: usize, size: u8, signed: bool) -> i64 {
     let size = size.clamp(1, 8);
@@ -106,15 +102,15 @@ impl Decoder {
         let header = RecordHeader::decode(bytes)
             .ok_or_else(|| anyhow::anyhow!("short record ({} bytes)", bytes.len()))?;
         if header.epid == FAULT_EPID {
-            let h = HEADER_SIZE as usize;
-            let code = u32_at(bytes, h + 4);
+            let p = FaultPayload::decode(bytes)
+                .ok_or_else(|| anyhow::anyhow!("short fault record ({} bytes)", bytes.len()))?;
             return Ok(Event::Fault(FaultRecord {
                 header,
-                epid: u32_at(bytes, h),
-                code,
-                fault: Fault::from_code(code),
-                addr: u64_at(bytes, h + 8),
-                action: u32_at(bytes, h + 16),
+                epid: p.epid,
+                code: p.code,
+                fault: Fault::from_code(p.code),
+                addr: p.addr,
+                action: p.action,
             }));
         }
         let clause = script

@@ -93,29 +93,31 @@ impl<'g, 'a> Lower<'g, 'a> {
 
     /// Record a fault for the runtime and abandon the clause.
     pub fn fault(&mut self, fault: Fault, addr: Operand) {
-        use tracer_common::record::{FAULT_EPID, FAULT_PAYLOAD_SIZE, HEADER_SIZE};
+        use tracer_common::record::{FaultPayload, FAULT_EPID, FAULT_PAYLOAD_SIZE, HEADER_SIZE};
+        use tracer_common::RecordHeader;
         if self.in_error {
             // A fault inside an ERROR clause is counted, never recursed into.
             self.bump_stat(tracer_common::script::Stat::ErrorDrops);
             self.f.push(Inst::Jump(self.clause_end));
             return;
         }
+        let at = |offset: u32| offset as i16;
         let rec = self.scratch_ptr(self.fault_area);
-        self.f
-            .store(rec, 0, Operand::Imm(FAULT_EPID as i64), Size::W);
+        let epid = Operand::Imm(FAULT_EPID as i64);
+        self.f.store(rec, at(RecordHeader::EPID), epid, Size::W);
         let cpu = self.f.call(helper::GET_SMP_PROCESSOR_ID, vec![]);
-        self.f.store(rec, 4, cpu, Size::W);
-        self.f.store(rec, 8, Operand::Imm(0), Size::DW);
+        self.f.store(rec, at(RecordHeader::CPU), cpu, Size::W);
+        // `spec` and `site` are 0, in one store.
         self.f
-            .store(rec, 16, Operand::Imm(self.epid as i64), Size::W);
-        self.f.store(rec, 20, Operand::Imm(fault as i64), Size::W);
-        self.f.store(rec, 24, addr, Size::DW);
-        self.f.store(
-            rec,
-            32,
-            Operand::Imm(self.actions.len() as i64 + 1),
-            Size::DW,
-        );
+            .store(rec, at(RecordHeader::SPEC), Operand::Imm(0), Size::DW);
+        let clause = Operand::Imm(self.epid as i64);
+        self.f.store(rec, at(FaultPayload::EPID), clause, Size::W);
+        let code = Operand::Imm(fault as i64);
+        self.f.store(rec, at(FaultPayload::CODE), code, Size::W);
+        self.f.store(rec, at(FaultPayload::ADDR), addr, Size::DW);
+        let action = Operand::Imm(self.actions.len() as i64 + 1);
+        self.f
+            .store(rec, at(FaultPayload::ACTION), action, Size::DW);
         let m = self.f.map_ptr(self.g.map(tracer_common::MapNames::EVENTS));
         self.f.call(
             helper::RINGBUF_OUTPUT,

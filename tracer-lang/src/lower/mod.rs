@@ -28,7 +28,7 @@ use crate::probes::{ProbeResolver, ResolvedProbe};
 use crate::syntax::ast::{self, Item, Span};
 use std::collections::BTreeMap;
 use tracer_common::script::{MapNames, Stat, NSTATS, SCRATCH_LEVELS};
-use tracer_common::{AggDesc, ClauseDesc, CompiledScript, Options, ProgramDesc};
+use tracer_common::{AggDesc, ClauseDesc, CompiledScript, Options, ProgramDesc, RecordHeader};
 use tracer_ebpf::insn::map_type;
 use tracer_ebpf::ir::{Function, Inst, Label, MapId, Operand, VReg};
 
@@ -753,21 +753,24 @@ impl<'g, 'a> Lower<'g, 'a> {
     fn submit_record(&mut self) {
         use tracer_ebpf::insn::{helper, JmpOp, Size};
         let rec = self.scratch_ptr(self.rec_base);
-        self.f
-            .store(rec, 0, Operand::Imm(self.epid as i64), Size::W);
+        let at = |word: u32| word as i16;
+        self.f.store(
+            rec,
+            at(RecordHeader::EPID),
+            Operand::Imm(self.epid as i64),
+            Size::W,
+        );
         let cpu = self.f.call(helper::GET_SMP_PROCESSOR_ID, vec![]);
-        self.f.store(rec, 4, cpu, Size::W);
-        match self.spec {
-            Some(id) => self.f.store(rec, 8, id, Size::W),
-            None => self.f.store(rec, 8, Operand::Imm(0), Size::W),
-        }
-        if self.shared_sites() {
-            // One program stands for many probes: site index + 1 names the one that fired.
-            let w = self.site_word();
-            self.f.store(rec, 12, w, Size::W);
+        self.f.store(rec, at(RecordHeader::CPU), cpu, Size::W);
+        let spec = self.spec.map_or(Operand::Imm(0), Operand::from);
+        self.f.store(rec, at(RecordHeader::SPEC), spec, Size::W);
+        // One program standing for many probes names the one that fired: site index + 1.
+        let site = if self.shared_sites() {
+            Operand::from(self.site_word())
         } else {
-            self.f.store(rec, 12, Operand::Imm(0), Size::W);
-        }
+            Operand::Imm(0)
+        };
+        self.f.store(rec, at(RecordHeader::SITE), site, Size::W);
         let sent = self.f.label();
         if let Some(id) = self.spec {
             // speculate() on a failed speculation: the data is dropped and counted.
