@@ -3,6 +3,12 @@
 //! `sema` for every variable's type before lowering, and each clause's expressions are typed
 //! by `sema::typeck` for the probe being lowered (`Lower::types`).
 //!
+//! [`compile`] is the list of steps, each in its own file: resolve the descriptions into
+//! plans (`plan.rs`), declare the runtime's maps (`layout.rs`), decide variable types
+//! (sema), decide which probes share a program (`shared.rs`), lower each program
+//! (`program.rs` and the statement, expression and action files), size the scratch
+//! (`layout.rs`), then optimise, emit and link the ELF (`link.rs`, `object.rs`).
+//!
 //! Per program the layout is fixed: r1 (ctx) is `Function::CTX`; the per-CPU scratch value
 //! holds `this->` variables first, then the record of the clause being run, then temporaries
 //! (strings, keys). Clauses of one probe run in script order inside one program, as DTrace
@@ -13,8 +19,11 @@ mod agg;
 mod builtins;
 mod expr;
 mod kernel;
+mod layout;
+mod link;
 mod object;
 mod pending;
+mod plan;
 mod program;
 mod scope;
 mod shared;
@@ -26,8 +35,10 @@ mod vars;
 
 use crate::probes::{ProbeResolver, ResolvedProbe};
 use crate::syntax::ast::{self, Item, Span};
+pub(crate) use plan::full_description;
+use plan::{is_error_probe, lowering_order, ProbePlan};
 use std::collections::BTreeMap;
-use tracer_common::script::{MapNames, Stat, NSTATS, SCRATCH_LEVELS};
+use tracer_common::script::{MapNames, Stat};
 use tracer_common::{AggDesc, ClauseDesc, CompiledScript, Options, ProgramDesc, RecordHeader};
 use tracer_ebpf::insn::map_type;
 use tracer_ebpf::ir::{Function, Inst, Label, MapId, Operand, VReg};
@@ -106,15 +117,9 @@ pub struct Compiled {
     pub matched: usize,
 }
 
-/// One probe and the clauses (indexes into the script's clause list) that fire on it.
-struct ProbePlan {
-    probe: ResolvedProbe,
-    clauses: Vec<usize>,
-    /// Found after the first compile (see `ProbeResolver::late`): which compile found it.
-    late: u32,
-}
-
-pub(crate) struct Globals<'a> {
+/// What the whole compile shares while programs are lowered (`self.g` in [`Lower`]): the
+/// maps declared so far, clause and aggregation descriptions, variable layout and types.
+pub(crate) struct ScriptState<'a> {
     pub input: &'a CompileInput<'a>,
     pub opts: Options,
     pub vars: VarTable,
@@ -135,7 +140,38 @@ pub(crate) struct Globals<'a> {
     pub sites: shared::SiteTable,
 }
 
-impl<'a> Globals<'a> {
+impl<'a> ScriptState<'a> {
+    fn new(
+        input: &'a CompileInput<'a>,
+        opts: &Options,
+        plans: &[ProbePlan],
+        clauses: &[&ast::Clause],
+    ) -> ScriptState<'a> {
+        ScriptState {
+            input,
+            opts: opts.clone(),
+            vars: VarTable::default(),
+            maps: Vec::new(),
+            aggs: Vec::new(),
+            clauses: Vec::new(),
+            types: Default::default(),
+            scratch_size: 0,
+            agg_key_bounds: agg::key_bounds(clauses),
+            sites: Default::default(),
+            error: plans
+                .iter()
+                .enumerate()
+                .find(|(_, p)| is_error_probe(&p.probe))
+                .map(|(i, p)| {
+                    (
+                        p.probe.clone(),
+                        i as u32,
+                        p.clauses.iter().map(|&c| clauses[c].clone()).collect(),
+                    )
+                }),
+        }
+    }
+
     pub fn map(&self, name: &str) -> MapId {
         MapId(
             self.maps
@@ -190,261 +226,16 @@ pub fn apply_pragmas(script: &ast::Script, opts: &mut Options) -> Result<()> {
     Ok(())
 }
 
-/// Expand `$target`, `$pid` and `$N` inside a probe description.
-fn expand_description(text: &str, input: &CompileInput) -> std::result::Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i + 1..];
-        let n = tail
-            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-            .unwrap_or(tail.len());
-        let name = &tail[..n];
-        out.push_str(&crate::sema::macros::macro_value(
-            name,
-            input.target,
-            &input.macro_args,
-        )?);
-        rest = &tail[n..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
+/// Compile a script: a list of named steps, each in the file named after it.
 pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result<Compiled> {
     let mut opts = input.options.clone();
     apply_pragmas(input.script, &mut opts)?;
-    let clauses: Vec<&ast::Clause> = input
-        .script
-        .items
-        .iter()
-        .filter_map(|i| {
-            if let Item::Clause(c) = i {
-                Some(c)
-            } else {
-                None
-            }
-        })
-        .collect();
-
-    // Resolve probes; a probe matched by several clauses gets one program running them in order.
-    let mut plans: Vec<ProbePlan> = Vec::new();
-    // Plans by probe name: thousands of pid probes must not be compared pairwise.
-    let mut by_name: std::collections::HashMap<String, Vec<usize>> = Default::default();
-    let mut matched = 0;
-    let mut pending: Vec<(ResolvedProbe, usize)> = Vec::new();
-    for (ci, clause) in clauses.iter().enumerate() {
-        for desc in &clause.probes {
-            let text = expand_description(&desc.node, input)
-                .map_err(|e| CompileError::new(desc.span, e))?;
-            let found = resolver
-                .resolve(&text)
-                .map_err(|e| CompileError::new(desc.span, e))?;
-            if found.is_empty() && !input.allow_zero_matches {
-                return Err(CompileError::new(
-                    desc.span,
-                    format!(
-                        "probe description {} does not match any probes{}",
-                        full_description(&text),
-                        pending::hint(&text, input.target)
-                    ),
-                ));
-            }
-            if found.iter().all(|p| resolver.late(p) > 0) && input.allow_zero_matches {
-                // -Z: the clause still compiles, against a probe that is never attached.
-                pending.push((pending::probe(&text), ci));
-            }
-            // A USDT probe with several sites is one probe (one program per site).
-            let mut seen = std::collections::HashSet::new();
-            matched += found
-                .iter()
-                .filter(|p| seen.insert(p.desc.full_name()))
-                .map(|p| p.sites.len().max(1))
-                .sum::<usize>();
-            for p in found {
-                let same = by_name.entry(p.desc.full_name()).or_default();
-                match same.iter().find(|&&i| plans[i].probe.attach == p.attach) {
-                    Some(&i) => {
-                        if !plans[i].clauses.contains(&ci) {
-                            plans[i].clauses.push(ci)
-                        }
-                    }
-                    None => {
-                        same.push(plans.len());
-                        let late = resolver.late(&p);
-                        plans.push(ProbePlan {
-                            probe: p,
-                            clauses: vec![ci],
-                            late,
-                        })
-                    }
-                }
-            }
-        }
-    }
-    // Probe IDs come from the resolver (stable across -l and runs); a resolver that leaves
-    // them 0 gets DTrace's order: BEGIN 1, END 2, ERROR 3, then the others.
-    let order = |p: &ProbePlan| match p.probe.desc.name.as_str() {
-        "BEGIN" if p.probe.desc.provider == "dtrace" => 0,
-        "END" if p.probe.desc.provider == "dtrace" => 1,
-        "ERROR" if p.probe.desc.provider == "dtrace" => 2,
-        _ => 3,
-    };
-    if plans.iter().any(|p| p.probe.desc.id == 0) {
-        plans.sort_by_key(order);
-        let mut next_id = 4;
-        for p in plans.iter_mut() {
-            p.probe.desc.id = match order(p) {
-                0 => 1,
-                1 => 2,
-                2 => 3,
-                _ => {
-                    next_id += 1;
-                    next_id - 1
-                }
-            };
-        }
-        for s in plans.iter_mut().flat_map(|p| p.probe.sites.iter_mut()) {
-            s.id = next_id;
-            next_id += 1;
-        }
-    }
-    // Probes found late go last, so that a later compile keeps the indexes of the probes
-    // already running (their sites' among them).
-    plans.sort_by_key(|p| (p.late > 0, p.probe.desc.id));
-    // Placeholders last, numbered from the top, whatever the resolver's numbering.
-    for (k, (mut probe, ci)) in pending.into_iter().enumerate() {
-        probe.desc.id = u32::MAX - k as u32;
-        plans.push(ProbePlan {
-            probe,
-            clauses: vec![ci],
-            late: 0,
-        });
-    }
-
-    let mut g = Globals {
-        input,
-        opts: opts.clone(),
-        vars: VarTable::default(),
-        maps: Vec::new(),
-        aggs: Vec::new(),
-        clauses: Vec::new(),
-        types: Default::default(),
-        scratch_size: 0,
-        agg_key_bounds: agg::key_bounds(&clauses),
-        sites: Default::default(),
-        error: plans
-            .iter()
-            .enumerate()
-            .find(|(_, p)| is_error_probe(&p.probe))
-            .map(|(i, p)| {
-                (
-                    p.probe.clone(),
-                    i as u32,
-                    p.clauses.iter().map(|&c| clauses[c].clone()).collect(),
-                )
-            }),
-    };
-    let nbuf = (opts.bufsize.next_power_of_two().max(4096)) as u32;
-    g.add_map(MapSpec {
-        name: MapNames::EVENTS.into(),
-        map_type: map_type::RINGBUF,
-        key_size: 0,
-        value_size: 0,
-        max_entries: nbuf,
-    });
-    g.add_map(MapSpec {
-        name: MapNames::STATS.into(),
-        map_type: map_type::PERCPU_ARRAY,
-        key_size: 4,
-        value_size: 8,
-        max_entries: NSTATS,
-    });
-    // With the preemption guard, one scratch entry per firing that can be in flight on a
-    // CPU (see `program::claim_scratch`); NMI-context programs never nest.
-    let levels = if input.preempt_guard {
-        SCRATCH_LEVELS
-    } else {
-        1
-    };
-    for (name, entries) in [(MapNames::SCRATCH, levels), (MapNames::SCRATCH_NMI, 1)] {
-        g.add_map(MapSpec {
-            name: name.into(),
-            map_type: map_type::PERCPU_ARRAY,
-            key_size: 4,
-            value_size: 8,
-            max_entries: entries,
-        });
-    }
-    if input.preempt_guard {
-        g.add_map(MapSpec {
-            name: MapNames::BUSY.into(),
-            map_type: map_type::PERCPU_ARRAY,
-            key_size: 4,
-            value_size: 8 * SCRATCH_LEVELS,
-            max_entries: 1,
-        });
-    }
-    g.add_map(MapSpec {
-        name: MapNames::GLOBALS.into(),
-        map_type: map_type::ARRAY,
-        key_size: 4,
-        value_size: 8,
-        max_entries: 1,
-    });
-    g.add_map(MapSpec {
-        name: MapNames::SPECS.into(),
-        map_type: map_type::ARRAY,
-        key_size: 4,
-        value_size: 8,
-        max_entries: opts.nspec + 1,
-    });
-    // Sema decides every variable's type, each clause typed against the first probe it is
-    // lowered for; lowering lays the variables out.
-    let lowering = lowering_order(&plans);
-    let clause_args: Vec<crate::probes::ArgSource> = (0..clauses.len())
-        .map(|ci| {
-            lowering
-                .iter()
-                .copied()
-                .chain(0..plans.len())
-                .find(|&pi| plans[pi].clauses.contains(&ci))
-                .map_or(crate::probes::ArgSource::None, |pi| {
-                    plans[pi].probe.args.clone()
-                })
-        })
-        .collect();
-    let typing: Vec<crate::sema::vars::ClauseTyping> = clauses
-        .iter()
-        .zip(&clause_args)
-        .map(|(clause, args)| crate::sema::vars::ClauseTyping { clause, args })
-        .collect();
-    crate::sema::check::script(input.script)?;
-    let types = crate::sema::vars::decide(input.script, &typing, input.kernel_types)?;
-    vars::declare_all(&mut g, &types);
-    g.types = types;
-    // `CompiledScript::probes`: the plans' probes, with the sites of the probes that stand
-    // for many after the first compile's (so late probes never move them), then the rest.
-    let first_site = plans
-        .iter()
-        .position(|p| p.late > 0 || matches!(p.probe.attach, tracer_common::Attach::Pending { .. }))
-        .unwrap_or(plans.len());
-    let nsites: usize = plans.iter().map(|p| p.probe.sites.len()).sum();
-    let slot = |pi: usize| (if pi < first_site { pi } else { pi + nsites }) as u32;
-    let site_range: Vec<std::ops::Range<u32>> = plans
-        .iter()
-        .scan(first_site as u32, |next, p| {
-            let start = *next;
-            *next += p.probe.sites.len() as u32;
-            Some(start..*next)
-        })
-        .collect();
-
-    // Lower in script order (by each probe's first clause), so that "defined before this
-    // point" means what it says in the source; programs stay in probe-ID order.
-    let order = lowering_order(&plans);
-    let mut lowered: Vec<Option<Function>> = vec![None; plans.len()];
+    let clauses = script_clauses(input.script);
+    let plan::Plans { plans, matched } = plan::resolve(input, resolver, &clauses)?;
+    let mut g = ScriptState::new(input, &opts, &plans, &clauses);
+    layout::declare_runtime_maps(&mut g, &opts);
+    type_variables(&mut g, &plans, &clauses)?;
+    let slots = plan::ProbeSlots::new(&plans);
     let leaders = shared::plan(
         &mut g,
         &plans
@@ -452,105 +243,22 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
             .map(|p| (&p.probe, p.clauses.as_slice()))
             .collect::<Vec<_>>(),
         &plans.iter().map(|p| p.late > 0).collect::<Vec<_>>(),
-        &slot,
-        first_site as u32,
+        &|pi| slots.slot(pi),
+        slots.first_site as u32,
     );
-    // `p<ID>`; the further sites of a USDT probe (same ID) get `p<ID>_<k>`.
-    let names: Vec<String> = (0..plans.len())
-        .map(|pi| {
-            let id = plans[pi].probe.desc.id;
-            match plans[..pi].iter().filter(|p| p.probe.desc.id == id).count() {
-                0 => format!("p{id}"),
-                k => format!("p{id}_{k}"),
-            }
-        })
-        .collect();
-    for pi in order {
-        if leaders[pi] != pi {
-            continue;
-        }
-        let plan = &plans[pi];
-        let name = names[pi].clone();
-        lowered[pi] = Some(program::lower_probe(
-            &mut g,
-            &name,
-            plan,
-            slot(pi),
-            &clauses,
-        )?);
-    }
-    // ERROR has no program of its own.
-    let functions: Vec<Function> = lowered.into_iter().flatten().collect();
-    let programs: Vec<ProgramDesc> = plans
-        .iter()
-        .enumerate()
-        .filter(|(_, plan)| !is_error_probe(&plan.probe))
-        .map(|(pi, plan)| ProgramDesc {
-            name: names[leaders[pi]].clone(),
-            probe: slot(pi),
-            attach: plan.probe.attach.clone(),
-            sites: match g.sites.programs.get(&slot(leaders[pi])) {
-                Some((crate::probes::Sharing::Uprobes, _)) => vec![slot(pi)],
-                Some(_) => site_range[pi].clone().collect(),
-                None => Vec::new(),
-            },
-        })
-        .collect();
-    let mut probes: Vec<_> = plans[..first_site]
-        .iter()
-        .map(|p| p.probe.desc.clone())
-        .collect();
-    probes.extend(plans.iter().flat_map(|p| p.probe.sites.iter().cloned()));
-    probes.extend(plans[first_site..].iter().map(|p| p.probe.desc.clone()));
-
-    // Sizes known only now.
-    let scratch_size = g.scratch_size.max(8).div_ceil(8) * 8;
-    if scratch_size > 32 * 1024 {
-        return Err(CompileError::new(
-            Span::default(),
-            format!("the script needs {scratch_size} bytes of per-CPU scratch; the kernel allows 32768 (lower strsize)"),
-        ));
-    }
-    let scratch_size =
-        pending::scratch_with_slack(scratch_size, plans.iter().map(|p| (&p.probe, p.late)));
-    for name in [MapNames::SCRATCH, MapNames::SCRATCH_NMI] {
-        let i = g.map(name).0 as usize;
-        g.maps[i].value_size = scratch_size;
-    }
-    let globals = g.map(MapNames::GLOBALS).0 as usize;
-    g.maps[globals].value_size = g.vars.globals_size().max(8);
-
-    let mut functions = functions;
-    for f in functions.iter_mut() {
-        tracer_ebpf::opt::optimize(f);
-    }
-    let mut emitted = Vec::new();
-    for f in &functions {
-        emitted
-            .push(tracer_ebpf::emit::emit(f).map_err(|e| CompileError::new(Span::default(), e))?);
-    }
-    // One ELF program per function: a shared program is listed once, under its leader.
-    let mut seen = std::collections::HashSet::new();
-    let own: Vec<ProgramDesc> = programs
-        .iter()
-        .filter(|p| seen.insert(p.name.clone()))
-        .cloned()
-        .collect();
-    let elf = object::write_elf(&g.maps, &functions, &emitted, &own, input.no_prealloc)?;
+    let names = program_names(&plans);
+    let mut functions = lower_programs(&mut g, &plans, &leaders, &names, &slots, &clauses)?;
+    let programs = program_descs(&g, &plans, &leaders, &names, &slots);
+    let probes = slots.probes(&plans);
+    layout::size_scratch_and_globals(&mut g, &plans)?;
+    let emitted = link::optimize_and_emit(&mut functions)?;
+    let elf = link::write_elf(&g, &functions, &emitted, &programs, input)?;
+    let map_init = link::map_init(&g, input);
     let map_sizes = g
         .maps
         .iter()
         .map(|m| (m.name.clone(), m.max_entries))
         .collect();
-    let mut map_init = shared::map_init(&g);
-    let has_cgroup_map = g.maps.iter().any(|m| m.name == SCOPE_CGROUP_MAP);
-    if let (Scope::Cgroup { fd }, true) = (input.scope, has_cgroup_map) {
-        // A cgroup array slot takes the cgroup directory's descriptor as its value.
-        map_init.push(tracer_common::MapInit {
-            map: SCOPE_CGROUP_MAP.into(),
-            entries: vec![(0u32.to_ne_bytes().to_vec(), fd.to_ne_bytes().to_vec())],
-        });
-    }
     let script = CompiledScript {
         elf,
         programs,
@@ -570,32 +278,121 @@ pub fn compile(input: &CompileInput, resolver: &mut dyn ProbeResolver) -> Result
     })
 }
 
-/// The plans to lower, in script order (by each probe's first clause); ERROR has none.
-fn lowering_order(plans: &[ProbePlan]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..plans.len())
-        .filter(|&i| !is_error_probe(&plans[i].probe))
+/// The script's clauses, in source order.
+fn script_clauses(script: &ast::Script) -> Vec<&ast::Clause> {
+    script
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Clause(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sema decides every variable's type, each clause typed against the first probe it is
+/// lowered for; lowering lays the variables out.
+fn type_variables(
+    g: &mut ScriptState,
+    plans: &[ProbePlan],
+    clauses: &[&ast::Clause],
+) -> Result<()> {
+    let input = g.input;
+    let lowering = lowering_order(plans);
+    let clause_args: Vec<crate::probes::ArgSource> = (0..clauses.len())
+        .map(|ci| {
+            lowering
+                .iter()
+                .copied()
+                .chain(0..plans.len())
+                .find(|&pi| plans[pi].clauses.contains(&ci))
+                .map_or(crate::probes::ArgSource::None, |pi| {
+                    plans[pi].probe.args.clone()
+                })
+        })
         .collect();
-    order.sort_by_key(|&i| (plans[i].late, plans[i].clauses.iter().min().copied()));
-    order
+    let typing: Vec<crate::sema::vars::ClauseTyping> = clauses
+        .iter()
+        .zip(&clause_args)
+        .map(|(clause, args)| crate::sema::vars::ClauseTyping { clause, args })
+        .collect();
+    crate::sema::check::script(input.script)?;
+    let types = crate::sema::vars::decide(input.script, &typing, input.kernel_types)?;
+    vars::declare_all(g, &types);
+    g.types = types;
+    Ok(())
 }
 
-fn is_error_probe(p: &ResolvedProbe) -> bool {
-    p.desc.provider == "dtrace" && p.desc.name == "ERROR"
+/// `p<ID>`; the further sites of a USDT probe (same ID) get `p<ID>_<k>`.
+fn program_names(plans: &[ProbePlan]) -> Vec<String> {
+    (0..plans.len())
+        .map(|pi| {
+            let id = plans[pi].probe.desc.id;
+            match plans[..pi].iter().filter(|p| p.probe.desc.id == id).count() {
+                0 => format!("p{id}"),
+                k => format!("p{id}_{k}"),
+            }
+        })
+        .collect()
 }
 
-/// `BEGIN` → `:::BEGIN` style for messages, as DTrace prints descriptions.
-pub(crate) fn full_description(text: &str) -> String {
-    let parts = text.matches(':').count();
-    if parts >= 3 || text.contains('/') {
-        text.to_string()
-    } else {
-        format!("{}{}", ":".repeat(3 - parts), text)
+/// One IR function per program, lowered in script order (by each probe's first clause), so
+/// that "defined before this point" means what it says in the source; the functions come
+/// out in probe-ID order. A shared program is lowered once, for its leader; ERROR has no
+/// program of its own.
+fn lower_programs(
+    g: &mut ScriptState,
+    plans: &[ProbePlan],
+    leaders: &[usize],
+    names: &[String],
+    slots: &plan::ProbeSlots,
+    clauses: &[&ast::Clause],
+) -> Result<Vec<Function>> {
+    let mut lowered: Vec<Option<Function>> = vec![None; plans.len()];
+    for pi in lowering_order(plans) {
+        if leaders[pi] != pi {
+            continue;
+        }
+        lowered[pi] = Some(program::lower_probe(
+            g,
+            &names[pi],
+            &plans[pi],
+            slots.slot(pi),
+            clauses,
+        )?);
     }
+    Ok(lowered.into_iter().flatten().collect())
+}
+
+/// What the runtime attaches: one description per probe (a shared program's probes name
+/// its leader's program and carry their sites).
+fn program_descs(
+    g: &ScriptState,
+    plans: &[ProbePlan],
+    leaders: &[usize],
+    names: &[String],
+    slots: &plan::ProbeSlots,
+) -> Vec<ProgramDesc> {
+    plans
+        .iter()
+        .enumerate()
+        .filter(|(_, plan)| !is_error_probe(&plan.probe))
+        .map(|(pi, plan)| ProgramDesc {
+            name: names[leaders[pi]].clone(),
+            probe: slots.slot(pi),
+            attach: plan.probe.attach.clone(),
+            sites: match g.sites.programs.get(&slots.slot(leaders[pi])) {
+                Some((crate::probes::Sharing::Uprobes, _)) => vec![slots.slot(pi)],
+                Some(_) => slots.site_range[pi].clone().collect(),
+                None => Vec::new(),
+            },
+        })
+        .collect()
 }
 
 /// Per-program lowering state.
 pub(crate) struct Lower<'g, 'a> {
-    pub g: &'g mut Globals<'a>,
+    pub g: &'g mut ScriptState<'a>,
     pub f: Function,
     pub probe: ResolvedProbe,
     pub probe_index: u32,

@@ -6,7 +6,7 @@ use tracer_common::script::SCRATCH_LEVELS;
 use tracer_ebpf::insn::{helper, AluOp, JmpOp, Size};
 
 pub(super) fn lower_probe(
-    g: &mut Globals,
+    g: &mut ScriptState,
     name: &str,
     plan: &ProbePlan,
     probe_index: u32,
@@ -129,7 +129,7 @@ fn free_flag(f: &mut Function, key_buf: u32, slot: VReg) {
 /// own entry. Each flag is taken by exchange rather than by counting nesting depth: firings
 /// of preempted tasks do not finish in stack order, so "depth" would name an entry still in
 /// use.
-fn claim_scratch(f: &mut Function, g: &mut Globals, key: VReg, out: Label) {
+fn claim_scratch(f: &mut Function, g: &mut ScriptState, key: VReg, out: Label) {
     let claimed = f.label();
     let busy = f.map_ptr(g.map(MapNames::BUSY));
     let busy = f.call(helper::MAP_LOOKUP_ELEM, vec![busy.into(), key.into()]);

@@ -99,7 +99,7 @@ pub(crate) fn leaders(plans: &[(&ResolvedProbe, &[usize])], cookies: bool) -> Ve
 /// A late plan (see `ProbeResolver::late`) keeps a program of its own: the sites map of the
 /// running programs is sized already.
 pub(crate) fn plan(
-    g: &mut super::Globals,
+    g: &mut super::ScriptState,
     plans: &[(&ResolvedProbe, &[usize])],
     late: &[bool],
     slot: &dyn Fn(usize) -> u32,
@@ -167,7 +167,7 @@ pub(crate) fn plan(
 }
 
 /// The runtime's entries of the `sites` and `syscall_sites` maps, for those declared.
-pub(crate) fn map_init(g: &super::Globals) -> Vec<tracer_common::MapInit> {
+pub(crate) fn map_init(g: &super::ScriptState) -> Vec<tracer_common::MapInit> {
     let mut out = Vec::new();
     if g.maps.iter().any(|m| m.name == MapNames::SITES) {
         out.push(tracer_common::MapInit {

@@ -7,7 +7,7 @@
 //!
 //! The types are sema's (`sema::vars`); this file only lays the variables out.
 
-use super::{Globals, MapSpec};
+use super::{MapSpec, ScriptState};
 use crate::sema::vars::VarTypes;
 use crate::types::Type;
 use std::collections::BTreeMap;
@@ -67,7 +67,7 @@ pub fn key_size(keys: &[Type], strsize: u32) -> u32 {
 
 /// Lay out the variables whose types sema decided: scalars at fixed offsets, one hash map
 /// per dynamic variable.
-pub(crate) fn declare_all(g: &mut Globals, types: &VarTypes) {
+pub(crate) fn declare_all(g: &mut ScriptState, types: &VarTypes) {
     let strsize = g.opts.strsize;
     // Lay out scalars after the exit flag (see `EXIT_FLAG`).
     let mut off = EXIT_FLAG + 8;
@@ -100,7 +100,13 @@ pub(crate) fn declare_all(g: &mut Globals, types: &VarTypes) {
 }
 
 /// Declare the hash map behind a dynamic variable, sized from `dynvarsize`.
-fn dynamic(g: &mut Globals, map: &str, keys: Vec<Type>, value: Type, by_thread: bool) -> Dynamic {
+fn dynamic(
+    g: &mut ScriptState,
+    map: &str,
+    keys: Vec<Type>,
+    value: Type,
+    by_thread: bool,
+) -> Dynamic {
     let strsize = g.opts.strsize;
     let mut all = if by_thread {
         vec![Type::ULONG]
