@@ -1,5 +1,6 @@
 //! The pid provider (uprobes) and bpftrace's uprobe names, on a C program with known calls.
 
+use crate::kernel_common::tracer;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -22,18 +23,6 @@ fn target() -> PathBuf {
         bin
     })
     .clone()
-}
-
-fn tracer(args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
 }
 
 #[test]

@@ -1,19 +1,8 @@
 //! DTrace's stable providers (proc, sched, io) on the real kernel: each test makes the events
 //! happen (forks, execs, signals, sleeps, a direct write) and checks what tracer reports.
 
+use crate::kernel_common::tracer;
 use std::process::Command;
-
-fn tracer(args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
-}
 
 /// The whitespace-separated words of every line starting with `tag`.
 fn lines<'a>(out: &'a str, tag: &str) -> Vec<Vec<&'a str>> {

@@ -2,6 +2,7 @@
 //! (tests/targets/usdt_probes.c, needs <sys/sdt.h> from systemtap-sdt-dev), python3.11's
 //! probes (semaphore-gated) and libstdc++'s throw probes.
 
+use crate::kernel_common::tracer;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -38,18 +39,6 @@ fn private_copy(tag: &str) -> PathBuf {
     let p = tmp().join(format!("usdt_probes-{tag}-{}", std::process::id()));
     std::fs::copy(target(), &p).unwrap();
     p
-}
-
-fn tracer(args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
 }
 
 /// Trace `cmd`; returns (tracer's output, the target's). tracer writes to a file of its own

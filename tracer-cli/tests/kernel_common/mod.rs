@@ -593,3 +593,16 @@ pub fn id_rows(out: &Output) -> Vec<(u32, String, String, String, u32)> {
         })
         .collect()
 }
+
+/// Run tracer to completion with these arguments: (stdout, stderr, exit status).
+pub fn tracer(args: &[&str]) -> (String, String, i32) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
