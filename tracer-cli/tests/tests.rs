@@ -8,7 +8,6 @@ mod kernel_common;
 
 mod cli_errors;
 mod containers;
-mod example_scripts;
 mod fbt;
 mod go_runtime;
 mod jit_frames;
@@ -20,6 +19,7 @@ mod pid_provider;
 mod postgres_usdt;
 mod runtime_examples;
 mod scripts;
+mod shipped_examples;
 mod stable_providers;
 mod symbols;
 mod usdt_probes;
